@@ -1,0 +1,93 @@
+//! The store's error type.
+
+use crate::model::UniqueField;
+
+/// A `Result` whose error defaults to the store's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a store operation failed.
+///
+/// The first five variants are expected outcomes a caller branches on; they map
+/// one to one onto the WIT `error` cases. The rest are faults of the database
+/// file or of this build.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The row asked for does not exist, or has expired.
+    #[error("not found")]
+    NotFound,
+    /// A unique field already holds the value written.
+    #[error("{0} is already taken")]
+    Conflict(UniqueField),
+    /// An argument broke a documented limit (see [`crate::limits`]).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Other connections held the write lock past the busy timeout.
+    #[error("the database is busy")]
+    Busy,
+    /// The file was migrated by a newer build than this one.
+    #[error("the database schema is at version {found}, newer than the {known} this build knows")]
+    SchemaTooNew {
+        /// The version recorded in the file.
+        found: u32,
+        /// The newest version this build has.
+        known: u32,
+    },
+    /// A migration failed; its transaction was rolled back.
+    #[error("migration to version {version} failed")]
+    Migration {
+        /// The version that failed to apply.
+        version: u32,
+        /// What SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A migration list is not numbered 1, 2, 3, … in order.
+    #[error("invalid migration list: {0}")]
+    InvalidMigrations(String),
+    /// The path given is not an SQLite database, or cannot be opened.
+    #[error("cannot open database {path}")]
+    Open {
+        /// The path that was opened.
+        path: std::path::PathBuf,
+        /// What SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Any other SQLite failure.
+    #[error("sqlite: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+}
+
+impl Error {
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Classifies SQLite's answer: busy and locked become [`Error::Busy`], a
+    /// unique constraint becomes [`Error::Conflict`] naming the column, a
+    /// foreign key failure becomes [`Error::NotFound`] (the referenced user is
+    /// missing), and no rows becomes [`Error::NotFound`].
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match &err {
+            rusqlite::Error::QueryReturnedNoRows => Error::NotFound,
+            rusqlite::Error::SqliteFailure(e, msg) => match e.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy,
+                ErrorCode::ConstraintViolation => {
+                    let msg = msg.as_deref().unwrap_or("");
+                    if msg.starts_with("FOREIGN KEY") {
+                        Error::NotFound
+                    } else if let Some(field) = UniqueField::from_constraint_message(msg) {
+                        Error::Conflict(field)
+                    } else {
+                        Error::Sqlite(err)
+                    }
+                }
+                _ => Error::Sqlite(err),
+            },
+            _ => Error::Sqlite(err),
+        }
+    }
+}

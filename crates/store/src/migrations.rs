@@ -1,0 +1,114 @@
+//! Versioned, transactional migrations.
+//!
+//! [`MIGRATIONS`] is append-only: a shipped migration is never edited, a
+//! change to the schema is a new entry. Each migration runs in an immediate
+//! transaction that re-reads the version first, so two processes opening the
+//! same file cannot both apply it. The applied versions are rows of
+//! `schema_version`, as in the seed schema.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::{Error, Result};
+
+/// One step of the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1, 2, 3, … in order.
+    pub version: u32,
+    /// What the step does, for `db status` and logs.
+    pub description: &'static str,
+    /// The SQL, run as one batch inside the migration's transaction.
+    pub sql: &'static str,
+}
+
+/// The schema of this build, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "users, sessions, email verification and password reset tokens",
+    sql: include_str!("sql/v1.sql"),
+}];
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const BOOTSTRAP: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+);";
+
+/// Checks that `migrations` are numbered 1, 2, 3, … with no gap.
+///
+/// # Errors
+/// [`Error::InvalidMigrations`] naming the first entry out of place.
+pub fn validate(migrations: &[Migration]) -> Result<()> {
+    for (i, m) in migrations.iter().enumerate() {
+        let expected = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        if m.version != expected {
+            return Err(Error::InvalidMigrations(format!(
+                "entry {i} has version {}, expected {expected}",
+                m.version
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The version recorded in the database; 0 for a file never migrated.
+///
+/// # Errors
+/// [`Error::Sqlite`] when the file cannot be read.
+pub fn schema_version(conn: &Connection) -> Result<u32> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    let v: Option<u32> = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(v.unwrap_or(0))
+}
+
+/// Applies every migration of `migrations` newer than the database's version;
+/// returns the version reached. Re-running is a no-op.
+///
+/// # Errors
+/// [`Error::InvalidMigrations`] for a badly numbered list;
+/// [`Error::SchemaTooNew`] when the file is ahead of the list;
+/// [`Error::Migration`] when a step fails (that step is rolled back, earlier
+/// steps stay); [`Error::Busy`] when another writer holds the file.
+pub fn migrate(conn: &mut Connection, migrations: &[Migration], now: i64) -> Result<u32> {
+    validate(migrations)?;
+    conn.execute_batch(BOOTSTRAP)?;
+    let known = migrations.last().map_or(0, |m| m.version);
+    let current = schema_version(conn)?;
+    if current > known {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for m in migrations.iter().filter(|m| m.version > current) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have applied it since we looked.
+        if schema_version(&tx)? >= m.version {
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(|source| Error::Migration {
+            version: m.version,
+            source,
+        })?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            (m.version, now),
+        )?;
+        tx.commit()?;
+    }
+    schema_version(conn)
+}

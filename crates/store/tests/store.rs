@@ -1,0 +1,638 @@
+//! The store against real SQLite files in temp dirs.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use plinth_store::migrations::{self, MIGRATIONS, Migration};
+use plinth_store::{
+    Clock, Db, Error, FieldChange, NewUser, Options, ProfileChanges, TokenKind, UniqueField,
+};
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+const START: i64 = 1_750_000_000;
+
+/// A fresh database in a temp dir, on a clock frozen at `START`.
+struct Fixture {
+    dir: TempDir,
+    db: Db,
+    clock: Arc<Clock>,
+}
+
+fn fresh() -> Result<Fixture> {
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(Clock::fixed(START));
+    let db = Db::open_with(
+        dir.path().join("test.db"),
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )?;
+    Ok(Fixture { dir, db, clock })
+}
+
+fn new_user(name: &str, email: &str) -> NewUser {
+    NewUser {
+        name: name.into(),
+        email: email.into(),
+        password_hash: format!("hash-of-{name}"),
+    }
+}
+
+fn count(db: &Db, table: &str) -> Result<i64> {
+    let conn = Connection::open(db.path())?;
+    Ok(conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+}
+
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat) => {
+        match $result {
+            Err($pattern) => {}
+            other => panic!("expected {}, got {other:?}", stringify!($pattern)),
+        }
+    };
+}
+
+mod migrations_ {
+    use super::*;
+
+    #[test]
+    fn the_shipped_list_is_numbered_in_order() -> Result<()> {
+        migrations::validate(MIGRATIONS)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_badly_numbered_list_is_rejected() {
+        let bad = [Migration {
+            version: 2,
+            description: "gap",
+            sql: "",
+        }];
+        assert_err!(migrations::validate(&bad), Error::InvalidMigrations(_));
+    }
+
+    #[test]
+    fn a_fresh_database_gets_every_table_and_index_of_v1() -> Result<()> {
+        let f = fresh()?;
+        assert_eq!(f.db.schema_version()?, migrations::latest_version());
+        let conn = Connection::open(f.db.path())?;
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for expected in [
+            "users",
+            "sessions",
+            "email_verification_tokens",
+            "password_reset_tokens",
+            "schema_version",
+            "idx_users_uuid",
+            "idx_users_email",
+            "idx_users_name",
+            "idx_sessions_user_uuid",
+            "idx_sessions_expires_at",
+            "idx_email_verification_tokens_user_uuid",
+            "idx_email_verification_tokens_expires_at",
+            "idx_password_reset_tokens_user_uuid",
+            "idx_password_reset_tokens_expires_at",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "missing {expected}");
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        assert_eq!(mode, "wal");
+        Ok(())
+    }
+
+    #[test]
+    fn rerunning_the_migrations_is_a_no_op() -> Result<()> {
+        let f = fresh()?;
+        drop(f.db);
+        let path = f.dir.path().join("test.db");
+        let before = {
+            let conn = Connection::open(&path)?;
+            conn.query_row("SELECT COUNT(*) FROM schema_version", [], |r| {
+                r.get::<_, i64>(0)
+            })?
+        };
+        let db = Db::open(&path)?;
+        let mut conn = Connection::open(&path)?;
+        let version = migrations::migrate(&mut conn, MIGRATIONS, START)?;
+        assert_eq!(version, migrations::latest_version());
+        assert_eq!(db.schema_version()?, version);
+        let after: i64 = conn.query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))?;
+        assert_eq!(before, after);
+        Ok(())
+    }
+
+    #[test]
+    fn a_later_migration_applies_on_top_of_populated_v1_data_and_loses_nothing() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        assert_eq!(migrations::migrate(&mut conn, &MIGRATIONS[..1], START)?, 1);
+        conn.execute_batch(
+            "INSERT INTO users (uuid, name, email, password_hash, created_at, updated_at)
+                 VALUES ('u1', 'ada', 'ada@example.com', 'h', 1, 1);
+             INSERT INTO sessions VALUES ('s1', 'u1', 1, 99999999999);
+             INSERT INTO email_verification_tokens VALUES ('e1', 'u1', 1, 99999999999);
+             INSERT INTO password_reset_tokens VALUES ('r1', 'u1', 1, 99999999999);",
+        )?;
+        let mut later: Vec<Migration> = MIGRATIONS[..1].to_vec();
+        later.push(Migration {
+            version: 2,
+            description: "test: a column and a table",
+            sql: "ALTER TABLE users ADD COLUMN locale TEXT NOT NULL DEFAULT 'en';
+                  CREATE TABLE audit_logs (id INTEGER PRIMARY KEY, user_uuid TEXT NOT NULL REFERENCES users (uuid));",
+        });
+        assert_eq!(migrations::migrate(&mut conn, &later, START)?, 2);
+        let (name, locale): (String, String) = conn.query_row(
+            "SELECT name, locale FROM users WHERE uuid = 'u1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        assert_eq!((name.as_str(), locale.as_str()), ("ada", "en"));
+        for table in [
+            "sessions",
+            "email_verification_tokens",
+            "password_reset_tokens",
+        ] {
+            let n: i64 =
+                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+            assert_eq!(n, 1, "{table} lost rows");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_failing_migration_rolls_back_and_keeps_the_old_version() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut conn = Connection::open(dir.path().join("db"))?;
+        let mut list: Vec<Migration> = MIGRATIONS[..1].to_vec();
+        list.push(Migration {
+            version: 2,
+            description: "broken",
+            sql: "CREATE TABLE half (x INTEGER); THIS IS NOT SQL;",
+        });
+        assert_err!(
+            migrations::migrate(&mut conn, &list, START),
+            Error::Migration { version: 2, .. }
+        );
+        assert_eq!(migrations::schema_version(&conn)?, 1);
+        let half: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(half, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() -> Result<()> {
+        let f = fresh()?;
+        let conn = Connection::open(f.db.path())?;
+        conn.execute("INSERT INTO schema_version VALUES (999, 0)", [])?;
+        assert_err!(
+            Db::open(f.db.path()),
+            Error::SchemaTooNew { found: 999, .. }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("not.db");
+        std::fs::write(&path, "this is a text file, not SQLite ".repeat(100))?;
+        assert_err!(Db::open(&path), Error::Open { .. });
+        Ok(())
+    }
+}
+
+mod users {
+    use super::*;
+
+    #[test]
+    fn a_created_user_is_found_by_email_uuid_and_name() -> Result<()> {
+        let f = fresh()?;
+        let user =
+            f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
+        assert_eq!(user.uuid.len(), 36);
+        assert!(!user.email_verified);
+        assert_eq!((user.created_at, user.updated_at), (START, START));
+        let u = f.db.unit()?;
+        assert_eq!(u.get_user_by_email("ada@example.com")?, user);
+        assert_eq!(u.get_user_by_uuid(&user.uuid)?, user);
+        assert_eq!(u.get_user_by_name("ada")?, user);
+        assert_eq!(u.get_password_hash(&user.uuid)?, "hash-of-ada");
+        Ok(())
+    }
+
+    #[test]
+    fn duplicate_emails_and_names_are_conflicts_naming_the_field() -> Result<()> {
+        let f = fresh()?;
+        f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
+        let mut u = f.db.unit()?;
+        assert_err!(
+            u.create_user(&new_user("other", "ada@example.com")),
+            Error::Conflict(UniqueField::Email)
+        );
+        assert_err!(
+            u.create_user(&new_user("ada", "other@example.com")),
+            Error::Conflict(UniqueField::Name)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn missing_users_are_not_found() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        assert_err!(u.get_user_by_email("nobody@example.com"), Error::NotFound);
+        assert_err!(u.get_user_by_uuid("no-such-uuid"), Error::NotFound);
+        assert_err!(u.get_user_by_name("nobody"), Error::NotFound);
+        assert_err!(u.get_password_hash("no-such-uuid"), Error::NotFound);
+        assert_err!(u.update_user_password("no-such-uuid", "h"), Error::NotFound);
+        assert_err!(
+            u.update_user_email_verified("no-such-uuid", true),
+            Error::NotFound
+        );
+        assert_err!(
+            u.update_user_profile("no-such-uuid", &ProfileChanges::default()),
+            Error::NotFound
+        );
+        assert_err!(u.delete_user("no-such-uuid"), Error::NotFound);
+        Ok(())
+    }
+
+    #[test]
+    fn empty_and_oversized_fields_are_invalid_input_and_write_nothing() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        assert_err!(
+            u.create_user(&new_user("", "a@example.com")),
+            Error::InvalidInput(_)
+        );
+        assert_err!(u.create_user(&new_user("ada", "")), Error::InvalidInput(_));
+        let huge = "x".repeat(1 << 20);
+        assert_err!(
+            u.create_user(&new_user(&huge, "a@example.com")),
+            Error::InvalidInput(_)
+        );
+        assert_err!(
+            u.create_user(&new_user("ada", &huge)),
+            Error::InvalidInput(_)
+        );
+        assert_err!(u.get_user_by_email(&huge), Error::InvalidInput(_));
+        assert_err!(u.get_user_by_uuid(""), Error::InvalidInput(_));
+        u.commit()?;
+        assert_eq!(count(&f.db, "users")?, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn sql_looking_strings_are_stored_verbatim() -> Result<()> {
+        let f = fresh()?;
+        let name = "robert'); DROP TABLE users; --";
+        let email = "x' OR '1'='1@example.com";
+        let user = f.db.with_unit(|u| u.create_user(&new_user(name, email)))?;
+        let u = f.db.unit()?;
+        assert_eq!(u.get_user_by_name(name)?.uuid, user.uuid);
+        assert_eq!(u.get_user_by_email(email)?.name, name);
+        assert_err!(u.get_user_by_email("' OR 1=1 --"), Error::NotFound);
+        assert_eq!(count(&f.db, "users")?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn password_verified_flag_and_profile_updates_stick_and_stamp_updated_at() -> Result<()> {
+        let f = fresh()?;
+        let user =
+            f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
+        f.clock.advance(60);
+        let mut u = f.db.unit()?;
+        u.update_user_password(&user.uuid, "new-hash")?;
+        assert_eq!(u.get_password_hash(&user.uuid)?, "new-hash");
+        let verified = u.update_user_email_verified(&user.uuid, true)?;
+        assert!(verified.email_verified);
+        assert_eq!(verified.updated_at, START + 60);
+        let changed = u.update_user_profile(
+            &user.uuid,
+            &ProfileChanges {
+                name: Some("ada2".into()),
+                avatar: FieldChange::Set("https://example.com/a.png".into()),
+                bio: FieldChange::Set("hello".into()),
+            },
+        )?;
+        assert_eq!(changed.name, "ada2");
+        assert_eq!(changed.avatar.as_deref(), Some("https://example.com/a.png"));
+        let kept = u.update_user_profile(
+            &user.uuid,
+            &ProfileChanges {
+                name: None,
+                avatar: FieldChange::Keep,
+                bio: FieldChange::Clear,
+            },
+        )?;
+        assert_eq!(kept.name, "ada2");
+        assert_eq!(kept.avatar.as_deref(), Some("https://example.com/a.png"));
+        assert_eq!(kept.bio, None);
+        u.commit()?;
+        assert_eq!(f.db.unit()?.get_user_by_name("ada2")?.uuid, user.uuid);
+        Ok(())
+    }
+
+    #[test]
+    fn renaming_to_a_taken_name_is_a_conflict() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        u.create_user(&new_user("ada", "ada@example.com"))?;
+        let bob = u.create_user(&new_user("bob", "bob@example.com"))?;
+        assert_err!(
+            u.update_user_profile(
+                &bob.uuid,
+                &ProfileChanges {
+                    name: Some("ada".into()),
+                    ..ProfileChanges::default()
+                }
+            ),
+            Error::Conflict(UniqueField::Name)
+        );
+        Ok(())
+    }
+}
+
+mod sessions {
+    use super::*;
+
+    #[test]
+    fn sessions_live_until_they_expire_and_then_are_hidden() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        let user = u.create_user(&new_user("ada", "ada@example.com"))?;
+        let s = u.create_session("sid-1", &user.uuid, 3600)?;
+        assert_eq!((s.created_at, s.expires_at), (START, START + 3600));
+        u.commit()?;
+        assert_eq!(f.db.unit()?.get_session("sid-1")?, s);
+        f.clock.advance(3599);
+        assert!(f.db.unit()?.get_session("sid-1").is_ok());
+        f.clock.advance(1);
+        assert_err!(f.db.unit()?.get_session("sid-1"), Error::NotFound);
+        assert_err!(f.db.unit()?.extend_session("sid-1", 60), Error::NotFound);
+        Ok(())
+    }
+
+    #[test]
+    fn extending_a_session_moves_its_expiry_from_now() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        let user = u.create_user(&new_user("ada", "ada@example.com"))?;
+        u.create_session("sid-1", &user.uuid, 100)?;
+        u.commit()?;
+        f.clock.advance(90);
+        let extended = f.db.with_unit(|u| u.extend_session("sid-1", 100))?;
+        assert_eq!(extended.expires_at, START + 190);
+        Ok(())
+    }
+
+    #[test]
+    fn deleting_and_cleaning_up_sessions_counts_what_went() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
+        let bob = u.create_user(&new_user("bob", "bob@example.com"))?;
+        u.create_session("a1", &ada.uuid, 10)?;
+        u.create_session("a2", &ada.uuid, 1000)?;
+        u.create_session("a3", &ada.uuid, 1000)?;
+        u.create_session("b1", &bob.uuid, 10)?;
+        u.create_session("b2", &bob.uuid, 1000)?;
+        assert!(u.delete_session("a3")?);
+        assert!(!u.delete_session("a3")?);
+        u.commit()?;
+        f.clock.advance(10);
+        assert_eq!(f.db.with_unit(|u| u.cleanup_expired_sessions())?, 2);
+        assert_eq!(f.db.with_unit(|u| u.delete_user_sessions(&ada.uuid))?, 1);
+        assert_eq!(count(&f.db, "sessions")?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_session_for_an_unknown_user_is_not_found_and_a_reused_id_is_a_conflict() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        assert_err!(u.create_session("sid", "no-such-user", 60), Error::NotFound);
+        let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
+        u.create_session("sid", &ada.uuid, 60)?;
+        assert_err!(
+            u.create_session("sid", &ada.uuid, 60),
+            Error::Conflict(UniqueField::SessionId)
+        );
+        assert_err!(
+            u.create_session("sid2", &ada.uuid, 0),
+            Error::InvalidInput(_)
+        );
+        assert_err!(
+            u.create_session("sid2", &ada.uuid, u32::MAX),
+            Error::InvalidInput(_)
+        );
+        Ok(())
+    }
+}
+
+mod tokens {
+    use super::*;
+
+    const KINDS: [TokenKind; 2] = [TokenKind::EmailVerification, TokenKind::PasswordReset];
+
+    fn table(kind: TokenKind) -> &'static str {
+        match kind {
+            TokenKind::EmailVerification => "email_verification_tokens",
+            TokenKind::PasswordReset => "password_reset_tokens",
+        }
+    }
+
+    #[test]
+    fn tokens_expire_and_are_hidden_once_expired() -> Result<()> {
+        for kind in KINDS {
+            let f = fresh()?;
+            let mut u = f.db.unit()?;
+            let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
+            let t = u.create_token(kind, "t1", &ada.uuid, 3600)?;
+            assert_eq!(t.expires_at, START + 3600);
+            u.commit()?;
+            assert_eq!(f.db.unit()?.get_token(kind, "t1")?, t);
+            f.clock.advance(3600);
+            assert_err!(f.db.unit()?.get_token(kind, "t1"), Error::NotFound);
+            assert_err!(f.db.unit()?.consume_token(kind, "t1"), Error::NotFound);
+            assert_eq!(f.db.with_unit(|u| u.cleanup_expired_tokens(kind))?, 1);
+            assert_eq!(count(&f.db, table(kind))?, 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_token_is_consumed_once() -> Result<()> {
+        for kind in KINDS {
+            let f = fresh()?;
+            let mut u = f.db.unit()?;
+            let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
+            u.create_token(kind, "t1", &ada.uuid, 60)?;
+            assert_eq!(u.consume_token(kind, "t1")?.user_uuid, ada.uuid);
+            assert_err!(u.consume_token(kind, "t1"), Error::NotFound);
+            u.commit()?;
+            assert_eq!(count(&f.db, table(kind))?, 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn deleting_tokens_of_a_user_leaves_the_others() -> Result<()> {
+        for kind in KINDS {
+            let f = fresh()?;
+            let mut u = f.db.unit()?;
+            let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
+            let bob = u.create_user(&new_user("bob", "bob@example.com"))?;
+            u.create_token(kind, "a1", &ada.uuid, 60)?;
+            u.create_token(kind, "a2", &ada.uuid, 60)?;
+            u.create_token(kind, "b1", &bob.uuid, 60)?;
+            assert_eq!(u.delete_user_tokens(kind, &ada.uuid)?, 2);
+            assert!(u.delete_token(kind, "b1")?);
+            assert!(!u.delete_token(kind, "b1")?);
+            assert_err!(
+                u.create_token(kind, "x", "no-such-user", 60),
+                Error::NotFound
+            );
+            u.create_token(kind, "b2", &bob.uuid, 60)?;
+            assert_err!(
+                u.create_token(kind, "b2", &bob.uuid, 60),
+                Error::Conflict(UniqueField::Token)
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn two_threads_consuming_one_token_get_it_exactly_once() -> Result<()> {
+        let f = fresh()?;
+        let ada =
+            f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
+        for round in 0..20 {
+            let token = format!("t{round}");
+            f.db.with_unit(|u| u.create_token(TokenKind::PasswordReset, &token, &ada.uuid, 60))?;
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (db, token, barrier) = (f.db.clone(), token.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        db.with_unit(|u| u.consume_token(TokenKind::PasswordReset, &token))
+                            .is_ok()
+                    })
+                })
+                .collect();
+            let wins = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .filter(|won| *won)
+                .count();
+            assert_eq!(wins, 1, "round {round}");
+        }
+        Ok(())
+    }
+}
+
+mod units {
+    use super::*;
+
+    #[test]
+    fn deleting_a_user_cascades_to_its_sessions_and_tokens() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
+        let bob = u.create_user(&new_user("bob", "bob@example.com"))?;
+        for user in [&ada, &bob] {
+            u.create_session(&format!("s-{}", user.name), &user.uuid, 60)?;
+            u.create_token(
+                TokenKind::EmailVerification,
+                &format!("e-{}", user.name),
+                &user.uuid,
+                60,
+            )?;
+            u.create_token(
+                TokenKind::PasswordReset,
+                &format!("r-{}", user.name),
+                &user.uuid,
+                60,
+            )?;
+        }
+        u.delete_user(&ada.uuid)?;
+        u.commit()?;
+        for table in [
+            "users",
+            "sessions",
+            "email_verification_tokens",
+            "password_reset_tokens",
+        ] {
+            assert_eq!(count(&f.db, table)?, 1, "{table}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_uncommitted_unit_leaves_nothing_behind() -> Result<()> {
+        let f = fresh()?;
+        {
+            let mut u = f.db.unit()?;
+            u.create_user(&new_user("ada", "ada@example.com"))?;
+            assert!(u.is_writing());
+        }
+        assert_eq!(count(&f.db, "users")?, 0);
+        let mut u = f.db.unit()?;
+        u.create_user(&new_user("ada", "ada@example.com"))?;
+        u.rollback();
+        assert_eq!(count(&f.db, "users")?, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_writer_does_not_block_readers() -> Result<()> {
+        let f = fresh()?;
+        f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
+        let mut writer = f.db.unit()?;
+        writer.create_user(&new_user("bob", "bob@example.com"))?;
+        // The writer holds the lock; a reader on another connection still reads
+        // the last committed state.
+        let reader = f.db.unit()?;
+        assert!(reader.get_user_by_name("ada").is_ok());
+        assert_err!(reader.get_user_by_name("bob"), Error::NotFound);
+        writer.commit()?;
+        assert!(f.db.unit()?.get_user_by_name("bob").is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_writer_waits_then_reports_busy() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = Db::open_with(
+            dir.path().join("db"),
+            Options {
+                busy_timeout: std::time::Duration::from_millis(50),
+                ..Options::default()
+            },
+        )?;
+        let mut first = db.unit()?;
+        first.create_user(&new_user("ada", "ada@example.com"))?;
+        let mut second = db.unit()?;
+        assert_err!(
+            second.create_user(&new_user("bob", "bob@example.com")),
+            Error::Busy
+        );
+        drop(second);
+        first.commit()?;
+        db.with_unit(|u| u.create_user(&new_user("bob", "bob@example.com")))?;
+        Ok(())
+    }
+}

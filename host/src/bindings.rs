@@ -1,0 +1,37 @@
+//! Generated bindings for the plinth WIT worlds, all in one place.
+//!
+//! Every database import is `trappable`: host functions return
+//! `Result<T, HostError>`, where a [`HostError`](crate::host::HostError) is
+//! either an expected failure (mapped to the WIT `error` variant the guest
+//! branches on) or a trap (a host bug or a limit breach).
+
+/// The `plinth:database/database` world: the imports every database plugin
+/// links against.
+#[allow(missing_docs)]
+pub mod database {
+    wasmtime::component::bindgen!({
+        path: ["../wit/database"],
+        world: "plinth:database/database",
+        imports: { default: trappable },
+        trappable_error_type: {
+            "plinth:database/types.error" => crate::host::HostError,
+        },
+    });
+}
+
+/// The `plinth:test/db-test` world: exercises every database operation.
+#[allow(missing_docs)]
+pub mod db_test {
+    wasmtime::component::bindgen!({
+        path: ["../wit/database", "../wit/test"],
+        world: "plinth:test/db-test",
+        imports: { default: trappable },
+        with: {
+            "plinth:database": super::database::plinth::database,
+        },
+    });
+}
+
+pub use database::plinth::database::types::{
+    Error as WitError, FieldChange, NewUser, ProfileChanges, Session, Token, UniqueField, User,
+};

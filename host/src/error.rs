@@ -1,0 +1,138 @@
+//! The runtime's error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A `Result` whose error defaults to the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A boxed error from wasmtime, kept as the source of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+pub(crate) fn boxed(e: wasmtime::Error) -> BoxError {
+    e.into_boxed_dyn_error()
+}
+
+/// Why loading or calling a plugin failed.
+///
+/// Load errors name the plugin; call errors name the plugin and the export.
+/// After any of them the runtime keeps serving other calls.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bytes are not a valid WebAssembly component.
+    #[error("plugin {plugin}: not a valid WebAssembly component")]
+    InvalidComponent {
+        /// The plugin's name.
+        plugin: String,
+        /// What the compiler said.
+        #[source]
+        source: BoxError,
+    },
+    /// The component imports a plinth interface its manifest does not grant.
+    #[error("plugin {plugin} imports {interface}, which its manifest does not grant")]
+    NotGranted {
+        /// The plugin's name.
+        plugin: String,
+        /// The import, as the component names it.
+        interface: String,
+    },
+    /// The component imports something the runtime does not provide at all.
+    #[error("plugin {plugin} imports {import}, which this runtime does not provide")]
+    UnknownImport {
+        /// The plugin's name.
+        plugin: String,
+        /// The import, as the component names it.
+        import: String,
+    },
+    /// The component's imports do not type-check against the host's.
+    #[error("plugin {plugin}: its imports do not match the host's interfaces")]
+    Link {
+        /// The plugin's name.
+        plugin: String,
+        /// What the linker said.
+        #[source]
+        source: BoxError,
+    },
+    /// The component lacks an export the typed API expects, or has it with
+    /// another type.
+    #[error("plugin {plugin} does not export {world}'s functions with the expected types")]
+    WrongExports {
+        /// The plugin's name.
+        plugin: String,
+        /// The world that was expected.
+        world: &'static str,
+        /// What the type check said.
+        #[source]
+        source: BoxError,
+    },
+    /// A manifest is malformed or names something unknown.
+    #[error("manifest {path}: {reason}")]
+    Manifest {
+        /// Where the manifest came from.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The call ran past its plugin's time limit and was stopped. Nothing it
+    /// wrote was kept.
+    #[error("{plugin}.{function} ran past its time limit of {limit:?} and was stopped")]
+    TimedOut {
+        /// The plugin's name.
+        plugin: String,
+        /// The export called.
+        function: String,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The call tried to grow its memory past its plugin's limit. Nothing it
+    /// wrote was kept.
+    #[error("{plugin}.{function} exceeded its memory limit of {limit} bytes")]
+    MemoryLimit {
+        /// The plugin's name.
+        plugin: String,
+        /// The export called.
+        function: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The guest trapped (a panic, an unreachable, a host fault). Nothing it
+    /// wrote was kept.
+    #[error("{plugin}.{function} trapped: {message}")]
+    Trap {
+        /// The plugin's name.
+        plugin: String,
+        /// The export called.
+        function: String,
+        /// The trap and its backtrace, as wasmtime reports them.
+        message: String,
+    },
+    /// The call returned but its writes could not be committed.
+    #[error("{plugin}.{function}: committing its writes failed")]
+    Commit {
+        /// The plugin's name.
+        plugin: String,
+        /// The export called.
+        function: String,
+        /// What the store said.
+        #[source]
+        source: Box<plinth_store::Error>,
+    },
+    /// The database failed outside a plugin call.
+    #[error(transparent)]
+    Store(#[from] plinth_store::Error),
+    /// The engine could not be configured or a store could not be created.
+    #[error("engine: {0}")]
+    Engine(#[source] BoxError),
+    /// A blocking call run for an async caller panicked or was cancelled.
+    #[error("the blocking task running the call failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}

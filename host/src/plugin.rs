@@ -1,0 +1,199 @@
+//! A loaded plugin, and how one call of it runs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::{Store, Trap};
+
+use crate::bindings;
+use crate::error::boxed;
+use crate::grants::{Access, ImportNeed, Interface, classify_import};
+use crate::manifest::{Limits, Manifest};
+use crate::runtime::{EPOCH_TICK, Runtime};
+use crate::state::{CallState, PluginMeta};
+use crate::{Error, Result};
+
+/// A loaded plugin: compiled, checked against its grants, linked and
+/// type-checked once. Cheap to clone; every call gets a fresh instance in a
+/// fresh `Store`, so calls share nothing but the database.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    runtime: Runtime,
+    meta: Arc<PluginMeta>,
+    limits: Limits,
+    component: Component,
+    pre: InstancePre<CallState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.inner.meta.name)
+            .field("grants", &self.inner.meta.grants)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn load(runtime: Runtime, bytes: &[u8], manifest: Manifest) -> Result<Self> {
+        let name = manifest.name.clone();
+        let engine = runtime.engine().clone();
+        let component = Component::new(&engine, bytes).map_err(|e| Error::InvalidComponent {
+            plugin: name.clone(),
+            source: boxed(e),
+        })?;
+        let ty = component.component_type();
+        for (import, _) in ty.imports(&engine) {
+            match classify_import(import) {
+                ImportNeed::Wasi | ImportNeed::Types => {}
+                ImportNeed::Granted(interface) => {
+                    if manifest.grants.get(interface).is_none() {
+                        return Err(Error::NotGranted {
+                            plugin: name,
+                            interface: import.to_string(),
+                        });
+                    }
+                }
+                ImportNeed::Unknown => {
+                    return Err(Error::UnknownImport {
+                        plugin: name,
+                        import: import.to_string(),
+                    });
+                }
+            }
+        }
+        let link_err = |e: wasmtime::Error| Error::Link {
+            plugin: name.clone(),
+            source: boxed(e),
+        };
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
+        bindings::database::Database::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link_err)?;
+        if manifest.grants.allows(Interface::TestClock, Access::Read) {
+            bindings::db_test::plinth::test::clock::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            )
+            .map_err(link_err)?;
+        }
+        let pre = linker.instantiate_pre(&component).map_err(link_err)?;
+        tracing::info!(plugin = %name, "loaded");
+        Ok(Self {
+            inner: Arc::new(PluginInner {
+                runtime,
+                meta: Arc::new(PluginMeta {
+                    name: manifest.name,
+                    grants: manifest.grants,
+                }),
+                limits: manifest.limits,
+                component,
+                pre,
+            }),
+        })
+    }
+
+    /// The plugin's name, from its manifest.
+    pub fn name(&self) -> &str {
+        &self.inner.meta.name
+    }
+
+    /// Its grants.
+    pub fn grants(&self) -> &crate::Grants {
+        &self.inner.meta.grants
+    }
+
+    /// Its per-call limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &Component {
+        &self.inner.component
+    }
+
+    pub(crate) fn instance_pre(&self) -> &InstancePre<CallState> {
+        &self.inner.pre
+    }
+
+    /// Runs one call of export `function`: a fresh `Store` with the plugin's
+    /// memory and time limits, `body` to instantiate and call, then commit
+    /// when it returned normally, roll back otherwise.
+    pub(crate) fn call<R>(
+        &self,
+        function: &str,
+        body: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        let inner = &self.inner;
+        let span = tracing::info_span!("plugin_call", plugin = %inner.meta.name, function);
+        let _enter = span.enter();
+        let started = Instant::now();
+        let state = CallState::new(
+            inner.meta.clone(),
+            inner.runtime.db().clone(),
+            inner.limits.memory_bytes,
+        );
+        let mut store = Store::new(inner.runtime.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(deadline_ticks(inner.limits.time));
+        store.epoch_deadline_trap();
+        let outcome = body(&mut store);
+        let result = match outcome {
+            Ok(value) => store
+                .into_data()
+                .commit()
+                .map(|()| value)
+                .map_err(|source| Error::Commit {
+                    plugin: inner.meta.name.clone(),
+                    function: function.to_string(),
+                    source: Box::new(source),
+                }),
+            Err(e) => Err(self.classify(function, &store, e)),
+        };
+        let micros = started.elapsed().as_micros();
+        match &result {
+            Ok(_) => tracing::debug!(micros, "ok"),
+            Err(e) => tracing::warn!(micros, error = %e, "failed"),
+        }
+        result
+    }
+
+    fn classify(&self, function: &str, store: &Store<CallState>, e: wasmtime::Error) -> Error {
+        let plugin = self.inner.meta.name.clone();
+        let function = function.to_string();
+        if store.data().limiter.exceeded {
+            return Error::MemoryLimit {
+                plugin,
+                function,
+                limit: self.inner.limits.memory_bytes,
+            };
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return Error::TimedOut {
+                plugin,
+                function,
+                limit: self.inner.limits.time,
+            };
+        }
+        Error::Trap {
+            plugin,
+            function,
+            message: format!("{e:?}"),
+        }
+    }
+}
+
+/// The epoch deadline for a time limit: whole ticks, rounded up, plus one
+/// because the current tick may be almost over.
+fn deadline_ticks(limit: std::time::Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos().max(1);
+    let ticks = limit.as_nanos().div_ceil(tick);
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+}

@@ -1,0 +1,148 @@
+//! The runtime: one engine, one database, an epoch ticker.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use plinth_store::Db;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::error::boxed;
+use crate::manifest::Manifest;
+use crate::plugin::Plugin;
+use crate::{Error, Result};
+
+/// How often the epoch ticks; a call's time limit is counted in ticks, so it
+/// is enforced to within one tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Most instances alive at once across all calls (the pooling allocator's
+/// slots). A call beyond this fails to instantiate rather than waiting.
+pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
+
+/// The plinth runtime. Cheap to clone; clones share the engine, the
+/// database and the ticker.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    pub(crate) db: Db,
+    _ticker: Ticker,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("db", &self.inner.db.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime serving `db` to its plugins.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] when wasmtime cannot be configured on this machine.
+    pub fn new(db: Db) -> Result<Self> {
+        let engine = Engine::new(&engine_config()).map_err(|e| Error::Engine(boxed(e)))?;
+        let ticker = Ticker::start(engine.clone()).map_err(|source| Error::Io {
+            path: "<epoch ticker thread>".into(),
+            source,
+        })?;
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                db,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The database the plugins reach.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The wasmtime engine (shared by every plugin).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Loads the component at `wasm` with `manifest`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when unreadable, and the errors of [`Runtime::load_bytes`].
+    pub fn load_file(&self, wasm: &Path, manifest: Manifest) -> Result<Plugin> {
+        let bytes = std::fs::read(wasm).map_err(|source| Error::Io {
+            path: wasm.to_path_buf(),
+            source,
+        })?;
+        self.load_bytes(&bytes, manifest)
+    }
+
+    /// Loads a component from its bytes: compiles it, checks every import
+    /// against the manifest's grants, links and type-checks it once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidComponent`] for bytes that are not a component;
+    /// [`Error::NotGranted`] naming the first import the manifest does not
+    /// grant; [`Error::UnknownImport`]; [`Error::Link`].
+    pub fn load_bytes(&self, bytes: &[u8], manifest: Manifest) -> Result<Plugin> {
+        Plugin::load(self.clone(), bytes, manifest)
+    }
+}
+
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Component-model async is not used; without it a call is ~3× cheaper.
+    config.concurrency_support(false);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
+        .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
+        .total_memories(MAX_CONCURRENT_INSTANCES * 2)
+        .total_tables(MAX_CONCURRENT_INSTANCES * 4)
+        .max_memory_size(crate::manifest::MAX_MEMORY_BYTES);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config.memory_init_cow(true);
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("plinth-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
