@@ -119,6 +119,24 @@ impl Plugin {
         &self.inner.component
     }
 
+    /// The names of the component's imports (interfaces, with versions).
+    pub fn imports(&self) -> Vec<String> {
+        let engine = self.inner.runtime.engine();
+        let ty = self.inner.component.component_type();
+        ty.imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// The names of the component's exports.
+    pub fn exports(&self) -> Vec<String> {
+        let engine = self.inner.runtime.engine();
+        let ty = self.inner.component.component_type();
+        ty.exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
     pub(crate) fn instance_pre(&self) -> &InstancePre<CallState> {
         &self.inner.pre
     }

@@ -52,7 +52,10 @@ fn every_check_passes_and_covers_the_nineteen_seed_operations() -> Result<()> {
     );
     // The guest moved the runtime's own clock (through plinth:test/clock) to
     // watch sessions and tokens expire.
-    ensure!(f.clock.now() >= before + 61 + 31 + 31, "the clock did not move");
+    ensure!(
+        f.clock.now() >= before + 61 + 31 + 31,
+        "the clock did not move"
+    );
     let covered: BTreeSet<&str> = checks.iter().map(|c| c.operation.as_str()).collect();
     let missing: Vec<_> = SEED_OPERATIONS
         .iter()
@@ -155,5 +158,33 @@ async fn the_async_api_runs_the_plugin_from_tokio_tasks() -> Result<()> {
             failures(&checks)
         );
     }
+    Ok(())
+}
+
+#[test]
+fn the_component_imports_the_database_interfaces_and_exports_its_report() -> Result<()> {
+    let f = Fixture::new()?;
+    let plugin = f.load(DB_TEST)?;
+    let imports = plugin.imports();
+    for interface in [
+        "plinth:database/types@0.1.0",
+        "plinth:database/users@0.1.0",
+        "plinth:database/credentials@0.1.0",
+        "plinth:database/sessions@0.1.0",
+        "plinth:database/email-verification@0.1.0",
+        "plinth:database/password-reset@0.1.0",
+        "plinth:test/clock@0.1.0",
+    ] {
+        ensure!(
+            imports.iter().any(|i| i == interface),
+            "{interface} not in {imports:?}"
+        );
+    }
+    let exports = plugin.exports();
+    ensure!(exports.iter().any(|e| e == "run"), "exports: {exports:?}");
+    ensure!(
+        exports.iter().any(|e| e == "probe-sandbox"),
+        "exports: {exports:?}"
+    );
     Ok(())
 }

@@ -1,0 +1,44 @@
+# plinth's everyday recipes. Each only wraps cargo; `just ci` runs exactly
+# what .ci/run runs.
+
+# List the recipes.
+default:
+    @just --list
+
+# --- build ---
+
+# Build the guest components (wasm32-wasip2, release) into target/wasm-guests.
+guests:
+    cargo build -p plinth-guests
+
+# Build everything.
+build:
+    cargo build --workspace
+
+# --- run ---
+
+# Run the demo on the default embedded database.
+demo:
+    cargo run -p plinth-host --bin plinth -- demo
+
+# --- check ---
+
+# Run every test (builds the guests first).
+test:
+    cargo test
+
+# Format the host workspace and the guests.
+fmt:
+    cargo fmt --all
+    cargo fmt --all --manifest-path guests/Cargo.toml
+
+# Check formatting and lints, host and guests, with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo fmt --all --check --manifest-path guests/Cargo.toml
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --manifest-path guests/Cargo.toml --target wasm32-wasip2 --release -- -D warnings
+
+# Exactly what CI runs.
+ci:
+    bash .ci/run
