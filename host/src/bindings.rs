@@ -13,6 +13,7 @@ pub mod database {
         path: ["../wit/database"],
         world: "plinth:database/database",
         imports: { default: trappable },
+        additional_derives: [PartialEq, Eq],
         trappable_error_type: {
             "plinth:database/types.error" => crate::host::HostError,
         },
@@ -26,6 +27,26 @@ pub mod db_test {
         path: ["../wit/database", "../wit/test"],
         world: "plinth:test/db-test",
         imports: { default: trappable },
+        additional_derives: [PartialEq, Eq],
+        with: {
+            "plinth:database": super::database::plinth::database,
+        },
+    });
+}
+
+/// The `plinth:auth/auth-plugin` world: accounts and sessions, with the
+/// mailer and failure counters it imports.
+#[allow(missing_docs)]
+pub mod auth {
+    wasmtime::component::bindgen!({
+        path: ["../wit/database", "../wit/auth"],
+        world: "plinth:auth/auth-plugin",
+        imports: { default: trappable },
+        additional_derives: [PartialEq, Eq],
+        trappable_error_type: {
+            "plinth:database/types.error" => crate::host::HostError,
+            "plinth:auth/mailer.mail-error" => crate::host::MailError,
+        },
         with: {
             "plinth:database": super::database::plinth::database,
         },

@@ -16,18 +16,24 @@ pub enum Interface {
     EmailVerification,
     /// `plinth:database/password-reset`.
     PasswordReset,
+    /// `plinth:auth/mailer`: sends (records) mail.
+    Mailer,
+    /// `plinth:auth/attempts`: failure counters.
+    Attempts,
     /// `plinth:test/clock`: moves the runtime's clock. For tests only.
     TestClock,
 }
 
 impl Interface {
     /// Every interface that needs a grant.
-    pub const ALL: [Interface; 6] = [
+    pub const ALL: [Interface; 8] = [
         Interface::Users,
         Interface::Credentials,
         Interface::Sessions,
         Interface::EmailVerification,
         Interface::PasswordReset,
+        Interface::Mailer,
+        Interface::Attempts,
         Interface::TestClock,
     ];
 
@@ -39,6 +45,8 @@ impl Interface {
             Interface::Sessions => "plinth:database/sessions",
             Interface::EmailVerification => "plinth:database/email-verification",
             Interface::PasswordReset => "plinth:database/password-reset",
+            Interface::Mailer => "plinth:auth/mailer",
+            Interface::Attempts => "plinth:auth/attempts",
             Interface::TestClock => "plinth:test/clock",
         }
     }
@@ -49,11 +57,14 @@ impl Interface {
         Self::ALL.into_iter().find(|i| i.wit_name() == bare)
     }
 
-    /// Interfaces whose every function only reads; a read grant is all
-    /// that can be asked of them.
-    fn is_types_only(name: &str) -> bool {
+    /// Interfaces every plugin may import without a grant: types only, or
+    /// harmless reads (the host's clock).
+    fn is_ungated(name: &str) -> bool {
         let bare = name.split_once('@').map_or(name, |(bare, _)| bare);
-        bare == "plinth:database/types" || bare == "plinth:test/report"
+        matches!(
+            bare,
+            "plinth:database/types" | "plinth:database/clock" | "plinth:test/report"
+        )
     }
 }
 
@@ -101,12 +112,17 @@ impl Grants {
         self
     }
 
-    /// Read-write access to every database interface (not the test clock).
+    /// Read-write access to every database interface.
     pub fn all_database() -> Self {
-        Interface::ALL
-            .into_iter()
-            .filter(|i| *i != Interface::TestClock)
-            .fold(Self::none(), |g, i| g.with(i, Access::Write))
+        [
+            Interface::Users,
+            Interface::Credentials,
+            Interface::Sessions,
+            Interface::EmailVerification,
+            Interface::PasswordReset,
+        ]
+        .into_iter()
+        .fold(Self::none(), |g, i| g.with(i, Access::Write))
     }
 
     /// Whether `access` to `interface` is granted.
@@ -132,7 +148,7 @@ pub(crate) enum ImportNeed {
     /// A WASI interface: linked, with a context that grants no files,
     /// environment, arguments or network.
     Wasi,
-    /// A types-only plinth interface: always allowed.
+    /// A plinth interface every plugin may import.
     Types,
     /// A plinth interface that must be granted.
     Granted(Interface),
@@ -143,7 +159,7 @@ pub(crate) enum ImportNeed {
 pub(crate) fn classify_import(name: &str) -> ImportNeed {
     if name.starts_with("wasi:") {
         ImportNeed::Wasi
-    } else if Interface::is_types_only(name) {
+    } else if Interface::is_ungated(name) {
         ImportNeed::Types
     } else if let Some(i) = Interface::from_wit_name(name) {
         ImportNeed::Granted(i)

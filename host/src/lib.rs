@@ -33,6 +33,7 @@
 //! From async code, use the `_async` methods: they run the call on tokio's
 //! blocking pool, never on a worker thread.
 
+mod auth;
 pub mod bindings;
 mod db_test;
 mod error;
@@ -43,10 +44,12 @@ mod plugin;
 mod runtime;
 mod state;
 
+pub use auth::{AuthError, AuthPlugin, AuthResult, ProfileUpdate, SessionInfo, SignedIn};
+pub use bindings::{FieldChange, User};
 pub use db_test::{Check, DbTestPlugin};
 pub use error::{BoxError, Error, Result};
 pub use grants::{Access, Grants, Interface};
-pub use host::HostError;
+pub use host::{HostError, MAIL_PER_RECIPIENT, MAIL_WINDOW_SECONDS, MailError};
 pub use manifest::{Limits, Manifest};
 pub use plugin::Plugin;
 pub use runtime::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, Runtime};

@@ -76,6 +76,10 @@ impl Plugin {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
         bindings::database::Database::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(link_err)?;
+        bindings::auth::plinth::auth::mailer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link_err)?;
+        bindings::auth::plinth::auth::attempts::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link_err)?;
         if manifest.grants.allows(Interface::TestClock, Access::Read) {
             bindings::db_test::plinth::test::clock::add_to_linker::<_, HasSelf<_>>(
                 &mut linker,

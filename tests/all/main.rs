@@ -1,6 +1,7 @@
 //! plinth's integration tests: the guests built from source, loaded through
 //! the host, against real SQLite files in temp dirs.
 
+mod auth;
 mod db_test;
 mod sandbox;
 mod util;

@@ -55,3 +55,63 @@ impl Fixture {
         Ok(self.runtime.load_file(guest.wasm.as_ref(), manifest)?)
     }
 }
+
+/// Turns an auth call's two channels into one test result.
+pub fn ok<T>(r: plinth_host::AuthResult<T>) -> Result<T> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => anyhow::bail!("the plugin answered {e:?}"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The plugin's answer of an auth call that must fail.
+pub fn refused<T: std::fmt::Debug>(
+    r: plinth_host::AuthResult<T>,
+) -> Result<plinth_host::AuthError> {
+    match r {
+        Ok(Ok(v)) => anyhow::bail!("expected an error, got {v:?}"),
+        Ok(Err(e)) => Ok(e),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Fixture {
+    /// The auth plugin with its shipped manifest.
+    pub fn auth(&self) -> Result<plinth_host::AuthPlugin> {
+        Ok(plinth_host::AuthPlugin::new(
+            self.load(plinth_guests::AUTH)?,
+        )?)
+    }
+
+    /// The token in the newest message to `to` (bodies carry `token: …`).
+    pub fn mailed_token(&self, to: &str) -> Result<String> {
+        let mail = self.runtime.db().outbox(Some(to), 1)?;
+        let body = &mail
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no mail to {to}"))?
+            .body;
+        body.lines()
+            .find_map(|l| l.strip_prefix("token: "))
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("no token in {body:?}"))
+    }
+
+    /// The number of rows in `table`.
+    pub fn rows(&self, table: &str) -> Result<i64> {
+        Ok(self
+            .sqlite()?
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+    }
+
+    /// Row counts of every table, to prove a call wrote nothing.
+    pub fn snapshot(&self) -> Result<Vec<(String, i64)>> {
+        Ok(self
+            .runtime
+            .db()
+            .table_counts()?
+            .into_iter()
+            .map(|c| (c.table.to_string(), c.rows))
+            .collect())
+    }
+}

@@ -31,11 +31,13 @@
 //! # }
 //! ```
 
+mod attempts;
 mod clock;
 mod error;
 pub mod limits;
 pub mod migrations;
 mod model;
+mod outbox;
 mod sessions;
 mod tokens;
 mod unit;
@@ -47,11 +49,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use attempts::Failures;
 pub use clock::{Clock, Timestamp};
 pub use error::{Error, Result};
 pub use model::{
     FieldChange, NewUser, ProfileChanges, Session, Token, TokenKind, UniqueField, User,
 };
+pub use outbox::{Mail, OutboxMessage, TableCount};
 pub use unit::Unit;
 
 /// How to open a database.

@@ -18,6 +18,12 @@ pub const MAX_AVATAR_BYTES: usize = 2048;
 pub const MAX_BIO_BYTES: usize = 4096;
 /// Longest identifier: UUIDs, session ids, token ids.
 pub const MAX_ID_BYTES: usize = 256;
+/// Longest mail subject, in bytes (RFC 5322's line limit).
+pub const MAX_MAIL_SUBJECT_BYTES: usize = 998;
+/// Longest mail body, in bytes.
+pub const MAX_MAIL_BODY_BYTES: usize = 64 * 1024;
+/// Longest key of a failure counter, in bytes.
+pub const MAX_ATTEMPT_KEY_BYTES: usize = 512;
 /// Longest lifetime of a session or token: 400 days.
 pub const MAX_TTL_SECONDS: u32 = 400 * 24 * 60 * 60;
 

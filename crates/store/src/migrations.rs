@@ -22,11 +22,18 @@ pub struct Migration {
 }
 
 /// The schema of this build, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users, sessions, email verification and password reset tokens",
-    sql: include_str!("sql/v1.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users, sessions, email verification and password reset tokens",
+        sql: include_str!("sql/v1.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "mail outbox and failure counters",
+        sql: include_str!("sql/v2.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> u32 {

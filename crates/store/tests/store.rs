@@ -167,6 +167,28 @@ mod migrations_ {
     }
 
     #[test]
+    fn the_shipped_migrations_apply_on_top_of_populated_v1_data() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("v1.db");
+        let mut conn = Connection::open(&path)?;
+        migrations::migrate(&mut conn, &MIGRATIONS[..1], START)?;
+        conn.execute_batch(
+            "INSERT INTO users (uuid, name, email, password_hash, created_at, updated_at)
+                 VALUES ('u1', 'ada', 'ada@example.com', 'h', 1, 1);
+             INSERT INTO sessions VALUES ('s1', 'u1', 1, 99999999999);",
+        )?;
+        drop(conn);
+        let db = Db::open(&path)?;
+        assert_eq!(db.schema_version()?, migrations::latest_version());
+        let unit = db.unit()?;
+        assert_eq!(unit.get_user_by_uuid("u1")?.name, "ada");
+        assert_eq!(unit.get_session("s1")?.user_uuid, "u1");
+        let counts = db.table_counts()?;
+        assert!(counts.iter().any(|c| c.table == "outbox" && c.rows == 0));
+        Ok(())
+    }
+
+    #[test]
     fn a_failing_migration_rolls_back_and_keeps_the_old_version() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let mut conn = Connection::open(dir.path().join("db"))?;
@@ -633,6 +655,90 @@ mod units {
         drop(second);
         first.commit()?;
         db.with_unit(|u| u.create_user(&new_user("bob", "bob@example.com")))?;
+        Ok(())
+    }
+}
+
+mod outbox_and_attempts {
+    use super::*;
+    use plinth_store::Mail;
+
+    fn mail(to: &str, subject: &str) -> Mail {
+        Mail {
+            to: to.into(),
+            subject: subject.into(),
+            body: "body".into(),
+        }
+    }
+
+    #[test]
+    fn mail_is_recorded_and_read_back_in_order() -> Result<()> {
+        let f = fresh()?;
+        f.db.with_unit(|u| {
+            u.record_mail(&mail("a@example.com", "one"))?;
+            u.record_mail(&mail("b@example.com", "two"))?;
+            u.record_mail(&mail("a@example.com", "three"))
+        })?;
+        let all = f.db.outbox(None, 10)?;
+        let subjects: Vec<_> = all.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(subjects, ["one", "two", "three"]);
+        assert_eq!(f.db.outbox(Some("a@example.com"), 1)?[0].subject, "three");
+        let (n, oldest) = f.db.unit()?.mail_sent_since("a@example.com", START - 1)?;
+        assert_eq!((n, oldest), (2, Some(START)));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_mail_is_refused() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        assert_err!(u.record_mail(&mail("", "s")), Error::InvalidInput(_));
+        assert_err!(
+            u.record_mail(&mail("a@example.com", "two\nlines")),
+            Error::InvalidInput(_)
+        );
+        let mut big = mail("a@example.com", "s");
+        big.body = "x".repeat(1 << 20);
+        assert_err!(u.record_mail(&big), Error::InvalidInput(_));
+        Ok(())
+    }
+
+    #[test]
+    fn failures_count_up_and_clear() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        assert_eq!(u.get_failures("k")?.count, 0);
+        u.record_failure("k")?;
+        f.clock.advance(5);
+        let two = u.record_failure("k")?;
+        assert_eq!((two.count, two.last_at), (2, START + 5));
+        assert_eq!(u.get_failures("k")?, two);
+        u.clear_failures("k")?;
+        assert_eq!(u.get_failures("k")?.count, 0);
+        assert_err!(u.record_failure(&"k".repeat(1000)), Error::InvalidInput(_));
+        Ok(())
+    }
+
+    #[test]
+    fn cleanup_removes_only_expired_rows() -> Result<()> {
+        let f = fresh()?;
+        f.db.with_unit(|u| {
+            let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
+            u.create_session("old", &ada.uuid, 10)?;
+            u.create_session("new", &ada.uuid, 1000)?;
+            u.create_token(TokenKind::EmailVerification, "e", &ada.uuid, 10)?;
+            u.create_token(TokenKind::PasswordReset, "r", &ada.uuid, 1000)
+        })?;
+        f.clock.advance(10);
+        let removed = f.db.cleanup_expired()?;
+        assert_eq!(
+            removed,
+            [
+                ("sessions", 1),
+                ("email_verification_tokens", 1),
+                ("password_reset_tokens", 0)
+            ]
+        );
         Ok(())
     }
 }

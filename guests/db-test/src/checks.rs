@@ -4,13 +4,14 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use crate::bindings::plinth::database::clock;
 use crate::bindings::plinth::database::types::{
     Error, FieldChange, NewUser, ProfileChanges, UniqueField, User,
 };
 use crate::bindings::plinth::database::{
     credentials, email_verification, password_reset, sessions, users,
 };
-use crate::bindings::plinth::test::clock;
+use crate::bindings::plinth::test::clock as test_clock;
 use crate::bindings::plinth::test::report::Check;
 
 type Outcome = Result<(), String>;
@@ -438,7 +439,7 @@ fn session_checks(r: &mut Report) {
             let id = format!("sid-{run}-short");
             ok!(sessions::create_session(&id, &u.uuid, 60));
             ok!(sessions::get_session(&id));
-            clock::advance(61);
+            test_clock::advance(61);
             ensure_err!(sessions::get_session(&id), Error::NotFound);
             Ok(())
         },
@@ -580,7 +581,7 @@ fn token_checks(r: &mut Report) {
                 ensure_err!((ops.get)(&format!("{p}-{run}-none")), Error::NotFound);
                 let short = format!("{p}-{run}-short");
                 ok!((ops.create)(&short, &u.uuid, 30));
-                clock::advance(31);
+                test_clock::advance(31);
                 ensure_err!((ops.get)(&short), Error::NotFound);
                 Ok(())
             },

@@ -1,14 +1,18 @@
-//! `plinth:test/clock`: lets a granted test plugin move the runtime's clock.
+//! `plinth:database/clock` (always available) and `plinth:test/clock`
+//! (moves the runtime's clock; granted to test plugins only).
 
-use crate::bindings::db_test::plinth::test::clock::Host;
+use crate::bindings::database::plinth::database::clock;
+use crate::bindings::db_test::plinth::test::clock as test_clock;
 use crate::grants::{Access, Interface};
 use crate::state::CallState;
 
-impl Host for CallState {
+impl clock::Host for CallState {
     fn now(&mut self) -> wasmtime::Result<i64> {
         Ok(self.db.clock().now())
     }
+}
 
+impl test_clock::Host for CallState {
     fn advance(&mut self, seconds: u32) -> wasmtime::Result<()> {
         // The linker only offers this interface to plugins granted it; this is
         // a second check, and a breach is a host bug, so it traps.

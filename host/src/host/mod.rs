@@ -5,8 +5,10 @@
 //! result. Expected failures become the WIT `error` variant; only host faults
 //! and limit breaches trap.
 
+mod attempts;
 mod clock;
 mod credentials;
+mod mailer;
 mod sessions;
 mod tokens;
 mod types;
@@ -15,6 +17,9 @@ mod users;
 use crate::grants::{Access, Interface};
 use crate::state::CallState;
 use plinth_store::Unit;
+
+pub use mailer::MailError;
+pub use mailer::{MAIL_PER_RECIPIENT, MAIL_WINDOW_SECONDS};
 
 /// The error a database host function returns before it reaches the guest.
 #[derive(Debug, thiserror::Error)]

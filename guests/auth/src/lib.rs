@@ -1,0 +1,398 @@
+//! plinth's auth plugin: accounts, sessions, email verification and
+//! password reset, following the Copenhagen Book and OWASP's cheat sheets.
+//!
+//! * Passwords: NFKC, 8 to 256 code points, never truncated, no composition
+//!   rules, refused when common or equal to the name or email; Argon2id
+//!   (19456 KiB, t=2, p=1) PHC strings, upgraded on sign-in when the
+//!   parameters change.
+//! * Tokens: 160 random bits from `wasi:random`; the database keeps only
+//!   their SHA-256. Verification tokens live 24 h, reset tokens 1 h; both are
+//!   consumed atomically, and issuing one deletes the user's older ones.
+//! * Sessions: 30 days, renewed when less than half remains; all revoked on
+//!   a password reset or change.
+//! * No enumeration: unknown emails cost an Argon2 computation and get the
+//!   same error as a wrong password; reset and resend answer the same for
+//!   every address; sign-in failures are counted per email, known or not.
+//! * Throttling: after 5 consecutive failures an email waits 2^(n-5) s
+//!   (at most 15 min) between attempts; at 100 it is locked until a reset.
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: ["../../wit/database", "../../wit/auth"],
+        world: "plinth:auth/auth-plugin",
+        generate_all,
+    });
+}
+
+mod input;
+mod password;
+mod secret;
+
+use bindings::exports::plinth::auth::auth::{
+    AuthError, Guest, ProfileUpdate, SessionInfo, SignedIn,
+};
+use bindings::plinth::auth::{attempts, mailer};
+use bindings::plinth::database::types::{Error as DbError, ProfileChanges, UniqueField, User};
+use bindings::plinth::database::{
+    clock, credentials, email_verification, password_reset, sessions, users,
+};
+
+/// A session lives 30 days…
+const SESSION_TTL: u32 = 30 * 24 * 3600;
+/// …and is renewed when less than this remains.
+const SESSION_RENEW_BELOW: i64 = 15 * 24 * 3600;
+/// Email verification tokens live 24 hours.
+const VERIFICATION_TTL: u32 = 24 * 3600;
+/// Password reset tokens live 1 hour.
+const RESET_TTL: u32 = 3600;
+/// Failures an email may make before it has to wait.
+const FREE_FAILURES: u32 = 5;
+/// The longest wait between attempts.
+const MAX_DELAY: u64 = 15 * 60;
+/// Consecutive failures after which sign-in is refused until a reset.
+const LOCK_AFTER: u32 = 100;
+/// Most bytes of a token argument looked at (ours are 32).
+const MAX_TOKEN_ARG_BYTES: usize = 128;
+
+type Res<T> = Result<T, AuthError>;
+
+fn internal(what: impl std::fmt::Display) -> AuthError {
+    AuthError::Internal(what.to_string())
+}
+
+/// Maps a database error the plugin did not expect.
+fn db(e: DbError) -> AuthError {
+    match e {
+        DbError::InvalidInput(why) => AuthError::InvalidInput(why),
+        DbError::Conflict(UniqueField::Name) => AuthError::NameTaken,
+        DbError::Conflict(UniqueField::Email) => AuthError::EmailTaken,
+        other => internal(format!("database: {other:?}")),
+    }
+}
+
+fn throttle_key(email: &str) -> String {
+    format!("sign-in:{email}")
+}
+
+/// Refuses an attempt while the email must wait or is locked.
+fn check_throttle(email: &str) -> Res<()> {
+    let f = attempts::get_failures(&throttle_key(email)).map_err(db)?;
+    if f.count >= LOCK_AFTER {
+        return Err(AuthError::Locked);
+    }
+    if f.count < FREE_FAILURES {
+        return Ok(());
+    }
+    let delay = 1u64
+        .checked_shl(f.count - FREE_FAILURES)
+        .unwrap_or(u64::MAX)
+        .min(MAX_DELAY);
+    let ready_at = f
+        .last_at
+        .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+    let now = clock::now();
+    if now < ready_at {
+        return Err(AuthError::RateLimited(
+            u32::try_from(ready_at - now).unwrap_or(u32::MAX),
+        ));
+    }
+    Ok(())
+}
+
+fn record_failure(email: &str) -> Res<()> {
+    attempts::record_failure(&throttle_key(email)).map_err(db)?;
+    Ok(())
+}
+
+fn token_arg(token: &str) -> Res<&str> {
+    if token.len() > MAX_TOKEN_ARG_BYTES {
+        return Err(AuthError::InvalidInput(format!(
+            "a token is at most {MAX_TOKEN_ARG_BYTES} bytes"
+        )));
+    }
+    Ok(token.trim())
+}
+
+/// Sends a message; a recipient who was sent too much lately is skipped
+/// (the call still answers as if sent, so that answers reveal nothing).
+fn send(to: &str, subject: &str, body: String) -> Res<()> {
+    let message = mailer::Message {
+        to: to.into(),
+        subject: subject.into(),
+        body,
+    };
+    match mailer::send(&message) {
+        Ok(()) | Err(mailer::MailError::RateLimited(_)) => Ok(()),
+        Err(e) => Err(internal(format!("mailer: {e:?}"))),
+    }
+}
+
+fn send_verification(user: &User) -> Res<()> {
+    email_verification::delete_user_email_verification_tokens(&user.uuid).map_err(db)?;
+    let token = secret::new_token().map_err(internal)?;
+    email_verification::create_email_verification_token(
+        &secret::token_hash(&token),
+        &user.uuid,
+        VERIFICATION_TTL,
+    )
+    .map_err(db)?;
+    send(
+        &user.email,
+        "Verify your email address",
+        format!(
+            "Hello {},\n\nconfirm this address with the code below (valid for 24 hours).\n\ntoken: {token}\n",
+            user.name
+        ),
+    )
+}
+
+/// Creates a session for `user` and returns its secret once.
+fn new_session(user: User) -> Res<SignedIn> {
+    let token = secret::new_token().map_err(internal)?;
+    let session = sessions::create_session(&secret::token_hash(&token), &user.uuid, SESSION_TTL)
+        .map_err(db)?;
+    Ok(SignedIn {
+        token,
+        expires_at: session.expires_at,
+        user,
+    })
+}
+
+/// Finds the live session of a token, renewing it when past half its life.
+fn session_of(token: &str) -> Res<SessionInfo> {
+    let token = token_arg(token)?;
+    if !secret::is_well_formed(token) {
+        return Err(AuthError::SessionExpired);
+    }
+    let id = secret::token_hash(token);
+    let mut session = match sessions::get_session(&id) {
+        Ok(s) => s,
+        Err(DbError::NotFound) => return Err(AuthError::SessionExpired),
+        Err(e) => return Err(db(e)),
+    };
+    if !secret::same_secret(&session.id, &id) {
+        return Err(AuthError::SessionExpired);
+    }
+    if session.expires_at - clock::now() < SESSION_RENEW_BELOW {
+        session = sessions::extend_session(&id, SESSION_TTL).map_err(|e| match e {
+            DbError::NotFound => AuthError::SessionExpired,
+            e => db(e),
+        })?;
+    }
+    let user = match users::get_user_by_uuid(&session.user_uuid) {
+        Ok(u) => u,
+        Err(DbError::NotFound) => return Err(AuthError::SessionExpired),
+        Err(e) => return Err(db(e)),
+    };
+    Ok(SessionInfo {
+        user,
+        expires_at: session.expires_at,
+    })
+}
+
+/// Verifies `password` for `email`; counts a failure; upgrades an outdated
+/// hash. Unknown emails cost the same and fail the same.
+fn check_credentials(email: &str, password: &str) -> Res<User> {
+    check_throttle(email)?;
+    let password = password::normalize(password).map_err(AuthError::InvalidInput)?;
+    let user = match users::get_user_by_email(email) {
+        Ok(u) => Some(u),
+        Err(DbError::NotFound) => None,
+        Err(e) => return Err(db(e)),
+    };
+    let Some(user) = user else {
+        password::dummy_verify(&password).map_err(internal)?;
+        record_failure(email)?;
+        return Err(AuthError::InvalidCredentials);
+    };
+    let stored = credentials::get_password_hash(&user.uuid).map_err(db)?;
+    let verified = password::verify(&password, &stored).map_err(internal)?;
+    if !verified.ok {
+        record_failure(email)?;
+        return Err(AuthError::InvalidCredentials);
+    }
+    attempts::clear_failures(&throttle_key(email)).map_err(db)?;
+    if verified.outdated {
+        let upgraded = password::hash(&password).map_err(internal)?;
+        credentials::update_user_password(&user.uuid, &upgraded).map_err(db)?;
+    }
+    Ok(user)
+}
+
+/// Normalises and checks a new password for `user`, and hashes it.
+fn new_password_hash(password: &str, user_name: &str, user_email: &str) -> Res<String> {
+    let password = password::normalize(password).map_err(AuthError::WeakPassword)?;
+    password::check_new(&password, user_name, user_email).map_err(AuthError::WeakPassword)?;
+    password::hash(&password).map_err(internal)
+}
+
+fn password_changed_notice(user: &User) -> Res<()> {
+    send(
+        &user.email,
+        "Your password was changed",
+        format!(
+            "Hello {},\n\nthe password of your account was just changed and every session was signed out.\nIf this was not you, reset your password now.\n",
+            user.name
+        ),
+    )
+}
+
+struct Auth;
+
+impl Guest for Auth {
+    fn sign_up(name: String, email: String, password: String) -> Res<User> {
+        let email = input::email(&email).map_err(AuthError::InvalidInput)?;
+        let name = input::name(&name).map_err(AuthError::InvalidInput)?;
+        let hash = new_password_hash(&password, &name, &email)?;
+        let user = users::create_user(&users::NewUser {
+            name,
+            email,
+            password_hash: hash,
+        })
+        .map_err(db)?;
+        send_verification(&user)?;
+        Ok(user)
+    }
+
+    fn sign_in(email: String, password: String) -> Res<SignedIn> {
+        let email = input::email(&email).map_err(|_| AuthError::InvalidCredentials)?;
+        let user = check_credentials(&email, &password)?;
+        new_session(user)
+    }
+
+    fn validate_session(token: String) -> Res<SessionInfo> {
+        session_of(&token)
+    }
+
+    fn sign_out(token: String) -> Res<()> {
+        let token = token_arg(&token)?;
+        if secret::is_well_formed(token) {
+            sessions::delete_session(&secret::token_hash(token)).map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn sign_out_everywhere(token: String) -> Res<u32> {
+        let info = session_of(&token)?;
+        sessions::delete_user_sessions(&info.user.uuid).map_err(db)
+    }
+
+    fn verify_email(token: String) -> Res<User> {
+        let token = token_arg(&token)?;
+        if !secret::is_well_formed(token) {
+            return Err(AuthError::InvalidToken);
+        }
+        let record = match email_verification::consume_email_verification_token(
+            &secret::token_hash(token),
+        ) {
+            Ok(t) => t,
+            Err(DbError::NotFound) => return Err(AuthError::InvalidToken),
+            Err(e) => return Err(db(e)),
+        };
+        email_verification::delete_user_email_verification_tokens(&record.user_uuid).map_err(db)?;
+        match users::update_user_email_verified(&record.user_uuid, true) {
+            Ok(u) => Ok(u),
+            Err(DbError::NotFound) => Err(AuthError::InvalidToken),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    fn resend_verification(email: String) -> Res<()> {
+        let email = input::email(&email).map_err(AuthError::InvalidInput)?;
+        match users::get_user_by_email(&email) {
+            Ok(user) if !user.email_verified => send_verification(&user),
+            Ok(_) | Err(DbError::NotFound) => Ok(()),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    fn request_password_reset(email: String) -> Res<()> {
+        let email = input::email(&email).map_err(AuthError::InvalidInput)?;
+        let user = match users::get_user_by_email(&email) {
+            Ok(u) => u,
+            Err(DbError::NotFound) => return Ok(()),
+            Err(e) => return Err(db(e)),
+        };
+        password_reset::delete_user_password_reset_tokens(&user.uuid).map_err(db)?;
+        let token = secret::new_token().map_err(internal)?;
+        password_reset::create_password_reset_token(
+            &secret::token_hash(&token),
+            &user.uuid,
+            RESET_TTL,
+        )
+        .map_err(db)?;
+        send(
+            &user.email,
+            "Reset your password",
+            format!(
+                "Hello {},\n\nuse the code below to choose a new password (valid for 1 hour, once).\nIf you did not ask for this, ignore this message.\n\ntoken: {token}\n",
+                user.name
+            ),
+        )
+    }
+
+    fn reset_password(token: String, new_password: String) -> Res<()> {
+        let token = token_arg(&token)?;
+        if !secret::is_well_formed(token) {
+            return Err(AuthError::InvalidToken);
+        }
+        let id = secret::token_hash(token);
+        // Look first (no lock held while hashing), consume last: of two
+        // racing calls only one consumes the token.
+        let record = match password_reset::get_password_reset_token(&id) {
+            Ok(t) => t,
+            Err(DbError::NotFound) => return Err(AuthError::InvalidToken),
+            Err(e) => return Err(db(e)),
+        };
+        let user = match users::get_user_by_uuid(&record.user_uuid) {
+            Ok(u) => u,
+            Err(DbError::NotFound) => return Err(AuthError::InvalidToken),
+            Err(e) => return Err(db(e)),
+        };
+        let hash = new_password_hash(&new_password, &user.name, &user.email)?;
+        match password_reset::consume_password_reset_token(&id) {
+            Ok(t) if secret::same_secret(&t.token, &id) => {}
+            Ok(_) | Err(DbError::NotFound) => return Err(AuthError::InvalidToken),
+            Err(e) => return Err(db(e)),
+        }
+        credentials::update_user_password(&user.uuid, &hash).map_err(db)?;
+        sessions::delete_user_sessions(&user.uuid).map_err(db)?;
+        password_reset::delete_user_password_reset_tokens(&user.uuid).map_err(db)?;
+        let user = users::update_user_email_verified(&user.uuid, true).map_err(db)?;
+        attempts::clear_failures(&throttle_key(&user.email)).map_err(db)?;
+        password_changed_notice(&user)
+    }
+
+    fn change_password(
+        session_token: String,
+        current_password: String,
+        new_password: String,
+    ) -> Res<SignedIn> {
+        let info = session_of(&session_token)?;
+        let user = check_credentials(&info.user.email, &current_password)?;
+        let hash = new_password_hash(&new_password, &user.name, &user.email)?;
+        credentials::update_user_password(&user.uuid, &hash).map_err(db)?;
+        sessions::delete_user_sessions(&user.uuid).map_err(db)?;
+        password_changed_notice(&user)?;
+        new_session(user)
+    }
+
+    fn update_profile(session_token: String, changes: ProfileUpdate) -> Res<User> {
+        let info = session_of(&session_token)?;
+        let name = match changes.name {
+            Some(n) => Some(input::name(&n).map_err(AuthError::InvalidInput)?),
+            None => None,
+        };
+        users::update_user_profile(
+            &info.user.uuid,
+            &ProfileChanges {
+                name,
+                avatar: changes.avatar,
+                bio: changes.bio,
+            },
+        )
+        .map_err(db)
+    }
+}
+
+bindings::export!(Auth with_types_in bindings);

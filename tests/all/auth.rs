@@ -1,0 +1,632 @@
+//! The auth plugin, end to end: real component, real Argon2, real SQLite.
+
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use plinth_host::{AuthError, FieldChange, ProfileUpdate};
+
+use crate::util::{Fixture, ok, refused};
+
+const PW: &str = "correct horse battery staple";
+const NEW_PW: &str = "a different long passphrase";
+const DAY: u32 = 24 * 3600;
+
+/// A signed-up, verified user: (fixture, auth, email).
+fn with_user(name: &str) -> Result<(Fixture, plinth_host::AuthPlugin, String)> {
+    let f = Fixture::new()?;
+    let auth = f.auth()?;
+    let email = format!("{name}@example.com");
+    ok(auth.sign_up(name, &email, PW))?;
+    Ok((f, auth, email))
+}
+
+mod sign_up {
+    use super::*;
+
+    #[test]
+    fn sign_up_mails_a_token_that_verifies_the_email() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let user = ok(auth.sign_in(&email, PW))?.user;
+        ensure!(!user.email_verified);
+        let token = f.mailed_token(&email)?;
+        let verified = ok(auth.verify_email(&token))?;
+        ensure!(verified.email_verified && verified.uuid == user.uuid);
+        ensure!(
+            refused(auth.verify_email(&token))? == AuthError::InvalidToken,
+            "single use"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_database_keeps_an_argon2id_phc_string_and_only_hashes_of_tokens() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let session = ok(auth.sign_in(&email, PW))?;
+        let conn = f.sqlite()?;
+        let hash: String = conn.query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+        ensure!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        ensure!(!hash.contains(PW));
+        // 32 base32 characters: 160 bits.
+        ensure!(session.token.len() == 32, "{}", session.token);
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM sessions")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ensure!(ids.len() == 1 && ids[0].len() == 64 && ids[0] != session.token);
+        let mailed = f.mailed_token(&email)?;
+        let stored: String =
+            conn.query_row("SELECT token FROM email_verification_tokens", [], |r| {
+                r.get(0)
+            })?;
+        ensure!(
+            stored != mailed && stored.len() == 64,
+            "the raw token is stored"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased_and_bad_ones_refused() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        let user = ok(auth.sign_up("ada", "  Ada@Example.COM ", PW))?;
+        ensure!(user.email == "ada@example.com", "{}", user.email);
+        ok(auth.sign_in("ADA@example.com", PW))?;
+        for bad in [
+            "no-at-sign",
+            "two@@example.com",
+            "@example.com",
+            "ada@localhost",
+            "a b@example.com",
+            &format!("{}@example.com", "a".repeat(300)),
+        ] {
+            let e = refused(auth.sign_up("bob", bad, PW))?;
+            ensure!(matches!(e, AuthError::InvalidInput(_)), "{bad}: {e:?}");
+        }
+        ensure!(refused(auth.sign_up("bob", "ADA@example.com", PW))? == AuthError::EmailTaken);
+        ensure!(refused(auth.sign_up("ada", "other@example.com", PW))? == AuthError::NameTaken);
+        Ok(())
+    }
+
+    #[test]
+    fn names_are_validated_with_reasons() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        for bad in ["ab", "with space", "-dash", &"x".repeat(33), "semi;colon"] {
+            match refused(auth.sign_up(bad, "x@example.com", PW))? {
+                AuthError::InvalidInput(why) => ensure!(why.contains("name"), "{bad}: {why}"),
+                other => anyhow::bail!("{bad}: {other:?}"),
+            }
+        }
+        ok(auth.sign_up("zoë_1.x-y", "zoe@example.com", PW))?;
+        Ok(())
+    }
+}
+
+mod passwords {
+    use super::*;
+
+    fn weak(f: &Fixture, name: &str, email: &str, pw: &str) -> Result<String> {
+        match refused(f.auth()?.sign_up(name, email, pw))? {
+            AuthError::WeakPassword(why) => Ok(why),
+            other => anyhow::bail!("{pw:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_common_and_personal_passwords_are_refused_with_a_reason() -> Result<()> {
+        let f = Fixture::new()?;
+        ensure!(weak(&f, "ada", "ada@example.com", "short")?.contains("at least 8"));
+        for common in [
+            "password",
+            "12345678",
+            "iloveyou",
+            "Password1",
+            "qwertyuiop",
+        ] {
+            ensure!(
+                weak(&f, "ada", "ada@example.com", common)?.contains("common"),
+                "{common}"
+            );
+        }
+        ensure!(weak(&f, "lovelace1815", "ada@example.com", "Lovelace1815")?.contains("name"));
+        ensure!(
+            weak(
+                &f,
+                "ada",
+                "countess.of.lovelace@example.com",
+                "countess.of.lovelace"
+            )?
+            .contains("name or the email")
+        );
+        ensure!(f.rows("users")? == 0);
+        Ok(())
+    }
+
+    #[test]
+    fn length_is_counted_in_code_points_after_nfkc() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        // Seven emoji are 28 bytes but 7 characters: too short. Eight pass.
+        ensure!(weak(&f, "ada", "ada@example.com", &"🔑".repeat(7))?.contains("at least 8"));
+        ok(auth.sign_up("ada", "ada@example.com", &"🔑".repeat(8)))?;
+        // Fullwidth letters normalise (NFKC) to ASCII: either form signs in.
+        ok(auth.sign_up("bob", "bob@example.com", "ｆｕｌｌｗｉｄｔｈ pass"))?;
+        ok(auth.sign_in("bob@example.com", "fullwidth pass"))?;
+        Ok(())
+    }
+
+    #[test]
+    fn long_passwords_are_kept_whole_and_oversized_ones_refused() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        let long: String = (0..200)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
+        ok(auth.sign_up("ada", "ada@example.com", &long))?;
+        ok(auth.sign_in("ada@example.com", &long))?;
+        // Not truncated: the first 199 characters are a different password.
+        ensure!(
+            refused(auth.sign_in("ada@example.com", &long[..199]))?
+                == AuthError::InvalidCredentials
+        );
+        ensure!(weak(&f, "bob", "bob@example.com", &"x".repeat(257))?.contains("at most 256"));
+        ensure!(weak(&f, "bob", "bob@example.com", &"é".repeat(600))?.contains("1024 bytes"));
+        Ok(())
+    }
+
+    #[test]
+    fn an_outdated_hash_is_upgraded_at_the_next_sign_in() -> Result<()> {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let (f, auth, email) = with_user("ada")?;
+        let old = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(4096, 1, 1, None).map_err(anyhow::Error::msg)?,
+        )
+        .hash_password(
+            PW.as_bytes(),
+            &SaltString::encode_b64(b"sixteen byte slt").map_err(anyhow::Error::msg)?,
+        )
+        .map_err(anyhow::Error::msg)?
+        .to_string();
+        f.sqlite()?
+            .execute("UPDATE users SET password_hash = ?1", [&old])?;
+        ok(auth.sign_in(&email, PW))?;
+        let now: String = f
+            .sqlite()?
+            .query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+        ensure!(
+            now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "not upgraded: {now}"
+        );
+        ok(auth.sign_in(&email, PW))?;
+        Ok(())
+    }
+}
+
+mod sessions {
+    use super::*;
+
+    #[test]
+    fn every_sign_in_creates_a_new_session() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let a = ok(auth.sign_in(&email, PW))?;
+        let b = ok(auth.sign_in(&email, PW))?;
+        ensure!(a.token != b.token);
+        ensure!(f.rows("sessions")? == 2);
+        ensure!(ok(auth.validate_session(&a.token))?.user.uuid == a.user.uuid);
+        Ok(())
+    }
+
+    #[test]
+    fn a_session_renews_on_a_sliding_window_and_then_expires() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let s = ok(auth.sign_in(&email, PW))?;
+        ensure!(s.expires_at == f.clock.now() + i64::from(30 * DAY));
+        f.clock.advance(10 * DAY);
+        // Twenty days left: more than half, no renewal.
+        ensure!(ok(auth.validate_session(&s.token))?.expires_at == s.expires_at);
+        f.clock.advance(6 * DAY);
+        // Fourteen left: renewed to thirty from now.
+        let renewed = ok(auth.validate_session(&s.token))?.expires_at;
+        ensure!(
+            renewed == f.clock.now() + i64::from(30 * DAY),
+            "not renewed"
+        );
+        f.clock.advance(30 * DAY);
+        ensure!(refused(auth.validate_session(&s.token))? == AuthError::SessionExpired);
+        ensure!(refused(auth.validate_session("not-a-token"))? == AuthError::SessionExpired);
+        Ok(())
+    }
+
+    #[test]
+    fn sign_out_ends_one_session_and_sign_out_everywhere_ends_all() -> Result<()> {
+        let (_f, auth, email) = with_user("ada")?;
+        let a = ok(auth.sign_in(&email, PW))?;
+        let b = ok(auth.sign_in(&email, PW))?;
+        let c = ok(auth.sign_in(&email, PW))?;
+        ok(auth.sign_out(&a.token))?;
+        ok(auth.sign_out(&a.token))?;
+        ensure!(refused(auth.validate_session(&a.token))? == AuthError::SessionExpired);
+        ok(auth.validate_session(&b.token))?;
+        ensure!(ok(auth.sign_out_everywhere(&b.token))? == 2);
+        ensure!(refused(auth.validate_session(&c.token))? == AuthError::SessionExpired);
+        Ok(())
+    }
+
+    #[test]
+    fn change_password_revokes_every_session_and_returns_a_new_one() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let a = ok(auth.sign_in(&email, PW))?;
+        let b = ok(auth.sign_in(&email, PW))?;
+        ensure!(
+            refused(auth.change_password(&a.token, "wrong password", NEW_PW))?
+                == AuthError::InvalidCredentials
+        );
+        ensure!(matches!(
+            refused(auth.change_password(&a.token, PW, "password"))?,
+            AuthError::WeakPassword(_)
+        ));
+        let fresh = ok(auth.change_password(&a.token, PW, NEW_PW))?;
+        for old in [&a.token, &b.token] {
+            ensure!(refused(auth.validate_session(old))? == AuthError::SessionExpired);
+        }
+        ok(auth.validate_session(&fresh.token))?;
+        ensure!(refused(auth.sign_in(&email, PW))? == AuthError::InvalidCredentials);
+        ok(auth.sign_in(&email, NEW_PW))?;
+        ensure!(f.runtime.db().outbox(Some(&email), 1)?[0].subject == "Your password was changed");
+        Ok(())
+    }
+
+    #[test]
+    fn update_profile_changes_ones_own_profile() -> Result<()> {
+        let (_f, auth, email) = with_user("ada")?;
+        ok(auth.sign_up("bob", "bob@example.com", PW))?;
+        let s = ok(auth.sign_in(&email, PW))?;
+        let changes = |name: Option<&str>| ProfileUpdate {
+            name: name.map(str::to_string),
+            avatar: FieldChange::Set("https://example.com/ada.png".into()),
+            bio: FieldChange::Set("notes on the engine".into()),
+        };
+        ensure!(
+            refused(auth.update_profile(&s.token, &changes(Some("bob"))))? == AuthError::NameTaken
+        );
+        ensure!(matches!(
+            refused(auth.update_profile(&s.token, &changes(Some("x y"))))?,
+            AuthError::InvalidInput(_)
+        ));
+        let u = ok(auth.update_profile(&s.token, &changes(Some("lovelace"))))?;
+        ensure!(u.name == "lovelace" && u.bio.as_deref() == Some("notes on the engine"));
+        ensure!(
+            refused(auth.update_profile("bogus", &changes(None)))? == AuthError::SessionExpired
+        );
+        Ok(())
+    }
+}
+
+mod reset {
+    use super::*;
+
+    #[test]
+    fn a_reset_revokes_sessions_verifies_the_email_and_does_not_sign_in() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let session = ok(auth.sign_in(&email, PW))?;
+        ok(auth.request_password_reset(&email))?;
+        let token = f.mailed_token(&email)?;
+        let sessions_before = f.rows("sessions")?;
+        ok(auth.reset_password(&token, NEW_PW))?;
+        ensure!(
+            sessions_before == 1 && f.rows("sessions")? == 0,
+            "sessions survived the reset"
+        );
+        ensure!(refused(auth.validate_session(&session.token))? == AuthError::SessionExpired);
+        ensure!(f.rows("password_reset_tokens")? == 0);
+        ensure!(
+            refused(auth.reset_password(&token, "yet another passphrase"))?
+                == AuthError::InvalidToken
+        );
+        ensure!(refused(auth.sign_in(&email, PW))? == AuthError::InvalidCredentials);
+        let user = ok(auth.sign_in(&email, NEW_PW))?.user;
+        ensure!(user.email_verified, "a reset proves the address");
+        ensure!(f.runtime.db().outbox(Some(&email), 1)?[0].subject == "Your password was changed");
+        Ok(())
+    }
+
+    #[test]
+    fn a_weak_new_password_keeps_the_token_usable() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        ok(auth.request_password_reset(&email))?;
+        let token = f.mailed_token(&email)?;
+        ensure!(matches!(
+            refused(auth.reset_password(&token, "password"))?,
+            AuthError::WeakPassword(_)
+        ));
+        ok(auth.reset_password(&token, NEW_PW))?;
+        Ok(())
+    }
+
+    #[test]
+    fn reset_answers_the_same_for_known_and_unknown_emails() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let known = auth.request_password_reset(&email)?;
+        let unknown = auth.request_password_reset("nobody@example.com")?;
+        ensure!(
+            known == unknown && known.is_ok(),
+            "{known:?} vs {unknown:?}"
+        );
+        ensure!(
+            f.runtime
+                .db()
+                .outbox(Some("nobody@example.com"), 10)?
+                .is_empty()
+        );
+        ensure!(f.runtime.db().outbox(Some(&email), 10)?.len() == 2);
+        Ok(())
+    }
+
+    #[test]
+    fn reset_and_verification_tokens_expire() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let verification = f.mailed_token(&email)?;
+        ok(auth.request_password_reset(&email))?;
+        let reset = f.mailed_token(&email)?;
+        f.clock.advance(3600);
+        ensure!(refused(auth.reset_password(&reset, NEW_PW))? == AuthError::InvalidToken);
+        ok(auth.request_password_reset(&email))?;
+        let reset = f.mailed_token(&email)?;
+        f.clock.advance(3599);
+        ok(auth.reset_password(&reset, NEW_PW))?;
+        f.clock.advance(DAY - 7199);
+        ensure!(refused(auth.verify_email(&verification))? == AuthError::InvalidToken);
+        Ok(())
+    }
+
+    #[test]
+    fn issuing_a_token_deletes_the_older_ones() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let first_verification = f.mailed_token(&email)?;
+        ok(auth.resend_verification(&email))?;
+        let second_verification = f.mailed_token(&email)?;
+        ensure!(refused(auth.verify_email(&first_verification))? == AuthError::InvalidToken);
+        ok(auth.request_password_reset(&email))?;
+        let first = f.mailed_token(&email)?;
+        f.clock.advance(601); // past the mail rate limit window
+        ok(auth.request_password_reset(&email))?;
+        let second = f.mailed_token(&email)?;
+        ensure!(f.rows("password_reset_tokens")? == 1);
+        ensure!(refused(auth.reset_password(&first, NEW_PW))? == AuthError::InvalidToken);
+        ok(auth.reset_password(&second, NEW_PW))?;
+        ok(auth.verify_email(&second_verification))?;
+        Ok(())
+    }
+
+    #[test]
+    fn two_concurrent_resets_with_one_token_succeed_exactly_once() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        for round in 0..3 {
+            f.clock.advance(601);
+            ok(auth.request_password_reset(&email))?;
+            let token = f.mailed_token(&email)?;
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let handles: Vec<_> = ["first racer pass phrase", "second racer pass phrase"]
+                .into_iter()
+                .map(|pw| {
+                    let (auth, token, barrier) = (auth.clone(), token.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        auth.reset_password(&token, pw)
+                    })
+                })
+                .collect();
+            let mut wins = 0;
+            for h in handles {
+                match h.join().map_err(|_| anyhow::anyhow!("thread panicked"))?? {
+                    Ok(()) => wins += 1,
+                    Err(AuthError::InvalidToken) => {}
+                    Err(other) => anyhow::bail!("round {round}: {other:?}"),
+                }
+            }
+            ensure!(wins == 1, "round {round}: {wins} resets succeeded");
+        }
+        Ok(())
+    }
+}
+
+mod enumeration_and_throttling {
+    use super::*;
+
+    #[test]
+    fn an_unknown_email_gets_the_wrong_password_error_and_costs_an_argon2() -> Result<()> {
+        let (_f, auth, email) = with_user("ada")?;
+        // Warm up, then time each kind a few times.
+        let _ = auth.sign_in(&email, "wrong password 0")?;
+        let (mut wrong, mut unknown) = (f64::MAX, f64::MAX);
+        for i in 0..3 {
+            let t = Instant::now();
+            let a = refused(auth.sign_in(&email, &format!("wrong password {i}")))?;
+            wrong = wrong.min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let b = refused(auth.sign_in(&format!("nobody{i}@example.com"), "some password"))?;
+            unknown = unknown.min(t.elapsed().as_secs_f64());
+            ensure!(
+                a == AuthError::InvalidCredentials && b == a,
+                "{a:?} vs {b:?}"
+            );
+        }
+        // Without the dummy computation an unknown email would answer in
+        // well under a tenth of the time; with it, the two are alike.
+        ensure!(
+            unknown > wrong * 0.5,
+            "unknown {unknown:.4}s vs wrong {wrong:.4}s"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn consecutive_failures_bring_growing_delays_that_a_success_resets() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        for i in 0..5 {
+            ensure!(
+                refused(auth.sign_in(&email, &format!("wrong {i} password")))?
+                    == AuthError::InvalidCredentials
+            );
+        }
+        // The sixth attempt may come one second after the fifth.
+        ensure!(refused(auth.sign_in(&email, PW))? == AuthError::RateLimited(1));
+        f.clock.advance(1);
+        ensure!(refused(auth.sign_in(&email, "wrong again"))? == AuthError::InvalidCredentials);
+        ensure!(refused(auth.sign_in(&email, PW))? == AuthError::RateLimited(2));
+        f.clock.advance(2);
+        ok(auth.sign_in(&email, PW))?;
+        // The success cleared the count.
+        ensure!(
+            refused(auth.sign_in(&email, "wrong after success"))? == AuthError::InvalidCredentials
+        );
+        ok(auth.sign_in(&email, PW))?;
+        // Unknown emails are throttled the same way.
+        for i in 0..5 {
+            let _ = refused(auth.sign_in("nobody@example.com", &format!("guess {i}")))?;
+        }
+        ensure!(refused(auth.sign_in("nobody@example.com", "guess"))? == AuthError::RateLimited(1));
+        Ok(())
+    }
+
+    #[test]
+    fn the_hundredth_consecutive_failure_locks_sign_in_until_a_reset() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let key = format!("sign-in:{email}");
+        f.sqlite()?.execute(
+            "INSERT INTO failed_attempts (key, count, last_at) VALUES (?1, 99, 0)",
+            [&key],
+        )?;
+        ensure!(refused(auth.sign_in(&email, "wrong"))? == AuthError::InvalidCredentials);
+        f.clock.advance(DAY);
+        ensure!(refused(auth.sign_in(&email, PW))? == AuthError::Locked);
+        ok(auth.request_password_reset(&email))?;
+        ok(auth.reset_password(&f.mailed_token(&email)?, NEW_PW))?;
+        ok(auth.sign_in(&email, NEW_PW))?;
+        Ok(())
+    }
+
+    #[test]
+    fn mail_is_limited_per_recipient_without_changing_the_answer() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?; // sign-up mailed once
+        for _ in 0..4 {
+            ok(auth.request_password_reset(&email))?;
+        }
+        ensure!(f.runtime.db().outbox(Some(&email), 100)?.len() == 3);
+        f.clock.advance(601);
+        ok(auth.request_password_reset(&email))?;
+        ensure!(f.runtime.db().outbox(Some(&email), 100)?.len() == 4);
+        Ok(())
+    }
+}
+
+mod hostile_input {
+    use super::*;
+
+    #[test]
+    fn sql_looking_strings_are_plain_data() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        let email = "x'or'1'='1@example.com";
+        ok(auth.sign_up("robert.tables", email, PW))?;
+        for probe in [
+            "' OR 1=1 --@example.com",
+            "a@example.com'; DROP TABLE users; --",
+        ] {
+            let e = refused(auth.sign_in(probe, PW))?;
+            ensure!(e == AuthError::InvalidCredentials, "{probe}: {e:?}");
+        }
+        ok(auth.sign_in(email, PW))?;
+        ensure!(matches!(
+            refused(auth.sign_up("x'; DROP TABLE users; --", "y@example.com", PW))?,
+            AuthError::InvalidInput(_)
+        ));
+        ensure!(f.rows("users")? == 1);
+        Ok(())
+    }
+
+    #[test]
+    fn megabyte_inputs_get_a_clean_error_and_write_nothing() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        let session = ok(auth.sign_in(&email, PW))?;
+        let before = f.snapshot()?;
+        let mb = "a".repeat(1 << 20);
+        let answers = [
+            refused(auth.sign_up(&mb, "z@example.com", PW))?,
+            refused(auth.sign_up("zed", &mb, PW))?,
+            refused(auth.sign_up("zed", "z@example.com", &mb))?,
+            refused(auth.sign_in(&mb, PW))?,
+            refused(auth.validate_session(&mb))?,
+            refused(auth.verify_email(&mb))?,
+            refused(auth.reset_password(&mb, NEW_PW))?,
+            refused(auth.request_password_reset(&mb))?,
+            refused(auth.change_password(&session.token, PW, &mb))?,
+        ];
+        for a in &answers {
+            ensure!(
+                matches!(
+                    a,
+                    AuthError::InvalidInput(_)
+                        | AuthError::WeakPassword(_)
+                        | AuthError::InvalidCredentials
+                ),
+                "{a:?}"
+            );
+        }
+        // A megabyte password at sign-in is refused before hashing or counting.
+        ensure!(
+            refused(auth.sign_in(&email, &mb))?
+                == AuthError::InvalidInput(format!("a password is at most {} bytes", 1024))
+        );
+        ensure!(f.snapshot()? == before, "something was written");
+        Ok(())
+    }
+}
+
+mod limits {
+    use super::*;
+    use plinth_host::{Limits, Manifest};
+
+    #[test]
+    fn a_sign_in_needs_argon2s_memory_and_the_manifest_limit_bounds_it() -> Result<()> {
+        let (f, _auth, email) = with_user("ada")?;
+        let shipped = Manifest::from_file(plinth_guests::AUTH.manifest.as_ref())?;
+        ensure!(shipped.limits.memory_bytes == 48 << 20);
+        let tight = shipped.clone().limits(Limits {
+            memory_bytes: 16 << 20,
+            ..shipped.limits
+        });
+        let starved = plinth_host::AuthPlugin::new(f.load_with(plinth_guests::AUTH, tight)?)?;
+        match starved.sign_in(&email, PW) {
+            Err(plinth_host::Error::MemoryLimit { limit, .. }) => ensure!(limit == 16 << 20),
+            other => anyhow::bail!("expected a memory limit error, got {other:?}"),
+        }
+        ensure!(f.rows("sessions")? == 0, "the failed call left a session");
+        // The same runtime serves the next call normally.
+        ok(f.auth()?.sign_in(&email, PW))?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_async_api_signs_in_from_tokio() -> Result<()> {
+        let (_f, auth, email) = with_user("ada")?;
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let (auth, email) = (auth.clone(), email.clone());
+                tokio::spawn(async move { auth.run_async(move |a| a.sign_in(&email, PW)).await })
+            })
+            .collect();
+        let mut tokens = std::collections::BTreeSet::new();
+        for t in tasks {
+            tokens.insert(ok(t.await?)?.token);
+        }
+        ensure!(tokens.len() == 3);
+        Ok(())
+    }
+}
