@@ -4,12 +4,11 @@
 //! runtime's (trap, limit, commit), the inner [`AuthError`] is the plugin's
 //! answer, which a UI branches on.
 
+use crate::Result;
 use crate::bindings::auth::exports::plinth::auth::auth::Guest as AuthExports;
 use crate::bindings::auth::{AuthPlugin as AuthWorld, AuthPluginPre};
-use crate::error::boxed;
 use crate::plugin::Plugin;
 use crate::state::CallState;
-use crate::{Error, Result};
 
 pub use crate::bindings::auth::exports::plinth::auth::auth::{
     AuthError, ProfileUpdate, SessionInfo, SignedIn,
@@ -35,14 +34,9 @@ impl AuthPlugin {
     /// Checks that `plugin` exports the auth interface.
     ///
     /// # Errors
-    /// [`Error::WrongExports`] when it does not.
+    /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
     pub fn new(plugin: Plugin) -> Result<Self> {
-        let pre =
-            AuthPluginPre::new(plugin.instance_pre().clone()).map_err(|e| Error::WrongExports {
-                plugin: plugin.name().to_string(),
-                world: "plinth:auth/auth-plugin",
-                source: boxed(e),
-            })?;
+        let pre = plugin.typed("plinth:auth/auth-plugin", AuthPluginPre::new)?;
         Ok(Self { plugin, pre })
     }
 
@@ -65,7 +59,7 @@ impl AuthPlugin {
     /// `sign-up`. See the WIT for the rules and error cases.
     ///
     /// # Errors
-    /// The runtime's [`Error`]s; the plugin's answer is the inner result.
+    /// The runtime's [`Error`](crate::Error)s; the plugin's answer is the inner result.
     pub fn sign_up(
         &self,
         name: &str,
@@ -180,7 +174,7 @@ impl AuthPlugin {
     /// `auth.run_async(|a| a.sign_in(&email, &pw)).await`.
     ///
     /// # Errors
-    /// What `f` returns, and [`Error::Join`] if the task panicked.
+    /// What `f` returns, and [`Error::Join`](crate::Error::Join) if the task panicked.
     pub async fn run_async<T: Send + 'static>(
         &self,
         f: impl FnOnce(&AuthPlugin) -> Result<T> + Send + 'static,

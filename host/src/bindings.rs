@@ -53,6 +53,20 @@ pub mod auth {
     });
 }
 
+/// The `plinth:test/bench` world: exports that isolate one cost each.
+#[allow(missing_docs)]
+pub mod bench {
+    wasmtime::component::bindgen!({
+        path: ["../wit/database", "../wit/test"],
+        world: "plinth:test/bench",
+        imports: { default: trappable },
+        additional_derives: [PartialEq, Eq],
+        with: {
+            "plinth:database": super::database::plinth::database,
+        },
+    });
+}
+
 pub use database::plinth::database::types::{
     Error as WitError, FieldChange, NewUser, ProfileChanges, Session, Token, UniqueField, User,
 };

@@ -1,10 +1,9 @@
 //! The typed face of the db-test plugin.
 
+use crate::Result;
 use crate::bindings::db_test::{DbTest, DbTestPre};
-use crate::error::boxed;
 use crate::plugin::Plugin;
 use crate::state::CallState;
-use crate::{Error, Result};
 
 pub use crate::bindings::db_test::plinth::test::report::Check;
 
@@ -19,14 +18,9 @@ impl DbTestPlugin {
     /// Checks that `plugin` exports the db-test world.
     ///
     /// # Errors
-    /// [`Error::WrongExports`] when it does not.
+    /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
     pub fn new(plugin: Plugin) -> Result<Self> {
-        let pre =
-            DbTestPre::new(plugin.instance_pre().clone()).map_err(|e| Error::WrongExports {
-                plugin: plugin.name().to_string(),
-                world: "plinth:test/db-test",
-                source: boxed(e),
-            })?;
+        let pre = plugin.typed("plinth:test/db-test", DbTestPre::new)?;
         Ok(Self { plugin, pre })
     }
 
@@ -49,7 +43,7 @@ impl DbTestPlugin {
     /// Runs every check; one entry per check.
     ///
     /// # Errors
-    /// The call errors of [`Error`]: trap, time or memory limit, commit.
+    /// The call errors of [`Error`](crate::Error): trap, time or memory limit, commit.
     pub fn run(&self) -> Result<Vec<Check>> {
         self.call("run", |i, s| i.call_run(s))
     }
@@ -65,7 +59,7 @@ impl DbTestPlugin {
     /// [`run`](Self::run) from async code, on tokio's blocking pool.
     ///
     /// # Errors
-    /// As [`DbTestPlugin::run`], and [`Error::Join`].
+    /// As [`DbTestPlugin::run`], and [`Error::Join`](crate::Error::Join).
     pub async fn run_async(&self) -> Result<Vec<Check>> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.run()).await?

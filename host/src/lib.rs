@@ -34,7 +34,9 @@
 //! blocking pool, never on a worker thread.
 
 mod auth;
+mod bench;
 pub mod bindings;
+mod cache;
 mod db_test;
 mod error;
 pub mod grants;
@@ -45,6 +47,7 @@ mod runtime;
 mod state;
 
 pub use auth::{AuthError, AuthPlugin, AuthResult, ProfileUpdate, SessionInfo, SignedIn};
+pub use bench::BenchPlugin;
 pub use bindings::{FieldChange, User};
 pub use db_test::{Check, DbTestPlugin};
 pub use error::{BoxError, Error, Result};
@@ -52,5 +55,5 @@ pub use grants::{Access, Grants, Interface};
 pub use host::{HostError, MAIL_PER_RECIPIENT, MAIL_WINDOW_SECONDS, MailError};
 pub use manifest::{Limits, Manifest};
 pub use plugin::Plugin;
-pub use runtime::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, Runtime};
+pub use runtime::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions};
 pub use state::CallState;

@@ -26,6 +26,7 @@ struct PluginInner {
     runtime: Runtime,
     meta: Arc<PluginMeta>,
     limits: Limits,
+    from_cache: bool,
     component: Component,
     pre: InstancePre<CallState>,
 }
@@ -44,10 +45,7 @@ impl Plugin {
     pub(crate) fn load(runtime: Runtime, bytes: &[u8], manifest: Manifest) -> Result<Self> {
         let name = manifest.name.clone();
         let engine = runtime.engine().clone();
-        let component = Component::new(&engine, bytes).map_err(|e| Error::InvalidComponent {
-            plugin: name.clone(),
-            source: boxed(e),
-        })?;
+        let (component, from_cache) = compile(&runtime, &name, bytes)?;
         let ty = component.component_type();
         for (import, _) in ty.imports(&engine) {
             match classify_import(import) {
@@ -88,7 +86,7 @@ impl Plugin {
             .map_err(link_err)?;
         }
         let pre = linker.instantiate_pre(&component).map_err(link_err)?;
-        tracing::info!(plugin = %name, "loaded");
+        tracing::info!(plugin = %name, from_cache, "loaded");
         Ok(Self {
             inner: Arc::new(PluginInner {
                 runtime,
@@ -97,6 +95,7 @@ impl Plugin {
                     grants: manifest.grants,
                 }),
                 limits: manifest.limits,
+                from_cache,
                 component,
                 pre,
             }),
@@ -116,6 +115,11 @@ impl Plugin {
     /// Its per-call limits.
     pub fn limits(&self) -> Limits {
         self.inner.limits
+    }
+
+    /// Whether the compiled code came from the disk cache.
+    pub fn loaded_from_cache(&self) -> bool {
+        self.inner.from_cache
     }
 
     /// The compiled component.
@@ -141,8 +145,18 @@ impl Plugin {
             .collect()
     }
 
-    pub(crate) fn instance_pre(&self) -> &InstancePre<CallState> {
-        &self.inner.pre
+    /// Builds a world's typed pre-instance from this plugin, or says which
+    /// world's exports are missing.
+    pub(crate) fn typed<P>(
+        &self,
+        world: &'static str,
+        make: impl FnOnce(InstancePre<CallState>) -> wasmtime::Result<P>,
+    ) -> Result<P> {
+        make(self.inner.pre.clone()).map_err(|e| Error::WrongExports {
+            plugin: self.name().to_string(),
+            world,
+            source: boxed(e),
+        })
     }
 
     /// Runs one call of export `function`: a fresh `Store` with the plugin's
@@ -210,6 +224,28 @@ impl Plugin {
             message: format!("{e:?}"),
         }
     }
+}
+
+/// Compiles `bytes`, through the runtime's disk cache when it has one.
+fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<(Component, bool)> {
+    let engine = runtime.engine();
+    let entry = runtime
+        .inner
+        .options
+        .cache_dir
+        .as_deref()
+        .map(|dir| crate::cache::entry_path(dir, engine, bytes));
+    if let Some(component) = entry.as_deref().and_then(|p| crate::cache::load(engine, p)) {
+        return Ok((component, true));
+    }
+    let component = Component::new(engine, bytes).map_err(|e| Error::InvalidComponent {
+        plugin: name.to_string(),
+        source: boxed(e),
+    })?;
+    if let Some(path) = &entry {
+        crate::cache::store(&component, path);
+    }
+    Ok((component, false))
 }
 
 /// The epoch deadline for a time limit: whole ticks, rounded up, plus one

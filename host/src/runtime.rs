@@ -29,9 +29,17 @@ pub struct Runtime {
     pub(crate) inner: Arc<RuntimeInner>,
 }
 
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached (none: compile on every load).
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
     pub(crate) db: Db,
+    pub(crate) options: RuntimeOptions,
     _ticker: Ticker,
 }
 
@@ -49,6 +57,14 @@ impl Runtime {
     /// # Errors
     /// [`Error::Engine`] when wasmtime cannot be configured on this machine.
     pub fn new(db: Db) -> Result<Self> {
+        Self::with_options(db, RuntimeOptions::default())
+    }
+
+    /// A runtime serving `db`, configured by `options`.
+    ///
+    /// # Errors
+    /// As [`Runtime::new`].
+    pub fn with_options(db: Db, options: RuntimeOptions) -> Result<Self> {
         let engine = Engine::new(&engine_config()).map_err(|e| Error::Engine(boxed(e)))?;
         let ticker = Ticker::start(engine.clone()).map_err(|source| Error::Io {
             path: "<epoch ticker thread>".into(),
@@ -58,6 +74,7 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 db,
+                options,
                 _ticker: ticker,
             }),
         })

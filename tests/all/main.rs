@@ -2,6 +2,7 @@
 //! the host, against real SQLite files in temp dirs.
 
 mod auth;
+mod bench;
 mod db_test;
 mod sandbox;
 mod util;

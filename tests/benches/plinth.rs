@@ -1,0 +1,340 @@
+//! plinth's benchmarks: each number is measured beside its native-Rust
+//! counterpart in the same run, on the same file database, and reported as a
+//! ratio. Run with `cargo bench -p plinth-tests --bench plinth`.
+//!
+//! Set `PLINTH_BENCH_QUICK=1` for a short run (fewer iterations).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use plinth_guests::{AUTH, BENCH, DB_TEST, Guest};
+use plinth_host::{
+    AuthPlugin, BenchPlugin, DbTestPlugin, Manifest, Plugin, Runtime, RuntimeOptions,
+};
+use plinth_store::Db;
+
+const PW: &str = "correct horse battery staple";
+
+fn quick() -> bool {
+    std::env::var_os("PLINTH_BENCH_QUICK").is_some()
+}
+
+fn scaled(n: usize) -> usize {
+    if quick() { (n / 10).max(3) } else { n }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let t = Instant::now();
+    let out = f();
+    (t.elapsed(), out)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn load(runtime: &Runtime, guest: Guest) -> Result<Plugin> {
+    let manifest = Manifest::from_file(guest.manifest.as_ref())?;
+    Ok(runtime.load_file(guest.wasm.as_ref(), manifest)?)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn native_argon2(password: &str) -> Result<u64> {
+    let params = argon2::Params::new(19_456, 2, 1, Some(32)).map_err(anyhow::Error::msg)?;
+    let mut out = [0u8; 32];
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(password.as_bytes(), b"plinth-bench-salt", &mut out)
+        .map_err(anyhow::Error::msg)?;
+    Ok(u64::from_le_bytes(out[..8].try_into()?))
+}
+
+fn main() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("cache");
+    let db = Db::open(dir.path().join("bench.db"))?;
+    let rss_start = rss_kib();
+    let runtime = Runtime::with_options(
+        db.clone(),
+        RuntimeOptions {
+            cache_dir: Some(cache.clone()),
+        },
+    )?;
+
+    println!("# plinth benchmarks\n");
+    println!(
+        "machine: {} cores; every ratio is plugin ÷ native measured in this run\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // --- loads ---------------------------------------------------------
+    println!("## Loading\n");
+    println!("| component | size | cold load (compile) | cached load | speed-up |");
+    println!("|---|---|---|---|---|");
+    for guest in [AUTH, DB_TEST] {
+        let size = std::fs::metadata(guest.wasm)?.len();
+        let cold = median(
+            (0..scaled(5))
+                .map(|_| {
+                    let fresh = tempfile::tempdir().map(|d| d.path().join("c"));
+                    let rt = Runtime::with_options(
+                        db.clone(),
+                        RuntimeOptions {
+                            cache_dir: fresh.ok(),
+                        },
+                    );
+                    let t = Instant::now();
+                    let ok = rt.map(|rt| load(&rt, guest).is_ok()).unwrap_or(false);
+                    let e = t.elapsed();
+                    assert!(ok, "cold load failed");
+                    e
+                })
+                .collect(),
+        );
+        load(&runtime, guest)?; // fill the cache
+        let mut cached = Vec::new();
+        for _ in 0..scaled(20) {
+            let (d, p) = time(|| load(&runtime, guest));
+            ensure!(p?.loaded_from_cache(), "not from cache");
+            cached.push(d);
+        }
+        let cached = median(cached);
+        println!(
+            "| {} | {} KiB | {:.1} ms | {:.2} ms | {:.0}× |",
+            guest.name,
+            size / 1024,
+            ms(cold),
+            ms(cached),
+            cold.as_secs_f64() / cached.as_secs_f64()
+        );
+    }
+
+    let auth = AuthPlugin::new(load(&runtime, AUTH)?)?;
+    let bench = BenchPlugin::new(load(&runtime, BENCH)?)?;
+    let _db_test = DbTestPlugin::new(load(&runtime, DB_TEST)?)?;
+    let rss_idle = rss_kib();
+    println!(
+        "\nresident memory: {:.1} MiB at start, {:.1} MiB with auth, bench and db-test loaded and idle\n",
+        rss_start as f64 / 1024.0,
+        rss_idle as f64 / 1024.0
+    );
+
+    // --- calls ---------------------------------------------------------
+    println!("## Calls\n");
+    let live_calls = if quick() { 10_000 } else { 200_000 };
+    bench.time_live_calls(1000)?;
+    let live = median(
+        (0..5)
+            .map(|_| bench.time_live_calls(live_calls as u32))
+            .collect::<Result<Vec<_>, _>>()?,
+    ) / live_calls;
+    let fresh = median((0..scaled(5000)).map(|_| time(|| bench.noop()).0).collect());
+    println!("| what | time |");
+    println!("|---|---|");
+    println!(
+        "| host→guest call of an empty export, live instance | {:.0} ns |",
+        live.as_secs_f64() * 1e9
+    );
+    println!(
+        "| fresh instance + call (new Store, instantiate, call, drop) | {:.1} µs |",
+        us(fresh)
+    );
+
+    // --- lookups -------------------------------------------------------
+    ok(auth.sign_up("ada", "ada@example.com", PW))?;
+    for i in 0..1000 {
+        db.with_unit(|u| {
+            u.create_user(&plinth_store::NewUser {
+                name: format!("user{i}"),
+                email: format!("user{i}@example.com"),
+                password_hash: "x".into(),
+            })
+        })?;
+    }
+    println!("\n## A typed lookup by email from inside a guest vs native Rust (same WAL file)\n");
+    println!("| lookups per plugin call | plugin, per lookup | native, per lookup | ratio |");
+    println!("|---|---|---|---|");
+    let empty = median(
+        (0..scaled(200))
+            .map(|_| time(|| bench.lookup_by_email("ada@example.com", 0)).0)
+            .collect(),
+    );
+    let mut per_lookup = Vec::new();
+    for n in [10u32, 100, 1000, 10_000] {
+        let reps = scaled(match n {
+            10 => 2000,
+            100 => 500,
+            1000 => 60,
+            _ => 10,
+        });
+        let mut plugin_t = Vec::new();
+        let mut native_t = Vec::new();
+        for _ in 0..reps {
+            let (d, found) = time(|| bench.lookup_by_email("ada@example.com", n));
+            ensure!(found? == Ok(n));
+            plugin_t.push(d.saturating_sub(empty));
+            let (d, found) = time(|| -> Result<u32> {
+                let unit = db.unit()?;
+                let mut found = 0;
+                for _ in 0..n {
+                    if unit.get_user_by_email("ada@example.com").is_ok() {
+                        found += 1;
+                    }
+                }
+                Ok(found)
+            });
+            ensure!(found? == n);
+            native_t.push(d);
+        }
+        let p = median(plugin_t) / n;
+        let q = median(native_t) / n;
+        per_lookup.push(p);
+        println!(
+            "| {n} | {:.2} µs | {:.2} µs | {:.2}× |",
+            us(p),
+            us(q),
+            p.as_secs_f64() / q.as_secs_f64()
+        );
+    }
+    println!(
+        "\nflatness: per-lookup cost at 10,000 ÷ at 10 = {:.2}",
+        per_lookup[3].as_secs_f64() / per_lookup[0].as_secs_f64()
+    );
+
+    // --- auth ----------------------------------------------------------
+    println!("\n## Auth\n");
+    let reps = scaled(15);
+    let mut guest_a = Vec::new();
+    let mut native_a = Vec::new();
+    for i in 0..reps {
+        let pw = format!("password {i}");
+        let (d, g) = time(|| bench.argon2_hash(&pw));
+        guest_a.push(d);
+        let (d, n) = time(|| native_argon2(&pw));
+        native_a.push(d);
+        ensure!(g? == n?, "guest and native Argon2 disagree");
+    }
+    let (guest_a, native_a) = (median(guest_a), median(native_a));
+    let mut sign_up = Vec::new();
+    for i in 0..reps {
+        let (d, r) =
+            time(|| auth.sign_up(&format!("bench{i}"), &format!("bench{i}@example.com"), PW));
+        ok(r)?;
+        sign_up.push(d);
+    }
+    let mut sign_in = Vec::new();
+    let mut token = String::new();
+    for _ in 0..reps {
+        let (d, r) = time(|| auth.sign_in("ada@example.com", PW));
+        token = ok(r)?.token;
+        sign_in.push(d);
+    }
+    let (sign_up, sign_in) = (median(sign_up), median(sign_in));
+    let validate = median(
+        (0..scaled(5000))
+            .map(|_| {
+                let (d, r) = time(|| auth.validate_session(&token));
+                assert!(matches!(r, Ok(Ok(_))));
+                d
+            })
+            .collect(),
+    );
+    println!("| what | time | compared with | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| Argon2id m=19456 KiB t=2 p=1, in the guest | {:.1} ms | native Rust, same parameters: {:.1} ms | {:.2}× |",
+        ms(guest_a),
+        ms(native_a),
+        guest_a.as_secs_f64() / native_a.as_secs_f64()
+    );
+    println!(
+        "| sign-up through the plugin | {:.1} ms | its Argon2 hash in the guest | {:.2}× |",
+        ms(sign_up),
+        sign_up.as_secs_f64() / guest_a.as_secs_f64()
+    );
+    println!(
+        "| sign-in through the plugin | {:.1} ms | its Argon2 verify in the guest | {:.2}× |",
+        ms(sign_in),
+        sign_in.as_secs_f64() / guest_a.as_secs_f64()
+    );
+    println!(
+        "| validate-session through the plugin (file database) | {:.1} µs | | |",
+        us(validate)
+    );
+
+    // --- throughput ----------------------------------------------------
+    println!(
+        "\n## Throughput of a read-heavy mix (9 validate-session : 1 plugin call of 10 lookups)\n"
+    );
+    println!("| concurrent callers | calls/s | vs 1 caller |");
+    println!("|---|---|---|");
+    let window = if quick() {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(3)
+    };
+    let mut base = 0.0;
+    for callers in [1usize, 2, 4, 8] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles: Vec<_> = (0..callers)
+            .map(|_| {
+                let (auth, bench, token, stop) =
+                    (auth.clone(), bench.clone(), token.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut calls = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if calls % 10 == 9 {
+                            let _ = bench.lookup_by_email("user7@example.com", 10);
+                        } else {
+                            let _ = auth.validate_session(&token);
+                        }
+                        calls += 1;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        std::thread::sleep(window);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+        let rate = total as f64 / window.as_secs_f64();
+        if callers == 1 {
+            base = rate;
+        }
+        println!("| {callers} | {rate:.0} | {:.2}× |", rate / base);
+    }
+    println!(
+        "\nresident memory after the run: {:.1} MiB",
+        rss_kib() as f64 / 1024.0
+    );
+    let _ = Path::new(&cache);
+    Ok(())
+}
+
+fn ok<T>(r: plinth_host::AuthResult<T>) -> Result<T> {
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => anyhow::bail!("plugin answered {e:?}"),
+        Err(e) => Err(e.into()),
+    }
+}
