@@ -65,6 +65,26 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The plugin has no export of that name.
+    #[error("plugin {plugin} has no function {function} (it exports: {})", available.join(", "))]
+    NoSuchExport {
+        /// The plugin's name.
+        plugin: String,
+        /// The name asked for.
+        function: String,
+        /// What it does export.
+        available: Vec<String>,
+    },
+    /// The arguments do not fit the function.
+    #[error("{plugin}.{function}: {message}")]
+    BadArguments {
+        /// The plugin's name.
+        plugin: String,
+        /// The function.
+        function: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A manifest is malformed or names something unknown.
     #[error("manifest {path}: {reason}")]
     Manifest {

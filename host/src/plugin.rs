@@ -91,6 +91,7 @@ impl Plugin {
             inner: Arc::new(PluginInner {
                 runtime,
                 meta: Arc::new(PluginMeta {
+                    log_name: manifest.name.as_str().into(),
                     name: manifest.name,
                     grants: manifest.grants,
                 }),
@@ -120,6 +121,14 @@ impl Plugin {
     /// Whether the compiled code came from the disk cache.
     pub fn loaded_from_cache(&self) -> bool {
         self.inner.from_cache
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        self.inner.runtime.engine()
+    }
+
+    pub(crate) fn instance_pre(&self) -> &InstancePre<CallState> {
+        &self.inner.pre
     }
 
     /// The compiled component.

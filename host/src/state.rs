@@ -13,6 +13,8 @@ use crate::grants::Grants;
 pub(crate) struct PluginMeta {
     pub(crate) name: String,
     pub(crate) grants: Grants,
+    /// The name again, shared by the output streams of every call.
+    pub(crate) log_name: Arc<str>,
 }
 
 /// The data of one call's `Store`: the plugin's identity and grants, the
@@ -31,6 +33,14 @@ impl CallState {
     pub(crate) fn new(plugin: Arc<PluginMeta>, db: Db, memory_limit: usize) -> Self {
         // No preopened directories, no environment, no arguments, no network.
         let wasi = WasiCtx::builder()
+            .stdout(crate::stdio::GuestOutput::new(
+                plugin.log_name.clone(),
+                "stdout",
+            ))
+            .stderr(crate::stdio::GuestOutput::new(
+                plugin.log_name.clone(),
+                "stderr",
+            ))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)

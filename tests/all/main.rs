@@ -4,6 +4,8 @@
 mod auth;
 mod bench;
 mod db_test;
+mod misbehave;
+mod runtime;
 mod sandbox;
 mod util;
 

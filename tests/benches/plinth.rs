@@ -145,7 +145,7 @@ fn main() -> Result<()> {
     bench.time_live_calls(1000)?;
     let live = median(
         (0..5)
-            .map(|_| bench.time_live_calls(live_calls as u32))
+            .map(|_| bench.time_live_calls(live_calls))
             .collect::<Result<Vec<_>, _>>()?,
     ) / live_calls;
     let fresh = median((0..scaled(5000)).map(|_| time(|| bench.noop()).0).collect());

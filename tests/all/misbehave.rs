@@ -1,0 +1,134 @@
+//! Guests that trap, loop or eat memory after writing: each is stopped with
+//! a typed error, nothing it wrote is kept, and the runtime serves the next
+//! call normally.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use plinth_guests::MISBEHAVE;
+use plinth_host::{Error, Plugin, Val};
+
+use crate::util::Fixture;
+
+fn write_then(p: &Plugin, name: &str, behaviour: Val) -> plinth_host::Result<Vec<Val>> {
+    p.call_dynamic("write-then", &[Val::String(name.into()), behaviour])
+}
+
+fn case(name: &str) -> Val {
+    Val::Variant(name.into(), None)
+}
+
+fn user_exists(f: &Fixture, name: &str) -> Result<bool> {
+    let n: i64 =
+        f.sqlite()?
+            .query_row("SELECT COUNT(*) FROM users WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })?;
+    Ok(n == 1)
+}
+
+/// After a failure, a normal call on the same runtime still works and commits.
+fn runtime_still_serves(f: &Fixture, p: &Plugin, name: &str) -> Result<()> {
+    let out = write_then(p, name, case("return-normally"))?;
+    ensure!(
+        out == [Val::Result(Ok(Some(Box::new(Val::String(
+            "returned".into()
+        )))))],
+        "{out:?}"
+    );
+    ensure!(
+        user_exists(f, name)?,
+        "the normal call's write was not kept"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_guest_that_returns_normally_commits_what_it_wrote() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(MISBEHAVE)?;
+    runtime_still_serves(&f, &p, "kept")
+}
+
+#[test]
+fn a_guest_that_traps_after_writing_leaves_nothing_behind() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(MISBEHAVE)?;
+    match write_then(&p, "trapper", case("trap")) {
+        Err(Error::Trap {
+            plugin, function, ..
+        }) => {
+            ensure!(
+                plugin == "misbehave" && function == "write-then",
+                "{plugin}.{function}"
+            );
+        }
+        other => anyhow::bail!("expected a trap, got {other:?}"),
+    }
+    ensure!(
+        !user_exists(&f, "trapper")?,
+        "the trapped call's write was kept"
+    );
+    runtime_still_serves(&f, &p, "after-trap")
+}
+
+#[test]
+fn a_guest_that_loops_forever_is_stopped_near_its_time_limit() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(MISBEHAVE)?;
+    let limit = p.limits().time;
+    ensure!(limit == Duration::from_millis(300));
+    let started = Instant::now();
+    match write_then(&p, "looper", case("loop-forever")) {
+        Err(Error::TimedOut { limit: l, .. }) => ensure!(l == limit),
+        other => anyhow::bail!("expected a time-out, got {other:?}"),
+    }
+    let took = started.elapsed();
+    // The limit plus a generous margin for a loaded machine.
+    ensure!(
+        took >= limit && took < limit + Duration::from_secs(2),
+        "stopped after {took:?}"
+    );
+    ensure!(
+        !user_exists(&f, "looper")?,
+        "the stopped call's write was kept"
+    );
+    runtime_still_serves(&f, &p, "after-loop")
+}
+
+#[test]
+fn a_guest_that_allocates_past_its_limit_fails_with_a_memory_error() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(MISBEHAVE)?;
+    let out = write_then(
+        &p,
+        "small",
+        Val::Variant("grow".into(), Some(Box::new(Val::U32(8)))),
+    )?;
+    ensure!(matches!(&out[..], [Val::Result(Ok(_))]), "{out:?}");
+    match write_then(
+        &p,
+        "hog",
+        Val::Variant("grow".into(), Some(Box::new(Val::U32(64)))),
+    ) {
+        Err(Error::MemoryLimit { limit, .. }) => ensure!(limit == 32 << 20),
+        other => anyhow::bail!("expected a memory limit error, got {other:?}"),
+    }
+    ensure!(user_exists(&f, "small")? && !user_exists(&f, "hog")?);
+    runtime_still_serves(&f, &p, "after-hog")
+}
+
+#[test]
+fn many_failures_in_a_row_do_not_wear_the_runtime_down() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(MISBEHAVE)?;
+    for i in 0..30 {
+        let behaviour = match i % 2 {
+            0 => case("trap"),
+            _ => Val::Variant("grow".into(), Some(Box::new(Val::U32(64)))),
+        };
+        ensure!(write_then(&p, &format!("bad{i}"), behaviour).is_err());
+    }
+    ensure!(f.rows("users")? == 0);
+    runtime_still_serves(&f, &p, "survivor")
+}

@@ -1,0 +1,400 @@
+//! The runtime: grants, malformed components, the compile cache,
+//! concurrency, and guest output in `tracing`.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, ensure};
+use plinth_guests::{BENCH, DB_TEST, MISBEHAVE};
+use plinth_host::{Access, Error, Interface, Manifest, Runtime, RuntimeOptions, Val};
+use plinth_store::Db;
+
+use crate::util::Fixture;
+
+mod grants {
+    use super::*;
+
+    #[test]
+    fn an_import_without_a_grant_is_refused_at_load_naming_the_interface() -> Result<()> {
+        let f = Fixture::new()?;
+        let mut manifest = Manifest::from_file(DB_TEST.manifest.as_ref())?;
+        manifest.grants = plinth_host::Grants::all_database();
+        match f.runtime.load_file(DB_TEST.wasm.as_ref(), manifest) {
+            Err(Error::NotGranted { plugin, interface }) => {
+                ensure!(
+                    plugin == "db-test" && interface == "plinth:test/clock@0.1.0",
+                    "{plugin} {interface}"
+                );
+            }
+            other => anyhow::bail!("expected NotGranted, got {other:?}"),
+        }
+        let only_users = Manifest::new("db-test").grant(Interface::Users, Access::Write);
+        match f.runtime.load_file(DB_TEST.wasm.as_ref(), only_users) {
+            Err(e @ Error::NotGranted { .. }) => {
+                let msg = e.to_string();
+                ensure!(
+                    msg.contains("db-test") && msg.contains("imports plinth:"),
+                    "{msg}"
+                );
+            }
+            other => anyhow::bail!("expected NotGranted, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_read_grant_turns_writes_into_access_denied() -> Result<()> {
+        let f = Fixture::new()?;
+        let read_only = Manifest::new("reader").grant(Interface::Users, Access::Read);
+        let p = f.load_with(MISBEHAVE, read_only)?;
+        let out = p.call_dynamic(
+            "write-then",
+            &[
+                Val::String("ro".into()),
+                Val::Variant("return-normally".into(), None),
+            ],
+        )?;
+        match &out[..] {
+            [Val::Result(Err(Some(msg)))] => {
+                ensure!(
+                    matches!(&**msg, Val::String(s) if s.contains("AccessDenied") && s.contains("plinth:database/users")),
+                    "{msg:?}"
+                );
+            }
+            other => anyhow::bail!("expected access-denied, got {other:?}"),
+        }
+        ensure!(f.rows("users")? == 0);
+        // Reads still work under the same grant.
+        let bench = plinth_host::BenchPlugin::new(f.load_with(
+            BENCH,
+            Manifest::new("reader").grant(Interface::Users, Access::Read),
+        )?)?;
+        ensure!(bench.lookup_by_email("nobody@example.com", 3)? == Ok(0));
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_manifests_are_refused_with_the_reason() {
+        for (text, needle) in [
+            (
+                "name = \"x\"\n[grants]\n\"plinth:database/secrets\" = \"read\"",
+                "unknown interface",
+            ),
+            (
+                "name = \"x\"\n[grants]\n\"plinth:database/users\" = \"all\"",
+                "expected \"read\"",
+            ),
+            ("name = \"x\"\n[limits]\nmemory-mib = 0", "memory-mib"),
+            ("name = \"x\"\n[limits]\ntime-ms = 99999999", "time-ms"),
+            ("name = \"\"", "name"),
+            ("name = \"x\"\nsurprise = 1", "surprise"),
+            ("not toml at all [", ""),
+        ] {
+            match Manifest::from_toml(text, "test.toml") {
+                Err(Error::Manifest { reason, .. }) => {
+                    assert!(reason.contains(needle), "{text}: {reason}")
+                }
+                other => panic!("{text}: expected a manifest error, got {other:?}"),
+            }
+        }
+    }
+}
+
+mod components {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_a_component_are_refused_with_a_typed_error() -> Result<()> {
+        let f = Fixture::new()?;
+        let real = std::fs::read(DB_TEST.wasm)?;
+        let cases: [(&str, Vec<u8>); 4] = [
+            ("empty", Vec::new()),
+            ("text", b"hello, I am not wasm".to_vec()),
+            ("core module", b"\0asm\x01\0\0\0".to_vec()),
+            ("truncated", real[..real.len() / 2].to_vec()),
+        ];
+        for (what, bytes) in cases {
+            match f.runtime.load_bytes(&bytes, Manifest::new(what)) {
+                Err(Error::InvalidComponent { plugin, .. }) => ensure!(plugin == what),
+                other => anyhow::bail!("{what}: expected InvalidComponent, got {other:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_functions_and_wrong_arity_are_typed_errors() -> Result<()> {
+        let f = Fixture::new()?;
+        let p = f.load(MISBEHAVE)?;
+        match p.call_dynamic("no-such-function", &[]) {
+            Err(Error::NoSuchExport { available, .. }) => {
+                ensure!(available.contains(&"write-then".to_string()))
+            }
+            other => anyhow::bail!("{other:?}"),
+        }
+        ensure!(matches!(
+            p.call_dynamic("write-then", &[]),
+            Err(Error::BadArguments { .. })
+        ));
+        Ok(())
+    }
+}
+
+mod cache {
+    use super::*;
+
+    fn runtime(dir: &std::path::Path) -> Result<Runtime> {
+        let db = Db::open(dir.join("db"))?;
+        Ok(Runtime::with_options(
+            db,
+            RuntimeOptions {
+                cache_dir: Some(dir.join("cache")),
+            },
+        )?)
+    }
+
+    fn entries(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.join("cache"))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        v.sort();
+        Ok(v)
+    }
+
+    #[test]
+    fn a_second_load_of_an_unchanged_plugin_skips_compilation() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let rt = runtime(dir.path())?;
+        let manifest = Manifest::from_file(DB_TEST.manifest.as_ref())?;
+        let first = rt.load_file(DB_TEST.wasm.as_ref(), manifest.clone())?;
+        ensure!(!first.loaded_from_cache());
+        // A new runtime (a new process, in effect) finds the entry.
+        let rt2 = runtime(dir.path())?;
+        let second = rt2.load_file(DB_TEST.wasm.as_ref(), manifest)?;
+        ensure!(second.loaded_from_cache());
+        let checks = plinth_host::DbTestPlugin::new(second)?.run()?;
+        ensure!(checks.iter().all(|c| c.passed));
+        // A different component gets its own entry.
+        rt2.load_file(
+            BENCH.wasm.as_ref(),
+            Manifest::from_file(BENCH.manifest.as_ref())?,
+        )?;
+        ensure!(entries(dir.path())?.len() == 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_corrupt_cache_entry_is_recompiled_not_trusted() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let rt = runtime(dir.path())?;
+        let manifest = Manifest::from_file(BENCH.manifest.as_ref())?;
+        rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?;
+        let entry = entries(dir.path())?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no entry"))?;
+        let mut bytes = std::fs::read(&entry)?;
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&entry, &bytes)?;
+        let again = rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?;
+        ensure!(!again.loaded_from_cache(), "a corrupt entry was used");
+        plinth_host::BenchPlugin::new(again)?.noop()?;
+        // It was rewritten, sound, and is used next time.
+        ensure!(
+            rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?
+                .loaded_from_cache()
+        );
+        // A truncated entry too.
+        std::fs::write(&entry, b"short")?;
+        ensure!(
+            !rt.load_file(BENCH.wasm.as_ref(), manifest)?
+                .loaded_from_cache()
+        );
+        Ok(())
+    }
+}
+
+mod concurrency {
+    use super::*;
+
+    #[test]
+    fn eight_threads_of_mixed_calls_account_for_every_row() -> Result<()> {
+        let f = Fixture::new()?;
+        // The time limit is wall-clock time, including waits for the write
+        // lock; under this load the shipped 300 ms is too tight.
+        let mut manifest = Manifest::from_file(MISBEHAVE.manifest.as_ref())?;
+        manifest.limits.time = std::time::Duration::from_secs(20);
+        let writer = f.load_with(MISBEHAVE, manifest)?;
+        let reader = plinth_host::BenchPlugin::new(f.load(BENCH)?)?;
+        let db_test = plinth_host::DbTestPlugin::new(f.load(DB_TEST)?)?;
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (writer, reader, db_test) = (writer.clone(), reader.clone(), db_test.clone());
+                std::thread::spawn(move || -> Result<(u32, u32)> {
+                    let (mut kept, mut trapped) = (0, 0);
+                    for i in 0..200 {
+                        let name = format!("t{t}-{i}");
+                        match i % 10 {
+                            0 => {
+                                ensure!(write_then(&writer, &name, "trap").is_err());
+                                trapped += 1;
+                            }
+                            1..=3 => {
+                                let out = write_then(&writer, &name, "return-normally")?;
+                                ensure!(matches!(&out[..], [Val::Result(Ok(_))]), "{out:?}");
+                                kept += 1;
+                            }
+                            4 if i % 50 == 4 => {
+                                let checks = db_test.run()?;
+                                ensure!(
+                                    checks.iter().all(|c| c.passed),
+                                    "db-test failed under load"
+                                );
+                            }
+                            _ => {
+                                let found = reader.lookup_by_email(
+                                    &format!("t{t}-{}@example.com", i / 10 * 10 + 1),
+                                    5,
+                                )?;
+                                ensure!(found == Ok(5), "{found:?}");
+                            }
+                        }
+                    }
+                    Ok((kept, trapped))
+                })
+            })
+            .collect();
+        let mut kept = 0;
+        for h in handles {
+            let (k, _) = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a worker panicked"))??;
+            kept += k;
+        }
+        let conn = f.sqlite()?;
+        let ours: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM users WHERE name GLOB 't[0-9]-*'",
+            [],
+            |r| r.get(0),
+        )?;
+        ensure!(
+            ours == i64::from(kept),
+            "{ours} rows for {kept} kept writes"
+        );
+        let trapped: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM users WHERE name GLOB 't[0-9]-*0'",
+            [],
+            |r| r.get(0),
+        )?;
+        ensure!(trapped == 0, "trapped writes were kept");
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        ensure!(check == "ok", "{check}");
+        Ok(())
+    }
+
+    fn write_then(
+        p: &plinth_host::Plugin,
+        name: &str,
+        what: &str,
+    ) -> plinth_host::Result<Vec<Val>> {
+        p.call_dynamic(
+            "write-then",
+            &[Val::String(name.into()), Val::Variant(what.into(), None)],
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokio_tasks_share_one_runtime() -> Result<()> {
+        let f = Fixture::new()?;
+        let writer = f.load(MISBEHAVE)?;
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let w = writer.clone();
+                tokio::spawn(async move {
+                    w.call_dynamic_async(
+                        "write-then",
+                        vec![
+                            Val::String(format!("task{i}")),
+                            Val::Variant("return-normally".into(), None),
+                        ],
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        ensure!(f.rows("users")? == 16);
+        Ok(())
+    }
+}
+
+mod observability {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn guest_output_and_calls_show_up_in_tracing_under_the_plugin_name() -> Result<()> {
+        let f = Fixture::new()?;
+        let p = f.load(MISBEHAVE)?;
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            p.call_dynamic(
+                "write-then",
+                &[
+                    Val::String(String::new()),
+                    Val::Variant(
+                        "print".into(),
+                        Some(Box::new(Val::String("hello from the guest".into()))),
+                    ),
+                ],
+            )
+        })?;
+        let log = String::from_utf8(
+            captured
+                .0
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .clone(),
+        )?;
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("hello from the guest"))
+            .collect();
+        ensure!(lines.len() == 2, "{log}");
+        ensure!(
+            lines.iter().all(|l| l.contains("plugin_call")
+                && l.contains("plugin=misbehave")
+                && l.contains("function=\"write-then\"")),
+            "{log}"
+        );
+        ensure!(
+            lines.iter().any(|l| l.contains("stream=\"stdout\""))
+                && lines.iter().any(|l| l.contains("stream=\"stderr\"")),
+            "{log}"
+        );
+        ensure!(log.contains("micros="), "no call duration: {log}");
+        Ok(())
+    }
+}
