@@ -7,6 +7,7 @@ mod db_test;
 mod misbehave;
 mod runtime;
 mod sandbox;
+mod template;
 mod util;
 
 /// Every guest in `guests/` must have a module of tests here, named after it.

@@ -1,32 +1,84 @@
-//! `plinth`: run the demo, call plugins and manage the database from the shell.
+//! `plinth`: run the demo, call any plugin export, inspect plugins, and
+//! manage the database from the shell.
+//!
+//! Exit codes: 0 success, 1 a runtime failure (a plugin trapped, the
+//! database cannot be opened…), 2 a usage error (unknown plugin or function,
+//! malformed arguments). Errors are one line on stderr.
+
+mod demo;
+mod plugins;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use plinth_host::{DbTestPlugin, Manifest, Runtime};
+use plinth_host::{AuthPlugin, Runtime, RuntimeOptions};
 use plinth_store::Db;
 
 /// plinth: a WebAssembly component plugin runtime over an embedded SQLite database.
 #[derive(Parser)]
-#[command(name = "plinth", version)]
+#[command(name = "plinth", version, about)]
 struct Cli {
-    /// The database file (created and migrated on first use). Default: plinth.db
-    /// in $PLINTH_DATA_DIR, else $XDG_DATA_HOME/plinth, else ~/.local/share/plinth.
+    /// The database file, created and migrated on first use.
+    /// [default: plinth.db in the data directory: $PLINTH_DATA_DIR, else
+    /// $XDG_DATA_HOME/plinth, else ~/.local/share/plinth]
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Where installed plugins (`name.wasm` + `name.toml`) live.
+    /// [default: plugins/ in the data directory]
+    #[arg(long, global = true, value_name = "DIR")]
+    plugins: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the shipped plugins against the database and prints what they did.
+    /// Walks the auth plugin through sign-up, verification, sessions and a
+    /// password reset, printing each step.
     Demo,
+    /// Calls an export: `plinth call auth 'sign-in("a@example.com", "pw")'`.
+    /// Arguments and result are WAVE values.
+    Call {
+        /// A built-in or installed plugin's name, or a path to a `.wasm`.
+        plugin: String,
+        /// `function(arg, …)` in WAVE; `interface#function(…)` when ambiguous.
+        call: String,
+        /// Prints the result as JSON instead of WAVE.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists and inspects plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Manages the database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Shows the mail the mailer recorded, oldest first.
+    Outbox {
+        /// Prints JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only mail to this address.
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Lists built-in and installed plugins.
+    List,
+    /// Shows a plugin's imports, exports, grants and limits.
+    Inspect {
+        /// A name or a path to a `.wasm`.
+        plugin: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -35,63 +87,79 @@ enum DbCommand {
     Status,
     /// Applies pending migrations.
     Migrate,
+    /// Deletes expired sessions and tokens; prints how many.
+    Cleanup,
 }
+
+/// A failure and its exit code.
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// A mistake in the command (exit 2).
+    pub fn usage(msg: impl std::fmt::Display) -> Self {
+        Self {
+            code: 2,
+            error: anyhow::anyhow!("{msg}"),
+        }
+    }
+
+    /// Something failed while doing what was asked (exit 1).
+    pub fn runtime(e: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::runtime(e)
+    }
+}
+
+type Result<T, E = Failure> = std::result::Result<T, E>;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "plinth: {} (see plinth --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
         }
     };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("plinth: {e:#}");
-            ExitCode::from(1)
+        Err(f) => {
+            // One line: the error and its causes.
+            eprintln!("plinth: {}", format!("{:#}", f.error).replace('\n', " "));
+            ExitCode::from(f.code)
         }
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
-    let db_path = match cli.db {
-        Some(p) => p,
-        None => default_db_path()?,
-    };
-    match cli.command {
-        Command::Demo => demo(&db_path),
-        Command::Db(DbCommand::Status) => {
-            let db = open_db(&db_path)?;
-            println!("database: {}", db.path().display());
-            println!("schema version: {}", db.schema_version()?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Db(DbCommand::Migrate) => {
-            let db = open_db(&db_path)?;
-            println!(
-                "migrated {} to version {}",
-                db.path().display(),
-                db.schema_version()?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn default_db_path() -> Result<PathBuf> {
-    let dir = if let Some(d) = std::env::var_os("PLINTH_DATA_DIR") {
+fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PLINTH_DATA_DIR") {
         PathBuf::from(d)
     } else if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
         PathBuf::from(d).join("plinth")
@@ -99,43 +167,195 @@ fn default_db_path() -> Result<PathBuf> {
         PathBuf::from(home).join(".local/share/plinth")
     } else {
         PathBuf::from(".plinth")
-    };
-    Ok(dir.join("plinth.db"))
-}
-
-fn open_db(path: &Path) -> Result<Db> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    Ok(Db::open(path)?)
 }
 
-fn demo(db_path: &Path) -> Result<ExitCode> {
-    let db = open_db(db_path)?;
-    println!("database: {}", db.path().display());
-    let runtime = Runtime::new(db)?;
-    let guest = plinth_guests::DB_TEST;
-    let manifest = Manifest::from_file(guest.manifest.as_ref())?;
-    let plugin = DbTestPlugin::new(runtime.load_file(guest.wasm.as_ref(), manifest)?)?;
-    let checks = plugin.run()?;
-    let mut failed = 0;
-    for c in &checks {
-        let mark = if c.passed { "ok  " } else { "FAIL" };
-        println!("{mark} {:<56} {}", c.operation, c.name);
-        if !c.passed {
-            failed += 1;
-            println!("     {}", c.detail);
+struct Ctx {
+    db_path: PathBuf,
+    plugins_dir: PathBuf,
+    cache_dir: PathBuf,
+}
+
+impl Ctx {
+    fn db(&self) -> Result<Db> {
+        if let Some(parent) = self.db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        Ok(Db::open(&self.db_path)?)
+    }
+
+    fn runtime(&self) -> Result<Runtime> {
+        let options = RuntimeOptions {
+            cache_dir: Some(self.cache_dir.clone()),
+        };
+        Ok(Runtime::with_options(self.db()?, options)?)
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let data = data_dir();
+    let ctx = Ctx {
+        db_path: cli.db.unwrap_or_else(|| data.join("plinth.db")),
+        plugins_dir: cli.plugins.unwrap_or_else(|| data.join("plugins")),
+        cache_dir: data.join("cache"),
+    };
+    match cli.command {
+        Command::Demo => {
+            let runtime = ctx.runtime()?;
+            println!("database: {}", runtime.db().path().display());
+            let source = plugins::find(&ctx.plugins_dir, "auth")?;
+            let auth = AuthPlugin::new(plugins::load(&runtime, &source)?)?;
+            Ok(if demo::run(&runtime, &auth)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Call { plugin, call, json } => call_export(&ctx, &plugin, &call, json),
+        Command::Plugin(PluginCommand::List) => {
+            for s in plugins::list(&ctx.plugins_dir) {
+                println!("{:<12} {:<10} {}", s.name, s.kind, s.wasm.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Inspect { plugin }) => inspect(&ctx, &plugin),
+        Command::Db(cmd) => db_command(&ctx, cmd),
+        Command::Outbox { json, to, limit } => {
+            let messages = ctx.db()?.outbox(to.as_deref(), limit)?;
+            if json {
+                let list: Vec<_> = messages
+                    .iter()
+                    .map(|m| serde_json::json!({"id": m.id, "to": m.to, "subject": m.subject, "body": m.body, "created_at": m.created_at}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if messages.is_empty() {
+                println!("the outbox is empty");
+            } else {
+                for m in &messages {
+                    println!(
+                        "#{} at {} to {}\nsubject: {}\n\n{}\n",
+                        m.id,
+                        m.created_at,
+                        m.to,
+                        m.subject,
+                        m.body.trim_end()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn call_export(ctx: &Ctx, plugin: &str, call: &str, as_json: bool) -> Result<ExitCode> {
+    let (name, parsed) = values::parse_call(call).map_err(Failure::usage)?;
+    let source = plugins::find(&ctx.plugins_dir, plugin)?;
+    let runtime = ctx.runtime()?;
+    let plugin = plugins::load(&runtime, &source)?;
+    let func = plugin.function(&name).map_err(Failure::usage)?;
+    let param_types: Vec<_> = func.ty.params().map(|(_, t)| t).collect();
+    let args = parsed
+        .to_wasm_params::<plinth_host::Val>(param_types.iter())
+        .map_err(|e| Failure::usage(format!("arguments of {}: {e}", func.qualified_name())))?;
+    let results = plugin.call_dynamic(&func.qualified_name(), &args)?;
+    for r in &results {
+        if as_json {
+            println!("{}", serde_json::to_string_pretty(&values::json(r))?);
+        } else {
+            println!("{}", values::wave(r));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
+    let source = plugins::find(&ctx.plugins_dir, plugin)?;
+    let runtime = ctx.runtime()?;
+    let p = plugins::load(&runtime, &source)?;
+    println!("plugin:   {} ({})", p.name(), source.kind);
     println!(
-        "db-test: {} checks, {} passed, {failed} failed",
-        checks.len(),
-        checks.len() - failed
+        "file:     {} ({} KiB)",
+        source.wasm.display(),
+        std::fs::metadata(&source.wasm)
+            .map(|m| m.len() / 1024)
+            .unwrap_or(0)
     );
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    println!(
+        "manifest: {}",
+        source
+            .manifest
+            .as_deref()
+            .map_or("none (nothing granted)".into(), |m| m.display().to_string())
+    );
+    let limits = p.limits();
+    println!(
+        "limits:   memory {} MiB, time {} ms per call",
+        limits.memory_bytes >> 20,
+        limits.time.as_millis()
+    );
+    println!("\ngrants:");
+    let mut any = false;
+    for (interface, access) in p.grants().iter() {
+        println!("  {interface} ({access})");
+        any = true;
+    }
+    if !any {
+        println!("  none");
+    }
+    println!("\nimports:");
+    for i in p.imports() {
+        println!("  {i}");
+    }
+    println!("\nexports:");
+    for f in p.functions() {
+        let params: Vec<String> =
+            f.ty.params()
+                .map(|(n, t)| format!("{n}: {}", values::type_name(&t, 0)))
+                .collect();
+        let results: Vec<String> = f.ty.results().map(|t| values::type_name(&t, 0)).collect();
+        let arrow = if results.is_empty() {
+            String::new()
+        } else {
+            format!(" -> {}", results.join(", "))
+        };
+        println!(
+            "  {}: func({}){arrow}",
+            f.qualified_name(),
+            params.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {
+    let db = ctx.db()?;
+    match cmd {
+        DbCommand::Status => {
+            println!("database: {}", display(db.path()));
+            println!(
+                "schema version: {} (this build: {})",
+                db.schema_version()?,
+                plinth_store::migrations::latest_version()
+            );
+            for c in db.table_counts()? {
+                println!("  {:<28} {:>8} rows", c.table, c.rows);
+            }
+        }
+        DbCommand::Migrate => println!(
+            "{} is at schema version {}",
+            display(db.path()),
+            db.schema_version()?
+        ),
+        DbCommand::Cleanup => {
+            for (table, n) in db.cleanup_expired()? {
+                println!("{table}: {n} expired rows removed");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
 }

@@ -1,0 +1,34 @@
+//! The smallest useful plinth plugin. Copy `guests/template`, rename it,
+//! edit `wit/world.wit`, build with
+//! `cargo build --target wasm32-wasip2 --release`, put `template.toml`
+//! beside the `.wasm`, and call it with `plinth call path/to/x.wasm 'greet("…")'`.
+
+mod bindings {
+    wit_bindgen::generate!({
+        // The shared plinth WIT, then this plugin's own.
+        path: ["../../wit/database", "wit"],
+        world: "plinth:template/template",
+        generate_all,
+    });
+}
+
+use bindings::plinth::database::types::{Error, User};
+use bindings::plinth::database::users;
+
+struct Template;
+
+impl bindings::Guest for Template {
+    fn greet(email: String) -> String {
+        match users::get_user_by_email(&email) {
+            Ok(user) => format!("hello, {}!", user.name),
+            Err(Error::NotFound) => format!("nobody is registered as {email}"),
+            Err(e) => format!("the database said {e:?}"),
+        }
+    }
+
+    fn profile(email: String) -> Result<User, Error> {
+        users::get_user_by_email(&email)
+    }
+}
+
+bindings::export!(Template with_types_in bindings);

@@ -1,0 +1,160 @@
+//! `plinth demo`: the auth plugin's whole journey, step by step.
+
+use anyhow::{Result, anyhow, bail};
+use plinth_host::{AuthError, AuthPlugin, AuthResult, Runtime};
+
+struct Steps {
+    n: usize,
+    failed: usize,
+}
+
+impl Steps {
+    /// Runs a step whose plugin answer must be `Ok`; prints it.
+    fn ok<T>(
+        &mut self,
+        what: &str,
+        r: AuthResult<T>,
+        show: impl Fn(&T) -> String,
+    ) -> Result<Option<T>> {
+        self.n += 1;
+        match r? {
+            Ok(v) => {
+                println!("{:>2}. {what:<52} ok: {}", self.n, show(&v));
+                Ok(Some(v))
+            }
+            Err(e) => {
+                self.failed += 1;
+                println!("{:>2}. {what:<52} UNEXPECTED {e:?}", self.n);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs a step that must be refused with `expected`.
+    fn refused<T: std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        r: AuthResult<T>,
+        expected: AuthError,
+    ) -> Result<()> {
+        self.n += 1;
+        match r? {
+            Err(e) if e == expected => {
+                println!("{:>2}. {what:<52} refused as it should be: {e:?}", self.n)
+            }
+            other => {
+                self.failed += 1;
+                println!(
+                    "{:>2}. {what:<52} UNEXPECTED {other:?} (expected {expected:?})",
+                    self.n
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mailed_token(runtime: &Runtime, to: &str, subject: &str) -> Result<String> {
+    let mail = runtime.db().outbox(Some(to), 1)?;
+    let m = mail.first().ok_or_else(|| anyhow!("no mail to {to}"))?;
+    if m.subject != subject {
+        bail!(
+            "newest mail to {to} is {:?}, expected {subject:?}",
+            m.subject
+        );
+    }
+    let token = m
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .ok_or_else(|| anyhow!("no token in the mail"))?;
+    println!(
+        "    mail to {to}: {:?} (token {}…)",
+        m.subject,
+        &token[..6.min(token.len())]
+    );
+    Ok(token.to_string())
+}
+
+/// Returns whether every step behaved.
+pub fn run(runtime: &Runtime, auth: &AuthPlugin) -> Result<bool> {
+    let tag = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_i64(runtime.db().clock().now());
+        format!("{:06x}", h.finish() & 0xff_ffff)
+    };
+    let name = format!("demo-{tag}");
+    let email = format!("{name}@example.com");
+    let (pw, new_pw) = ("correct horse battery staple", "a brand new passphrase");
+    let mut s = Steps { n: 0, failed: 0 };
+    println!("auth demo as {name} <{email}>\n");
+
+    s.ok("sign-up", auth.sign_up(&name, &email, pw), |u| {
+        format!("user {} (verified: {})", u.uuid, u.email_verified)
+    })?;
+    let token = mailed_token(runtime, &email, "Verify your email address")?;
+    s.ok(
+        "verify-email with the mailed token",
+        auth.verify_email(&token),
+        |u| format!("verified: {}", u.email_verified),
+    )?;
+    let session = s.ok("sign-in", auth.sign_in(&email, pw), |x| {
+        format!(
+            "session token {}…, expires at {}",
+            &x.token[..6],
+            x.expires_at
+        )
+    })?;
+    let Some(session) = session else {
+        return Ok(false);
+    };
+    s.ok(
+        "validate-session",
+        auth.validate_session(&session.token),
+        |i| format!("{} is signed in", i.user.name),
+    )?;
+    s.ok(
+        "request-password-reset",
+        auth.request_password_reset(&email),
+        |_| "mailed (the answer is the same for unknown emails)".into(),
+    )?;
+    let token = mailed_token(runtime, &email, "Reset your password")?;
+    s.ok(
+        "reset-password with the mailed token",
+        auth.reset_password(&token, new_pw),
+        |_| "password changed, every session revoked".into(),
+    )?;
+    s.refused(
+        "validate-session with the old session",
+        auth.validate_session(&session.token),
+        AuthError::SessionExpired,
+    )?;
+    s.refused(
+        "sign-in with the old password",
+        auth.sign_in(&email, pw),
+        AuthError::InvalidCredentials,
+    )?;
+    let fresh = s.ok(
+        "sign-in with the new password",
+        auth.sign_in(&email, new_pw),
+        |x| format!("session token {}…", &x.token[..6]),
+    )?;
+    if let Some(fresh) = fresh {
+        s.ok("sign-out", auth.sign_out(&fresh.token), |_| {
+            "signed out".into()
+        })?;
+        s.refused(
+            "validate-session after sign-out",
+            auth.validate_session(&fresh.token),
+            AuthError::SessionExpired,
+        )?;
+    }
+    println!(
+        "\n{} steps, {} behaved, {} misbehaved",
+        s.n,
+        s.n - s.failed,
+        s.failed
+    );
+    Ok(s.failed == 0)
+}
