@@ -19,7 +19,11 @@ build:
 
 # Run the demo on the default embedded database.
 demo:
-    cargo run -p plinth-host --bin plinth -- demo
+    cargo run --bin plinth -- demo
+
+# Run the benchmarks (release build; the numbers go in docs/BENCHMARKS.md).
+bench:
+    cargo bench -p plinth-tests --bench plinth
 
 # --- check ---
 
