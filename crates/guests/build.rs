@@ -40,6 +40,10 @@ fn run() -> Result<(), String> {
         guests_dir.join("Cargo.lock").display()
     );
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests_dir.join(".cargo/config.toml").display()
+    );
     for g in &guests {
         println!(
             "cargo:rerun-if-changed={}",
@@ -50,6 +54,8 @@ fn run() -> Result<(), String> {
     ensure_target()?;
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // Run from guests/ so that guests/.cargo/config.toml applies.
+    cmd.current_dir(&guests_dir);
     cmd.arg("build")
         .arg("--release")
         .arg("--target")

@@ -22,6 +22,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// slots). A call beyond this fails to instantiate rather than waiting.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
 
+/// Bytes at the start of a linear memory reset by zeroing (kept resident)
+/// between instances; pages beyond are returned to the kernel.
+pub const LINEAR_MEMORY_KEEP_RESIDENT: usize = 512 << 10;
+/// Bytes of a table reset by zeroing between instances.
+pub const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 /// The plinth runtime. Cheap to clone; clones share the engine, the
 /// database and the ticker.
 #[derive(Clone)]
@@ -124,7 +130,12 @@ fn engine_config() -> Config {
         .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
         .total_memories(MAX_CONCURRENT_INSTANCES * 2)
         .total_tables(MAX_CONCURRENT_INSTANCES * 4)
-        .max_memory_size(crate::manifest::MAX_MEMORY_BYTES);
+        .max_memory_size(crate::manifest::MAX_MEMORY_BYTES)
+        // Reset the first pages of a used memory (the guests' 64 KiB stack,
+        // their data, the start of the heap) by zeroing rather than unmapping,
+        // so that the next instance in the slot does not fault them back in.
+        .linear_memory_keep_resident(LINEAR_MEMORY_KEEP_RESIDENT)
+        .table_keep_resident(TABLE_KEEP_RESIDENT);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config.memory_init_cow(true);
     config
