@@ -5,10 +5,7 @@
 //! answer, which a UI branches on.
 
 use crate::Result;
-use crate::bindings::auth::exports::plinth::auth::auth::Guest as AuthExports;
 use crate::bindings::auth::{AuthPlugin as AuthWorld, AuthPluginPre};
-use crate::plugin::Plugin;
-use crate::state::CallState;
 
 pub use crate::bindings::auth::exports::plinth::auth::auth::{
     AuthError, ProfileUpdate, SessionInfo, SignedIn,
@@ -17,45 +14,12 @@ pub use crate::bindings::auth::exports::plinth::auth::auth::{
 /// What an auth call returns: the runtime's result around the plugin's.
 pub type AuthResult<T> = Result<Result<T, AuthError>>;
 
-/// A plugin known to export `plinth:auth/auth`.
-#[derive(Clone)]
-pub struct AuthPlugin {
-    plugin: Plugin,
-    pre: AuthPluginPre<CallState>,
-}
-
-impl std::fmt::Debug for AuthPlugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("AuthPlugin").field(&self.plugin).finish()
-    }
-}
+crate::plugin::typed_plugin!(
+    /// A plugin known to export `plinth:auth/auth`.
+    AuthPlugin, AuthPluginPre, AuthWorld, "plinth:auth/auth-plugin"
+);
 
 impl AuthPlugin {
-    /// Checks that `plugin` exports the auth interface.
-    ///
-    /// # Errors
-    /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
-    pub fn new(plugin: Plugin) -> Result<Self> {
-        let pre = plugin.typed("plinth:auth/auth-plugin", AuthPluginPre::new)?;
-        Ok(Self { plugin, pre })
-    }
-
-    /// The underlying plugin.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
-    }
-
-    fn call<R>(
-        &self,
-        function: &str,
-        f: impl FnOnce(&AuthExports, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
-    ) -> Result<R> {
-        self.plugin.call(function, |store| {
-            let instance: AuthWorld = self.pre.instantiate(&mut *store)?;
-            f(instance.plinth_auth_auth(), store)
-        })
-    }
-
     /// `sign-up`. See the WIT for the rules and error cases.
     ///
     /// # Errors
@@ -66,7 +30,9 @@ impl AuthPlugin {
         email: &str,
         password: &str,
     ) -> AuthResult<crate::bindings::User> {
-        self.call("sign-up", |a, s| a.call_sign_up(s, name, email, password))
+        self.call("sign-up", |a, s| {
+            a.plinth_auth_auth().call_sign_up(s, name, email, password)
+        })
     }
 
     /// `sign-in`.
@@ -74,7 +40,9 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_in(&self, email: &str, password: &str) -> AuthResult<SignedIn> {
-        self.call("sign-in", |a, s| a.call_sign_in(s, email, password))
+        self.call("sign-in", |a, s| {
+            a.plinth_auth_auth().call_sign_in(s, email, password)
+        })
     }
 
     /// `validate-session`.
@@ -82,7 +50,9 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn validate_session(&self, token: &str) -> AuthResult<SessionInfo> {
-        self.call("validate-session", |a, s| a.call_validate_session(s, token))
+        self.call("validate-session", |a, s| {
+            a.plinth_auth_auth().call_validate_session(s, token)
+        })
     }
 
     /// `sign-out`.
@@ -90,7 +60,9 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_out(&self, token: &str) -> AuthResult<()> {
-        self.call("sign-out", |a, s| a.call_sign_out(s, token))
+        self.call("sign-out", |a, s| {
+            a.plinth_auth_auth().call_sign_out(s, token)
+        })
     }
 
     /// `sign-out-everywhere`.
@@ -99,7 +71,7 @@ impl AuthPlugin {
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_out_everywhere(&self, token: &str) -> AuthResult<u32> {
         self.call("sign-out-everywhere", |a, s| {
-            a.call_sign_out_everywhere(s, token)
+            a.plinth_auth_auth().call_sign_out_everywhere(s, token)
         })
     }
 
@@ -108,7 +80,9 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn verify_email(&self, token: &str) -> AuthResult<crate::bindings::User> {
-        self.call("verify-email", |a, s| a.call_verify_email(s, token))
+        self.call("verify-email", |a, s| {
+            a.plinth_auth_auth().call_verify_email(s, token)
+        })
     }
 
     /// `resend-verification`.
@@ -117,7 +91,7 @@ impl AuthPlugin {
     /// As [`AuthPlugin::sign_up`].
     pub fn resend_verification(&self, email: &str) -> AuthResult<()> {
         self.call("resend-verification", |a, s| {
-            a.call_resend_verification(s, email)
+            a.plinth_auth_auth().call_resend_verification(s, email)
         })
     }
 
@@ -127,7 +101,7 @@ impl AuthPlugin {
     /// As [`AuthPlugin::sign_up`].
     pub fn request_password_reset(&self, email: &str) -> AuthResult<()> {
         self.call("request-password-reset", |a, s| {
-            a.call_request_password_reset(s, email)
+            a.plinth_auth_auth().call_request_password_reset(s, email)
         })
     }
 
@@ -137,7 +111,8 @@ impl AuthPlugin {
     /// As [`AuthPlugin::sign_up`].
     pub fn reset_password(&self, token: &str, new_password: &str) -> AuthResult<()> {
         self.call("reset-password", |a, s| {
-            a.call_reset_password(s, token, new_password)
+            a.plinth_auth_auth()
+                .call_reset_password(s, token, new_password)
         })
     }
 
@@ -152,7 +127,8 @@ impl AuthPlugin {
         new: &str,
     ) -> AuthResult<SignedIn> {
         self.call("change-password", |a, s| {
-            a.call_change_password(s, session_token, current, new)
+            a.plinth_auth_auth()
+                .call_change_password(s, session_token, current, new)
         })
     }
 
@@ -166,7 +142,8 @@ impl AuthPlugin {
         changes: &ProfileUpdate,
     ) -> AuthResult<crate::bindings::User> {
         self.call("update-profile", |a, s| {
-            a.call_update_profile(s, session_token, changes)
+            a.plinth_auth_auth()
+                .call_update_profile(s, session_token, changes)
         })
     }
 

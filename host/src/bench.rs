@@ -5,37 +5,13 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::bindings::bench::{Bench, BenchPre};
-use crate::plugin::Plugin;
-use crate::state::CallState;
 
-/// A plugin known to export the `plinth:test/bench` world.
-#[derive(Clone)]
-pub struct BenchPlugin {
-    plugin: Plugin,
-    pre: BenchPre<CallState>,
-}
+crate::plugin::typed_plugin!(
+    /// A plugin known to export the `plinth:test/bench` world.
+    BenchPlugin, BenchPre, Bench, "plinth:test/bench"
+);
 
 impl BenchPlugin {
-    /// Checks that `plugin` exports the bench world.
-    ///
-    /// # Errors
-    /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
-    pub fn new(plugin: Plugin) -> Result<Self> {
-        let pre = plugin.typed("plinth:test/bench", BenchPre::new)?;
-        Ok(Self { plugin, pre })
-    }
-
-    fn call<R>(
-        &self,
-        function: &str,
-        f: impl FnOnce(&Bench, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
-    ) -> Result<R> {
-        self.plugin.call(function, |store| {
-            let instance = self.pre.instantiate(&mut *store)?;
-            f(&instance, store)
-        })
-    }
-
     /// A fresh instance and one call of an empty export.
     ///
     /// # Errors
@@ -75,11 +51,5 @@ impl BenchPlugin {
             }
             Ok(started.elapsed())
         })
-    }
-}
-
-impl From<BenchPlugin> for Plugin {
-    fn from(b: BenchPlugin) -> Plugin {
-        b.plugin
     }
 }

@@ -2,44 +2,15 @@
 
 use crate::Result;
 use crate::bindings::db_test::{DbTest, DbTestPre};
-use crate::plugin::Plugin;
-use crate::state::CallState;
 
 pub use crate::bindings::db_test::plinth::test::report::Check;
 
-/// A plugin known to export the `plinth:test/db-test` world.
-#[derive(Clone)]
-pub struct DbTestPlugin {
-    plugin: Plugin,
-    pre: DbTestPre<CallState>,
-}
+crate::plugin::typed_plugin!(
+    /// A plugin known to export the `plinth:test/db-test` world.
+    DbTestPlugin, DbTestPre, DbTest, "plinth:test/db-test"
+);
 
 impl DbTestPlugin {
-    /// Checks that `plugin` exports the db-test world.
-    ///
-    /// # Errors
-    /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
-    pub fn new(plugin: Plugin) -> Result<Self> {
-        let pre = plugin.typed("plinth:test/db-test", DbTestPre::new)?;
-        Ok(Self { plugin, pre })
-    }
-
-    /// The underlying plugin.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
-    }
-
-    fn call<R>(
-        &self,
-        function: &str,
-        f: impl FnOnce(&DbTest, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
-    ) -> Result<R> {
-        self.plugin.call(function, |store| {
-            let instance = self.pre.instantiate(&mut *store)?;
-            f(&instance, store)
-        })
-    }
-
     /// Runs every check; one entry per check.
     ///
     /// # Errors

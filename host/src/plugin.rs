@@ -14,6 +14,54 @@ use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::state::{CallState, PluginMeta};
 use crate::{Error, Result};
 
+/// Declares the typed face of a plugin world: a struct holding the plugin
+/// and the world's pre-instance, `new` (which checks the exports), `plugin`,
+/// and a private `call` that instantiates the world in the call's store.
+macro_rules! typed_plugin {
+    ($(#[$doc:meta])* $name:ident, $pre:ident, $world:ty, $wit:literal) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            plugin: $crate::Plugin,
+            pre: $pre<$crate::CallState>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.plugin).finish()
+            }
+        }
+
+        impl $name {
+            #[doc = concat!("Checks that `plugin` exports the `", $wit, "` world.")]
+            ///
+            /// # Errors
+            /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
+            pub fn new(plugin: $crate::Plugin) -> $crate::Result<Self> {
+                let pre = plugin.typed($wit, $pre::new)?;
+                Ok(Self { plugin, pre })
+            }
+
+            /// The underlying plugin.
+            pub fn plugin(&self) -> &$crate::Plugin {
+                &self.plugin
+            }
+
+            fn call<R>(
+                &self,
+                function: &str,
+                f: impl FnOnce(&$world, &mut wasmtime::Store<$crate::CallState>) -> wasmtime::Result<R>,
+            ) -> $crate::Result<R> {
+                self.plugin.call(function, |store| {
+                    let instance = self.pre.instantiate(&mut *store)?;
+                    f(&instance, store)
+                })
+            }
+        }
+    };
+}
+pub(crate) use typed_plugin;
+
 /// A loaded plugin: compiled, checked against its grants, linked and
 /// type-checked once. Cheap to clone; every call gets a fresh instance in a
 /// fresh `Store`, so calls share nothing but the database.
