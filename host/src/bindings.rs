@@ -12,7 +12,14 @@ pub mod database {
     wasmtime::component::bindgen!({
         path: ["../wit/database"],
         world: "plinth:database/database",
-        imports: { default: trappable },
+        imports: {
+            // Host calls are traced (a span per call, its arguments and
+            // result at TRACE level), except those whose values are secrets:
+            // password hashes (and the new user record that carries one).
+            "plinth:database/credentials": trappable,
+            "plinth:database/users.create-user": trappable,
+            default: trappable | tracing,
+        },
         additional_derives: [PartialEq, Eq],
         trappable_error_type: {
             "plinth:database/types.error" => crate::host::HostError,
@@ -26,7 +33,7 @@ pub mod db_test {
     wasmtime::component::bindgen!({
         path: ["../wit/database", "../wit/test"],
         world: "plinth:test/db-test",
-        imports: { default: trappable },
+        imports: { default: trappable | tracing },
         additional_derives: [PartialEq, Eq],
         with: {
             "plinth:database": super::database::plinth::database,
@@ -41,7 +48,11 @@ pub mod auth {
     wasmtime::component::bindgen!({
         path: ["../wit/database", "../wit/auth"],
         world: "plinth:auth/auth-plugin",
-        imports: { default: trappable },
+        imports: {
+            // Mail bodies carry tokens: not traced.
+            "plinth:auth/mailer": trappable,
+            default: trappable | tracing,
+        },
         additional_derives: [PartialEq, Eq],
         trappable_error_type: {
             "plinth:database/types.error" => crate::host::HostError,
@@ -59,7 +70,7 @@ pub mod bench {
     wasmtime::component::bindgen!({
         path: ["../wit/database", "../wit/test"],
         world: "plinth:test/bench",
-        imports: { default: trappable },
+        imports: { default: trappable | tracing },
         additional_derives: [PartialEq, Eq],
         with: {
             "plinth:database": super::database::plinth::database,

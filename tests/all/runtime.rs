@@ -397,4 +397,48 @@ mod observability {
         ensure!(log.contains("micros="), "no call duration: {log}");
         Ok(())
     }
+
+    #[test]
+    fn host_calls_are_traced_but_secrets_never_reach_the_log() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let password = "correct horse battery staple";
+        let session = tracing::subscriber::with_default(subscriber, || -> Result<_> {
+            crate::util::ok(auth.sign_up("ada", "ada@example.com", password))?;
+            crate::util::ok(auth.request_password_reset("ada@example.com"))?;
+            crate::util::ok(auth.sign_in("ada@example.com", password))
+        })?;
+        let log = String::from_utf8(
+            captured
+                .0
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .clone(),
+        )?;
+        // Each database call has its own span, named after the interface and function.
+        ensure!(
+            log.contains("get-user-by-email") && log.contains("create-session"),
+            "{log}"
+        );
+        let hash: String = f
+            .sqlite()?
+            .query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+        let reset_token = f.mailed_token("ada@example.com")?;
+        for secret in [
+            password,
+            hash.as_str(),
+            reset_token.as_str(),
+            session.token.as_str(),
+        ] {
+            ensure!(!log.contains(secret), "a secret reached the log: {secret}");
+        }
+        Ok(())
+    }
 }
