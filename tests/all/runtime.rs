@@ -348,18 +348,30 @@ mod observability {
         }
     }
 
+    /// Runs `f` with a subscriber at `level` that writes into a buffer;
+    /// returns what `f` returned and what was logged.
+    fn capture<R>(level: tracing::Level, f: impl FnOnce() -> R) -> Result<(R, String)> {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let log = captured
+            .0
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .clone();
+        Ok((out, String::from_utf8(log)?))
+    }
+
     #[test]
     fn guest_output_and_calls_show_up_in_tracing_under_the_plugin_name() -> Result<()> {
         let f = Fixture::new()?;
         let p = f.load(MISBEHAVE)?;
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let (result, log) = capture(tracing::Level::DEBUG, || {
             p.call_dynamic(
                 "write-then",
                 &[
@@ -371,13 +383,7 @@ mod observability {
                 ],
             )
         })?;
-        let log = String::from_utf8(
-            captured
-                .0
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?
-                .clone(),
-        )?;
+        result?;
         let lines: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("hello from the guest"))
@@ -402,26 +408,13 @@ mod observability {
     fn host_calls_are_traced_but_secrets_never_reach_the_log() -> Result<()> {
         let f = Fixture::new()?;
         let auth = f.auth()?;
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
         let password = "correct horse battery staple";
-        let session = tracing::subscriber::with_default(subscriber, || -> Result<_> {
+        let (session, log) = capture(tracing::Level::TRACE, || -> Result<_> {
             crate::util::ok(auth.sign_up("ada", "ada@example.com", password))?;
             crate::util::ok(auth.request_password_reset("ada@example.com"))?;
             crate::util::ok(auth.sign_in("ada@example.com", password))
         })?;
-        let log = String::from_utf8(
-            captured
-                .0
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?
-                .clone(),
-        )?;
+        let session = session?;
         // Each database call has its own span, named after the interface and function.
         ensure!(
             log.contains("get-user-by-email") && log.contains("create-session"),
