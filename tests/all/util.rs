@@ -19,7 +19,9 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let clock = Arc::new(Clock::system());
+        // Frozen at the real time: it moves only when a test advances it, so
+        // expiry checks do not race the wall clock on a loaded machine.
+        let clock = Arc::new(Clock::fixed(unix_now()));
         let db = Db::open_with(
             dir.path().join("plinth.db"),
             Options {
@@ -114,4 +116,10 @@ impl Fixture {
             .map(|c| (c.table.to_string(), c.rows))
             .collect())
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
