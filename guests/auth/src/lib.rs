@@ -32,7 +32,9 @@ use bindings::exports::plinth::auth::auth::{
     AuthError, Guest, ProfileUpdate, SessionInfo, SignedIn,
 };
 use bindings::plinth::auth::{attempts, mailer};
-use bindings::plinth::database::types::{Error as DbError, ProfileChanges, UniqueField, User};
+use bindings::plinth::database::types::{
+    Error as DbError, ProfileChanges, Token, UniqueField, User,
+};
 use bindings::plinth::database::{
     clock, credentials, email_verification, password_reset, sessions, users,
 };
@@ -68,6 +70,15 @@ fn db(e: DbError) -> AuthError {
         DbError::Conflict(UniqueField::Email) => AuthError::EmailTaken,
         other => internal(format!("database: {other:?}")),
     }
+}
+
+/// Maps a database `not-found` to the answer the caller should see, and any
+/// other database error as [`db`] does.
+fn found<T>(r: Result<T, DbError>, missing: AuthError) -> Res<T> {
+    r.map_err(|e| match e {
+        DbError::NotFound => missing,
+        e => db(e),
+    })
 }
 
 fn throttle_key(email: &str) -> String {
@@ -127,15 +138,27 @@ fn send(to: &str, subject: &str, body: String) -> Res<()> {
     }
 }
 
-fn send_verification(user: &User) -> Res<()> {
-    email_verification::delete_user_email_verification_tokens(&user.uuid).map_err(db)?;
+/// Issues a fresh single-use token of one kind for a user: deletes the
+/// user's older ones, stores the new one's hash, returns the raw token.
+fn issue_token(
+    delete_older: fn(&str) -> Result<u32, DbError>,
+    create: fn(&str, &str, u32) -> Result<Token, DbError>,
+    user_uuid: &str,
+    ttl: u32,
+) -> Res<String> {
+    delete_older(user_uuid).map_err(db)?;
     let token = secret::new_token().map_err(internal)?;
-    email_verification::create_email_verification_token(
-        &secret::token_hash(&token),
+    create(&secret::token_hash(&token), user_uuid, ttl).map_err(db)?;
+    Ok(token)
+}
+
+fn send_verification(user: &User) -> Res<()> {
+    let token = issue_token(
+        email_verification::delete_user_email_verification_tokens,
+        email_verification::create_email_verification_token,
         &user.uuid,
         VERIFICATION_TTL,
-    )
-    .map_err(db)?;
+    )?;
     send(
         &user.email,
         "Verify your email address",
@@ -165,25 +188,20 @@ fn session_of(token: &str) -> Res<SessionInfo> {
         return Err(AuthError::SessionExpired);
     }
     let id = secret::token_hash(token);
-    let mut session = match sessions::get_session(&id) {
-        Ok(s) => s,
-        Err(DbError::NotFound) => return Err(AuthError::SessionExpired),
-        Err(e) => return Err(db(e)),
-    };
+    let mut session = found(sessions::get_session(&id), AuthError::SessionExpired)?;
     if !secret::same_secret(&session.id, &id) {
         return Err(AuthError::SessionExpired);
     }
     if session.expires_at - clock::now() < SESSION_RENEW_BELOW {
-        session = sessions::extend_session(&id, SESSION_TTL).map_err(|e| match e {
-            DbError::NotFound => AuthError::SessionExpired,
-            e => db(e),
-        })?;
+        session = found(
+            sessions::extend_session(&id, SESSION_TTL),
+            AuthError::SessionExpired,
+        )?;
     }
-    let user = match users::get_user_by_uuid(&session.user_uuid) {
-        Ok(u) => u,
-        Err(DbError::NotFound) => return Err(AuthError::SessionExpired),
-        Err(e) => return Err(db(e)),
-    };
+    let user = found(
+        users::get_user_by_uuid(&session.user_uuid),
+        AuthError::SessionExpired,
+    )?;
     Ok(SessionInfo {
         user,
         expires_at: session.expires_at,
@@ -282,19 +300,15 @@ impl Guest for Auth {
         if !secret::is_well_formed(token) {
             return Err(AuthError::InvalidToken);
         }
-        let record = match email_verification::consume_email_verification_token(
-            &secret::token_hash(token),
-        ) {
-            Ok(t) => t,
-            Err(DbError::NotFound) => return Err(AuthError::InvalidToken),
-            Err(e) => return Err(db(e)),
-        };
+        let record = found(
+            email_verification::consume_email_verification_token(&secret::token_hash(token)),
+            AuthError::InvalidToken,
+        )?;
         email_verification::delete_user_email_verification_tokens(&record.user_uuid).map_err(db)?;
-        match users::update_user_email_verified(&record.user_uuid, true) {
-            Ok(u) => Ok(u),
-            Err(DbError::NotFound) => Err(AuthError::InvalidToken),
-            Err(e) => Err(db(e)),
-        }
+        found(
+            users::update_user_email_verified(&record.user_uuid, true),
+            AuthError::InvalidToken,
+        )
     }
 
     fn resend_verification(email: String) -> Res<()> {
@@ -313,14 +327,12 @@ impl Guest for Auth {
             Err(DbError::NotFound) => return Ok(()),
             Err(e) => return Err(db(e)),
         };
-        password_reset::delete_user_password_reset_tokens(&user.uuid).map_err(db)?;
-        let token = secret::new_token().map_err(internal)?;
-        password_reset::create_password_reset_token(
-            &secret::token_hash(&token),
+        let token = issue_token(
+            password_reset::delete_user_password_reset_tokens,
+            password_reset::create_password_reset_token,
             &user.uuid,
             RESET_TTL,
-        )
-        .map_err(db)?;
+        )?;
         send(
             &user.email,
             "Reset your password",
@@ -339,16 +351,14 @@ impl Guest for Auth {
         let id = secret::token_hash(token);
         // Look first (no lock held while hashing), consume last: of two
         // racing calls only one consumes the token.
-        let record = match password_reset::get_password_reset_token(&id) {
-            Ok(t) => t,
-            Err(DbError::NotFound) => return Err(AuthError::InvalidToken),
-            Err(e) => return Err(db(e)),
-        };
-        let user = match users::get_user_by_uuid(&record.user_uuid) {
-            Ok(u) => u,
-            Err(DbError::NotFound) => return Err(AuthError::InvalidToken),
-            Err(e) => return Err(db(e)),
-        };
+        let record = found(
+            password_reset::get_password_reset_token(&id),
+            AuthError::InvalidToken,
+        )?;
+        let user = found(
+            users::get_user_by_uuid(&record.user_uuid),
+            AuthError::InvalidToken,
+        )?;
         let hash = new_password_hash(&new_password, &user.name, &user.email)?;
         match password_reset::consume_password_reset_token(&id) {
             Ok(t) if secret::same_secret(&t.token, &id) => {}

@@ -48,7 +48,6 @@ impl CallState {
         interface: Interface,
         access: Access,
     ) -> Result<&mut Unit, HostError> {
-        tracing::trace!(interface = interface.wit_name(), %access, "host call");
         if !self.plugin.grants.allows(interface, access) {
             tracing::debug!(plugin = %self.plugin.name, interface = interface.wit_name(), %access, "access denied");
             return Err(HostError::AccessDenied {
