@@ -40,6 +40,11 @@ fn run() -> Result<(), String> {
         guests_dir.join("Cargo.lock").display()
     );
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    // Libraries the guests share (not guests themselves).
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests_dir.join("lib").display()
+    );
     println!(
         "cargo:rerun-if-changed={}",
         guests_dir.join(".cargo/config.toml").display()

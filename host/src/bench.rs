@@ -20,12 +20,41 @@ impl BenchPlugin {
         self.call("noop", |i, s| i.call_noop(s))
     }
 
-    /// Argon2id (19456 KiB, t=2, p=1) inside the guest.
+    /// Argon2id (19456 KiB, t=2, p=1) inside the guest, by the guests' SIMD128
+    /// implementation; the first 8 bytes of the tag.
     ///
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn argon2_hash(&self, password: &str) -> Result<u64> {
         self.call("argon2-hash", |i, s| i.call_argon2_hash(s, password))
+    }
+
+    /// The same as [`BenchPlugin::argon2_hash`], by the `argon2` crate
+    /// compiled to scalar wasm.
+    ///
+    /// # Errors
+    /// The call errors of [`Error`](crate::Error).
+    pub fn argon2_crate_hash(&self, password: &str) -> Result<u64> {
+        self.call("argon2-crate-hash", |i, s| {
+            i.call_argon2_crate_hash(s, password)
+        })
+    }
+
+    /// Argon2id (version 0x13) with any parameters inside the guest, by the
+    /// guests' SIMD128 implementation: the raw tag, or the guest's reason.
+    ///
+    /// # Errors
+    /// The call errors of [`Error`](crate::Error).
+    pub fn argon2id(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        (m_cost, t_cost, p_cost): (u32, u32, u32),
+        out_len: u32,
+    ) -> Result<Result<Vec<u8>, String>> {
+        self.call("argon2id", |i, s| {
+            i.call_argon2id(s, password, salt, m_cost, t_cost, p_cost, out_len)
+        })
     }
 
     /// `times` lookups by email inside one call; how many found the user.

@@ -65,7 +65,7 @@ pub mod auth {
 }
 
 /// The `plinth:test/bench` world: exports that isolate one cost each.
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::too_many_arguments)]
 pub mod bench {
     wasmtime::component::bindgen!({
         path: ["../wit/database", "../wit/test"],

@@ -49,6 +49,17 @@ mod sign_up {
             "{hash}"
         );
         ensure!(!hash.contains(PW));
+        // The plugin's Argon2 is the standard one: the argon2 crate accepts its
+        // hash for the password, and only for the password.
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let parsed = PasswordHash::new(&hash).map_err(anyhow::Error::msg)?;
+        let native = argon2::Argon2::default();
+        ensure!(native.verify_password(PW.as_bytes(), &parsed).is_ok());
+        ensure!(
+            native
+                .verify_password(b"not the password", &parsed)
+                .is_err()
+        );
         // 32 base32 characters: 160 bits.
         ensure!(session.token.len() == 32, "{}", session.token);
         let ids: Vec<String> = conn
@@ -181,29 +192,47 @@ mod passwords {
     #[test]
     fn an_outdated_hash_is_upgraded_at_the_next_sign_in() -> Result<()> {
         use argon2::password_hash::{PasswordHasher, SaltString};
-        let (f, auth, email) = with_user("ada")?;
-        let old = argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon2::Params::new(4096, 1, 1, None).map_err(anyhow::Error::msg)?,
-        )
-        .hash_password(
-            PW.as_bytes(),
-            &SaltString::encode_b64(b"sixteen byte slt").map_err(anyhow::Error::msg)?,
-        )
-        .map_err(anyhow::Error::msg)?
-        .to_string();
-        f.sqlite()?
-            .execute("UPDATE users SET password_hash = ?1", [&old])?;
-        ok(auth.sign_in(&email, PW))?;
-        let now: String = f
-            .sqlite()?
-            .query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
-        ensure!(
-            now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "not upgraded: {now}"
-        );
-        ok(auth.sign_in(&email, PW))?;
+        // Older parameters (checked by the plugin's own Argon2id), and an
+        // older algorithm and version (checked by the argon2 crate).
+        for (algorithm, version, m_cost) in [
+            (argon2::Algorithm::Argon2id, argon2::Version::V0x13, 4096),
+            (argon2::Algorithm::Argon2i, argon2::Version::V0x10, 2048),
+        ] {
+            let (f, auth, email) = with_user("ada")?;
+            let old = argon2::Argon2::new(
+                algorithm,
+                version,
+                argon2::Params::new(m_cost, 1, 1, None).map_err(anyhow::Error::msg)?,
+            )
+            .hash_password(
+                PW.as_bytes(),
+                &SaltString::encode_b64(b"sixteen byte slt").map_err(anyhow::Error::msg)?,
+            )
+            .map_err(anyhow::Error::msg)?
+            .to_string();
+            f.sqlite()?
+                .execute("UPDATE users SET password_hash = ?1", [&old])?;
+            ensure!(
+                matches!(
+                    auth.sign_in(&email, "not the password")?,
+                    Err(AuthError::InvalidCredentials)
+                ),
+                "{old} accepted a wrong password"
+            );
+            let kept: String =
+                f.sqlite()?
+                    .query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+            ensure!(kept == old, "a failed sign-in changed the hash");
+            ok(auth.sign_in(&email, PW))?;
+            let now: String =
+                f.sqlite()?
+                    .query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+            ensure!(
+                now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+                "not upgraded from {old}: {now}"
+            );
+            ok(auth.sign_in(&email, PW))?;
+        }
         Ok(())
     }
 }

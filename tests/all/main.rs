@@ -1,6 +1,7 @@
 //! plinth's integration tests: the guests built from source, loaded through
 //! the host, against real SQLite files in temp dirs.
 
+mod argon2;
 mod auth;
 mod bench;
 mod db_test;

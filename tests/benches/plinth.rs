@@ -2,9 +2,10 @@
 //! counterpart in the same run, on the same file database, and reported as a
 //! ratio. Run with `cargo bench -p plinth-tests --bench plinth`.
 //!
-//! Set `PLINTH_BENCH_QUICK=1` for a short run (fewer iterations).
+//! Set `PLINTH_BENCH_QUICK=1` for a short run (fewer iterations), and
+//! `PLINTH_BENCH_ONLY=calls,auth` to run only some sections (`load`, `calls`,
+//! `lookups`, `argon2`, `validate`, `throughput`).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,22 @@ fn quick() -> bool {
     std::env::var_os("PLINTH_BENCH_QUICK").is_some()
 }
 
+/// Whether a section is selected by `PLINTH_BENCH_ONLY` (all are by default).
+fn section(name: &str) -> bool {
+    match std::env::var("PLINTH_BENCH_ONLY") {
+        Ok(only) => only.split(',').any(|s| s.trim() == name),
+        Err(_) => true,
+    }
+}
+
+/// An iteration count: a tenth in quick mode, times `PLINTH_BENCH_SCALE` when
+/// set (long runs to profile under `perf`).
 fn scaled(n: usize) -> usize {
-    if quick() { (n / 10).max(3) } else { n }
+    let scale = std::env::var("PLINTH_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    if quick() { (n / 10).max(3) } else { n * scale }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -77,7 +92,7 @@ fn main() -> Result<()> {
     let runtime = Runtime::with_options(
         db.clone(),
         RuntimeOptions {
-            cache_dir: Some(cache.clone()),
+            cache_dir: Some(cache),
         },
     )?;
 
@@ -87,7 +102,47 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    // --- loads ---------------------------------------------------------
+    if section("load") {
+        loads(&runtime, &db)?;
+    }
+    let auth = AuthPlugin::new(load(&runtime, AUTH)?)?;
+    let bench = BenchPlugin::new(load(&runtime, BENCH)?)?;
+    let _db_test = DbTestPlugin::new(load(&runtime, DB_TEST)?)?;
+    let rss_idle = rss_kib();
+    println!(
+        "\nresident memory: {:.1} MiB at start, {:.1} MiB with auth, bench and db-test loaded and idle\n",
+        rss_start as f64 / 1024.0,
+        rss_idle as f64 / 1024.0
+    );
+
+    ok(auth.sign_up("ada", "ada@example.com", PW))?;
+    for i in 0..1000 {
+        db.with_unit(|u| {
+            u.create_user(&plinth_store::NewUser {
+                name: format!("user{i}"),
+                email: format!("user{i}@example.com"),
+                password_hash: "x".into(),
+            })
+        })?;
+    }
+    let token = ok(auth.sign_in("ada@example.com", PW))?.token;
+
+    if section("calls") {
+        calls(&bench)?;
+    }
+    if section("lookups") {
+        lookups(&bench, &db)?;
+    }
+    if section("argon2") || section("validate") {
+        auth_calls(&auth, &bench, &token)?;
+    }
+    if section("throughput") {
+        throughput(&auth, &bench, &token);
+    }
+    Ok(())
+}
+
+fn loads(runtime: &Runtime, db: &Db) -> Result<()> {
     println!("## Loading\n");
     println!("| component | size | cold load (compile) | cached load | speed-up |");
     println!("|---|---|---|---|---|");
@@ -111,10 +166,10 @@ fn main() -> Result<()> {
                 })
                 .collect(),
         );
-        load(&runtime, guest)?; // fill the cache
+        load(runtime, guest)?; // fill the cache
         let mut cached = Vec::new();
         for _ in 0..scaled(20) {
-            let (d, p) = time(|| load(&runtime, guest));
+            let (d, p) = time(|| load(runtime, guest));
             ensure!(p?.loaded_from_cache(), "not from cache");
             cached.push(d);
         }
@@ -129,17 +184,10 @@ fn main() -> Result<()> {
         );
     }
 
-    let auth = AuthPlugin::new(load(&runtime, AUTH)?)?;
-    let bench = BenchPlugin::new(load(&runtime, BENCH)?)?;
-    let _db_test = DbTestPlugin::new(load(&runtime, DB_TEST)?)?;
-    let rss_idle = rss_kib();
-    println!(
-        "\nresident memory: {:.1} MiB at start, {:.1} MiB with auth, bench and db-test loaded and idle\n",
-        rss_start as f64 / 1024.0,
-        rss_idle as f64 / 1024.0
-    );
+    Ok(())
+}
 
-    // --- calls ---------------------------------------------------------
+fn calls(bench: &BenchPlugin) -> Result<()> {
     println!("## Calls\n");
     let live_calls = if quick() { 10_000 } else { 200_000 };
     bench.time_live_calls(1000)?;
@@ -160,17 +208,10 @@ fn main() -> Result<()> {
         us(fresh)
     );
 
-    // --- lookups -------------------------------------------------------
-    ok(auth.sign_up("ada", "ada@example.com", PW))?;
-    for i in 0..1000 {
-        db.with_unit(|u| {
-            u.create_user(&plinth_store::NewUser {
-                name: format!("user{i}"),
-                email: format!("user{i}@example.com"),
-                password_hash: "x".into(),
-            })
-        })?;
-    }
+    Ok(())
+}
+
+fn lookups(bench: &BenchPlugin, db: &Db) -> Result<()> {
     println!("\n## A typed lookup by email from inside a guest vs native Rust (same WAL file)\n");
     println!("| lookups per plugin call | plugin, per lookup | native, per lookup | ratio |");
     println!("|---|---|---|---|");
@@ -221,68 +262,86 @@ fn main() -> Result<()> {
         per_lookup[3].as_secs_f64() / per_lookup[0].as_secs_f64()
     );
 
-    // --- auth ----------------------------------------------------------
+    Ok(())
+}
+
+fn auth_calls(auth: &AuthPlugin, bench: &BenchPlugin, token: &str) -> Result<()> {
     println!("\n## Auth\n");
-    let reps = scaled(15);
-    let mut guest_a = Vec::new();
-    let mut native_a = Vec::new();
-    for i in 0..reps {
-        let pw = format!("password {i}");
-        let (d, g) = time(|| bench.argon2_hash(&pw));
-        guest_a.push(d);
-        let (d, n) = time(|| native_argon2(&pw));
-        native_a.push(d);
-        ensure!(g? == n?, "guest and native Argon2 disagree");
-    }
-    let (guest_a, native_a) = (median(guest_a), median(native_a));
-    let mut sign_up = Vec::new();
-    for i in 0..reps {
-        let (d, r) =
-            time(|| auth.sign_up(&format!("bench{i}"), &format!("bench{i}@example.com"), PW));
-        ok(r)?;
-        sign_up.push(d);
-    }
-    let mut sign_in = Vec::new();
-    let mut token = String::new();
-    for _ in 0..reps {
-        let (d, r) = time(|| auth.sign_in("ada@example.com", PW));
-        token = ok(r)?.token;
-        sign_in.push(d);
-    }
-    let (sign_up, sign_in) = (median(sign_up), median(sign_in));
-    let validate = median(
-        (0..scaled(5000))
-            .map(|_| {
-                let (d, r) = time(|| auth.validate_session(&token));
-                assert!(matches!(r, Ok(Ok(_))));
-                d
-            })
-            .collect(),
-    );
     println!("| what | time | compared with | ratio |");
     println!("|---|---|---|---|");
-    println!(
-        "| Argon2id m=19456 KiB t=2 p=1, in the guest | {:.1} ms | native Rust, same parameters: {:.1} ms | {:.2}× |",
-        ms(guest_a),
-        ms(native_a),
-        guest_a.as_secs_f64() / native_a.as_secs_f64()
-    );
-    println!(
-        "| sign-up through the plugin | {:.1} ms | its Argon2 hash in the guest | {:.2}× |",
-        ms(sign_up),
-        sign_up.as_secs_f64() / guest_a.as_secs_f64()
-    );
-    println!(
-        "| sign-in through the plugin | {:.1} ms | its Argon2 verify in the guest | {:.2}× |",
-        ms(sign_in),
-        sign_in.as_secs_f64() / guest_a.as_secs_f64()
-    );
-    println!(
-        "| validate-session through the plugin (file database) | {:.1} µs | | |",
-        us(validate)
-    );
+    if section("argon2") {
+        let reps = scaled(15);
+        let mut guest_a = Vec::new();
+        let mut crate_a = Vec::new();
+        let mut native_a = Vec::new();
+        for i in 0..reps {
+            let pw = format!("password {i}");
+            let (d, g) = time(|| bench.argon2_hash(&pw));
+            guest_a.push(d);
+            let (d, c) = time(|| bench.argon2_crate_hash(&pw));
+            crate_a.push(d);
+            let (d, n) = time(|| native_argon2(&pw));
+            native_a.push(d);
+            let (g, c, n) = (g?, c?, n?);
+            ensure!(g == n && c == n, "guest and native Argon2 disagree");
+        }
+        let (guest_a, crate_a, native_a) = (median(guest_a), median(crate_a), median(native_a));
+        let mut sign_up = Vec::new();
+        for i in 0..reps {
+            let (d, r) =
+                time(|| auth.sign_up(&format!("bench{i}"), &format!("bench{i}@example.com"), PW));
+            ok(r)?;
+            sign_up.push(d);
+        }
+        let mut sign_in = Vec::new();
+        for _ in 0..reps {
+            let (d, r) = time(|| auth.sign_in("ada@example.com", PW));
+            ok(r)?;
+            sign_in.push(d);
+        }
+        let (sign_up, sign_in) = (median(sign_up), median(sign_in));
+        println!(
+            "| Argon2id m=19456 KiB t=2 p=1, in the guest | {:.1} ms | native Rust, same parameters: {:.1} ms | {:.2}× |",
+            ms(guest_a),
+            ms(native_a),
+            guest_a.as_secs_f64() / native_a.as_secs_f64()
+        );
+        println!(
+            "| the same, by the `argon2` crate in the guest (scalar wasm) | {:.1} ms | native Rust: {:.1} ms | {:.2}× |",
+            ms(crate_a),
+            ms(native_a),
+            crate_a.as_secs_f64() / native_a.as_secs_f64()
+        );
+        println!(
+            "| sign-up through the plugin | {:.1} ms | its Argon2 hash in the guest | {:.2}× |",
+            ms(sign_up),
+            sign_up.as_secs_f64() / guest_a.as_secs_f64()
+        );
+        println!(
+            "| sign-in through the plugin | {:.1} ms | its Argon2 verify in the guest | {:.2}× |",
+            ms(sign_in),
+            sign_in.as_secs_f64() / guest_a.as_secs_f64()
+        );
+    }
+    if section("validate") {
+        let validate = median(
+            (0..scaled(5000))
+                .map(|_| {
+                    let (d, r) = time(|| auth.validate_session(token));
+                    assert!(matches!(r, Ok(Ok(_))));
+                    d
+                })
+                .collect(),
+        );
+        println!(
+            "| validate-session through the plugin (file database) | {:.1} µs | | |",
+            us(validate)
+        );
+    }
+    Ok(())
+}
 
-    // --- throughput ----------------------------------------------------
+fn throughput(auth: &AuthPlugin, bench: &BenchPlugin, token: &str) {
     println!(
         "\n## Throughput of a read-heavy mix (9 validate-session : 1 plugin call of 10 lookups)\n"
     );
@@ -299,7 +358,7 @@ fn main() -> Result<()> {
         let handles: Vec<_> = (0..callers)
             .map(|_| {
                 let (auth, bench, token, stop) =
-                    (auth.clone(), bench.clone(), token.clone(), stop.clone());
+                    (auth.clone(), bench.clone(), token.to_owned(), stop.clone());
                 std::thread::spawn(move || {
                     let mut calls = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -327,8 +386,6 @@ fn main() -> Result<()> {
         "\nresident memory after the run: {:.1} MiB",
         rss_kib() as f64 / 1024.0
     );
-    let _ = Path::new(&cache);
-    Ok(())
 }
 
 fn ok<T>(r: plinth_host::AuthResult<T>) -> Result<T> {
