@@ -135,7 +135,11 @@ fn engine_config() -> Config {
         // their data, the start of the heap) by zeroing rather than unmapping,
         // so that the next instance in the slot does not fault them back in.
         .linear_memory_keep_resident(LINEAR_MEMORY_KEEP_RESIDENT)
-        .table_keep_resident(TABLE_KEEP_RESIDENT);
+        .table_keep_resident(TABLE_KEEP_RESIDENT)
+        // With Linux's PAGEMAP_SCAN (6.7+) only the pages an instance wrote
+        // are reset; without it wasmtime re-copies the whole kept-resident
+        // range, data image included, after every call (for auth, 300 KiB).
+        .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config.memory_init_cow(true);
     config
