@@ -189,14 +189,14 @@ fn loads(runtime: &Runtime, db: &Db) -> Result<()> {
 
 fn calls(bench: &BenchPlugin) -> Result<()> {
     println!("## Calls\n");
-    let live_calls = if quick() { 10_000 } else { 200_000 };
+    let live_calls = u32::try_from(scaled(200_000))?;
     bench.time_live_calls(1000)?;
     let live = median(
         (0..5)
             .map(|_| bench.time_live_calls(live_calls))
             .collect::<Result<Vec<_>, _>>()?,
     ) / live_calls;
-    let fresh = median((0..scaled(5000)).map(|_| time(|| bench.noop()).0).collect());
+    let fresh = median((0..scaled(5000).min(20_000)).map(|_| time(|| bench.noop()).0).collect());
     println!("| what | time |");
     println!("|---|---|");
     println!(

@@ -90,9 +90,11 @@ impl Block {
         }
         // R is recomputed from the inputs rather than kept: a copy of it would
         // cost more than the 128 loads.
+        // Iterate by reference: an array moved into an iterator is copied, and
+        // a 1 KiB copy in a guest is a `memory.copy` call into the host.
         let inputs = x.0.iter().zip(y.0.iter());
-        for ((o, q), (x, y)) in out.0.iter_mut().zip(q).zip(inputs) {
-            let z = v128_xor(q, v128_xor(*x, *y));
+        for ((o, q), (x, y)) in out.0.iter_mut().zip(q.iter()).zip(inputs) {
+            let z = v128_xor(*q, v128_xor(*x, *y));
             *o = if xor_into { v128_xor(*o, z) } else { z };
         }
     }
