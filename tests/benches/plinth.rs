@@ -196,7 +196,11 @@ fn calls(bench: &BenchPlugin) -> Result<()> {
             .map(|_| bench.time_live_calls(live_calls))
             .collect::<Result<Vec<_>, _>>()?,
     ) / live_calls;
-    let fresh = median((0..scaled(5000).min(20_000)).map(|_| time(|| bench.noop()).0).collect());
+    let fresh = median(
+        (0..scaled(5000).min(20_000))
+            .map(|_| time(|| bench.noop()).0)
+            .collect(),
+    );
     println!("| what | time |");
     println!("|---|---|");
     println!(
