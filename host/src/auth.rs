@@ -16,7 +16,7 @@ pub type AuthResult<T> = Result<Result<T, AuthError>>;
 
 crate::plugin::typed_plugin!(
     /// A plugin known to export `plinth:auth/auth`.
-    AuthPlugin, AuthPluginPre, AuthWorld, "plinth:auth/auth-plugin"
+    AuthPlugin, AuthPluginPre, AuthWorld, "plinth:auth/auth-plugin", Some("plinth:auth/auth@0.1.0")
 );
 
 impl AuthPlugin {
@@ -30,9 +30,8 @@ impl AuthPlugin {
         email: &str,
         password: &str,
     ) -> AuthResult<crate::bindings::User> {
-        self.call("sign-up", |a, s| {
-            a.plinth_auth_auth().call_sign_up(s, name, email, password)
-        })
+        self.call_export("sign-up", (name, email, password))
+            .map(|(r,)| r)
     }
 
     /// `sign-in`.
@@ -40,9 +39,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_in(&self, email: &str, password: &str) -> AuthResult<SignedIn> {
-        self.call("sign-in", |a, s| {
-            a.plinth_auth_auth().call_sign_in(s, email, password)
-        })
+        self.call_export("sign-in", (email, password)).map(|(r,)| r)
     }
 
     /// `validate-session`.
@@ -50,9 +47,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn validate_session(&self, token: &str) -> AuthResult<SessionInfo> {
-        self.call("validate-session", |a, s| {
-            a.plinth_auth_auth().call_validate_session(s, token)
-        })
+        self.call_export("validate-session", (token,)).map(|(r,)| r)
     }
 
     /// `sign-out`.
@@ -60,9 +55,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_out(&self, token: &str) -> AuthResult<()> {
-        self.call("sign-out", |a, s| {
-            a.plinth_auth_auth().call_sign_out(s, token)
-        })
+        self.call_export("sign-out", (token,)).map(|(r,)| r)
     }
 
     /// `sign-out-everywhere`.
@@ -70,9 +63,8 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_out_everywhere(&self, token: &str) -> AuthResult<u32> {
-        self.call("sign-out-everywhere", |a, s| {
-            a.plinth_auth_auth().call_sign_out_everywhere(s, token)
-        })
+        self.call_export("sign-out-everywhere", (token,))
+            .map(|(r,)| r)
     }
 
     /// `verify-email`.
@@ -80,9 +72,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn verify_email(&self, token: &str) -> AuthResult<crate::bindings::User> {
-        self.call("verify-email", |a, s| {
-            a.plinth_auth_auth().call_verify_email(s, token)
-        })
+        self.call_export("verify-email", (token,)).map(|(r,)| r)
     }
 
     /// `resend-verification`.
@@ -90,9 +80,8 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn resend_verification(&self, email: &str) -> AuthResult<()> {
-        self.call("resend-verification", |a, s| {
-            a.plinth_auth_auth().call_resend_verification(s, email)
-        })
+        self.call_export("resend-verification", (email,))
+            .map(|(r,)| r)
     }
 
     /// `request-password-reset`.
@@ -100,9 +89,8 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn request_password_reset(&self, email: &str) -> AuthResult<()> {
-        self.call("request-password-reset", |a, s| {
-            a.plinth_auth_auth().call_request_password_reset(s, email)
-        })
+        self.call_export("request-password-reset", (email,))
+            .map(|(r,)| r)
     }
 
     /// `reset-password`.
@@ -110,10 +98,8 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn reset_password(&self, token: &str, new_password: &str) -> AuthResult<()> {
-        self.call("reset-password", |a, s| {
-            a.plinth_auth_auth()
-                .call_reset_password(s, token, new_password)
-        })
+        self.call_export("reset-password", (token, new_password))
+            .map(|(r,)| r)
     }
 
     /// `change-password`.
@@ -126,10 +112,8 @@ impl AuthPlugin {
         current: &str,
         new: &str,
     ) -> AuthResult<SignedIn> {
-        self.call("change-password", |a, s| {
-            a.plinth_auth_auth()
-                .call_change_password(s, session_token, current, new)
-        })
+        self.call_export("change-password", (session_token, current, new))
+            .map(|(r,)| r)
     }
 
     /// `update-profile`.
@@ -141,10 +125,8 @@ impl AuthPlugin {
         session_token: &str,
         changes: &ProfileUpdate,
     ) -> AuthResult<crate::bindings::User> {
-        self.call("update-profile", |a, s| {
-            a.plinth_auth_auth()
-                .call_update_profile(s, session_token, changes)
-        })
+        self.call_export("update-profile", (session_token, changes))
+            .map(|(r,)| r)
     }
 
     /// Runs `f` with this plugin on tokio's blocking pool, for async callers:

@@ -8,7 +8,7 @@ use crate::bindings::bench::{Bench, BenchPre};
 
 crate::plugin::typed_plugin!(
     /// A plugin known to export the `plinth:test/bench` world.
-    BenchPlugin, BenchPre, Bench, "plinth:test/bench"
+    BenchPlugin, BenchPre, Bench, "plinth:test/bench", None
 );
 
 impl BenchPlugin {
@@ -17,7 +17,7 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn noop(&self) -> Result<()> {
-        self.call("noop", |i, s| i.call_noop(s))
+        self.call_export::<(), ()>("noop", ())
     }
 
     /// Argon2id (19456 KiB, t=2, p=1) inside the guest, by the guests' SIMD128
@@ -26,7 +26,7 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn argon2_hash(&self, password: &str) -> Result<u64> {
-        self.call("argon2-hash", |i, s| i.call_argon2_hash(s, password))
+        self.call_export("argon2-hash", (password,)).map(|(r,)| r)
     }
 
     /// The same as [`BenchPlugin::argon2_hash`], by the `argon2` crate
@@ -35,9 +35,8 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn argon2_crate_hash(&self, password: &str) -> Result<u64> {
-        self.call("argon2-crate-hash", |i, s| {
-            i.call_argon2_crate_hash(s, password)
-        })
+        self.call_export("argon2-crate-hash", (password,))
+            .map(|(r,)| r)
     }
 
     /// Argon2id (version 0x13) with any parameters inside the guest, by the
@@ -52,9 +51,11 @@ impl BenchPlugin {
         (m_cost, t_cost, p_cost): (u32, u32, u32),
         out_len: u32,
     ) -> Result<Result<Vec<u8>, String>> {
-        self.call("argon2id", |i, s| {
-            i.call_argon2id(s, password, salt, m_cost, t_cost, p_cost, out_len)
-        })
+        self.call_export(
+            "argon2id",
+            (password, salt, m_cost, t_cost, p_cost, out_len),
+        )
+        .map(|(r,)| r)
     }
 
     /// `times` lookups by email inside one call; how many found the user.
@@ -62,9 +63,8 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error); the guest's own error as the inner result.
     pub fn lookup_by_email(&self, email: &str, times: u32) -> Result<Result<u32, String>> {
-        self.call("lookup-by-email", |i, s| {
-            i.call_lookup_by_email(s, email, times)
-        })
+        self.call_export("lookup-by-email", (email, times))
+            .map(|(r,)| r)
     }
 
     /// Instantiates once, then calls the empty export `calls` times on that

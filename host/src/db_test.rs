@@ -7,7 +7,7 @@ pub use crate::bindings::db_test::plinth::test::report::Check;
 
 crate::plugin::typed_plugin!(
     /// A plugin known to export the `plinth:test/db-test` world.
-    DbTestPlugin, DbTestPre, DbTest, "plinth:test/db-test"
+    DbTestPlugin, DbTestPre, DbTest, "plinth:test/db-test", None
 );
 
 impl DbTestPlugin {
@@ -16,7 +16,7 @@ impl DbTestPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error): trap, time or memory limit, commit.
     pub fn run(&self) -> Result<Vec<Check>> {
-        self.call("run", |i, s| i.call_run(s))
+        self.call_export("run", ()).map(|(r,)| r)
     }
 
     /// What the guest can see of its sandbox, one line per thing seen.
@@ -24,7 +24,7 @@ impl DbTestPlugin {
     /// # Errors
     /// As [`DbTestPlugin::run`].
     pub fn probe_sandbox(&self) -> Result<Vec<String>> {
-        self.call("probe-sandbox", |i, s| i.call_probe_sandbox(s))
+        self.call_export("probe-sandbox", ()).map(|(r,)| r)
     }
 
     /// [`run`](Self::run) from async code, on tokio's blocking pool.
