@@ -19,20 +19,34 @@ pub(crate) struct PluginMeta {
 
 /// The data of one call's `Store`: the plugin's identity and grants, the
 /// call's unit of work (a pooled connection, opened on first use), a WASI
-/// context that grants nothing, and the memory limiter.
+/// context that grants nothing (built on first use: most calls never touch
+/// WASI, and building one seeds two random generators), and the memory
+/// limiter.
 pub struct CallState {
     pub(crate) plugin: Arc<PluginMeta>,
     pub(crate) db: Db,
     unit: Option<Unit>,
-    wasi: WasiCtx,
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
 }
 
 impl CallState {
     pub(crate) fn new(plugin: Arc<PluginMeta>, db: Db, memory_limit: usize) -> Self {
-        // No preopened directories, no environment, no arguments, no network.
-        let wasi = WasiCtx::builder()
+        Self {
+            plugin,
+            db,
+            unit: None,
+            wasi: None,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_limit),
+        }
+    }
+
+    /// The call's WASI context: no preopened directories, no environment, no
+    /// arguments, no network; stdout and stderr go to `tracing`.
+    fn wasi_ctx(plugin: &PluginMeta) -> WasiCtx {
+        WasiCtx::builder()
             .stdout(crate::stdio::GuestOutput::new(
                 plugin.log_name.clone(),
                 "stdout",
@@ -44,15 +58,7 @@ impl CallState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .build();
-        Self {
-            plugin,
-            db,
-            unit: None,
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(memory_limit),
-        }
+            .build()
     }
 
     /// The call's unit of work, started on first use.
@@ -74,8 +80,9 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let plugin = &self.plugin;
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| Self::wasi_ctx(plugin)),
             table: &mut self.table,
         }
     }
