@@ -130,6 +130,10 @@ fn engine_config() -> Config {
         .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
         .total_memories(MAX_CONCURRENT_INSTANCES * 2)
         .total_tables(MAX_CONCURRENT_INSTANCES * 4)
+        // No wasm runs on fibers (the async API runs sync calls on tokio's
+        // blocking pool), so no stack pool: it would map 1000 stacks with
+        // guard pages at start-up.
+        .total_stacks(0)
         .max_memory_size(crate::manifest::MAX_MEMORY_BYTES)
         // Reset the first pages of a used memory (the guests' 64 KiB stack,
         // their data, the start of the heap) by zeroing rather than unmapping,

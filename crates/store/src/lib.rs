@@ -7,9 +7,10 @@
 //! * [`Db`] owns the file: it applies [`migrations`] on open and keeps a small
 //!   pool of connections, so that readers run in parallel beside the one
 //!   writer WAL allows.
-//! * [`Unit`] is one unit of work on one pooled connection. Reads run as they
-//!   come; the first write opens an immediate transaction, which
-//!   [`Unit::commit`] commits and dropping the unit rolls back.
+//! * [`Unit`] is one unit of work on one pooled connection. Its reads share
+//!   one read transaction; the first write ends it and opens an immediate
+//!   transaction, which [`Unit::commit`] commits and dropping the unit rolls
+//!   back.
 //! * The [`Clock`] stamps every row; tests move it instead of sleeping.
 //!
 //! ```

@@ -1,23 +1,32 @@
 //! One unit of work on one pooled connection.
 
+use std::cell::Cell;
+
 use rusqlite::Connection;
 
 use crate::{Db, Error, Result};
 
-/// One unit of work: reads run as they come (WAL gives each a consistent
-/// snapshot), and the first write opens an immediate transaction that holds
-/// the write lock until [`commit`](Unit::commit). Dropping an uncommitted unit
-/// rolls its writes back, so a caller that fails half way leaves nothing
-/// half written. The connection returns to the pool either way.
+/// One unit of work: its reads share one read transaction (one WAL
+/// snapshot), and the first write ends that and opens an immediate
+/// transaction that holds the write lock until [`commit`](Unit::commit).
+/// Dropping an uncommitted unit rolls its writes back, so a caller that fails
+/// half way leaves nothing half written. The connection returns to the pool
+/// either way, with no transaction open.
 ///
 /// Reads made before the first write are not part of the write transaction;
 /// operations that must read and write atomically (consuming a token) do so
 /// in one statement.
+///
+/// One read transaction for all of a unit's reads, rather than one per
+/// statement, is also what lets readers on several threads scale: SQLite
+/// takes a WAL read lock (a process-wide mutex around an `fcntl`) for every
+/// transaction.
 #[derive(Debug)]
 pub struct Unit {
     db: Db,
     conn: Option<Connection>,
     writing: bool,
+    reading: Cell<bool>,
 }
 
 impl Unit {
@@ -26,6 +35,7 @@ impl Unit {
             db,
             conn: Some(conn),
             writing: false,
+            reading: Cell::new(false),
         }
     }
 
@@ -44,29 +54,46 @@ impl Unit {
         self.writing
     }
 
-    pub(crate) fn read(&self) -> Result<&Connection> {
+    fn conn(&self) -> Result<&Connection> {
         self.conn
             .as_ref()
             .ok_or_else(|| Error::invalid("the unit of work is already finished"))
     }
 
-    pub(crate) fn write(&mut self) -> Result<&Connection> {
-        if !self.writing {
-            self.read()?.execute_batch("BEGIN IMMEDIATE")?;
-            self.writing = true;
+    /// The connection for a read, in the unit's transaction: the read
+    /// transaction, opened by the first read, or the write transaction.
+    pub(crate) fn read(&self) -> Result<&Connection> {
+        let conn = self.conn()?;
+        if !self.writing && !self.reading.get() {
+            // Deferred: the snapshot is taken by the first SELECT.
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            self.reading.set(true);
         }
-        self.read()
+        Ok(conn)
     }
 
-    /// Commits what the unit wrote (nothing to do for a read-only unit).
+    pub(crate) fn write(&mut self) -> Result<&Connection> {
+        if !self.writing {
+            let conn = self.conn()?;
+            if self.reading.replace(false) {
+                conn.prepare_cached("COMMIT")?.execute([])?;
+            }
+            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            self.writing = true;
+        }
+        self.conn()
+    }
+
+    /// Commits what the unit wrote (for a read-only unit, ends its snapshot).
     ///
     /// # Errors
     /// [`Error::Busy`] or [`Error::Sqlite`] when SQLite refuses the commit; the
     /// writes are then rolled back.
     pub fn commit(mut self) -> Result<()> {
-        if self.writing {
-            self.read()?.execute_batch("COMMIT")?;
+        if self.writing || self.reading.get() {
+            self.conn()?.prepare_cached("COMMIT")?.execute([])?;
             self.writing = false;
+            self.reading.set(false);
         }
         Ok(())
     }
@@ -78,7 +105,7 @@ impl Unit {
 impl Drop for Unit {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            if self.writing && conn.execute_batch("ROLLBACK").is_err() {
+            if (self.writing || self.reading.get()) && conn.execute_batch("ROLLBACK").is_err() {
                 // A connection whose state is unknown is not reused.
                 return;
             }

@@ -570,6 +570,33 @@ mod units {
     use super::*;
 
     #[test]
+    fn a_units_reads_share_one_snapshot_until_it_writes() -> Result<()> {
+        let f = fresh()?;
+        f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
+        let mut reader = f.db.unit()?;
+        let before = reader.get_user_by_name("ada")?;
+        assert!(!before.email_verified);
+        // Another unit changes the row and commits while `reader` is open.
+        f.db.with_unit(|u| u.update_user_email_verified(&before.uuid, true))?;
+        assert!(
+            !reader.get_user_by_name("ada")?.email_verified,
+            "same snapshot"
+        );
+        // A write ends the snapshot: what follows sees the other unit's commit.
+        reader.create_user(&new_user("bob", "bob@example.com"))?;
+        assert!(reader.get_user_by_name("ada")?.email_verified);
+        reader.commit()?;
+        // A read-only unit that ends leaves no transaction on its connection:
+        // the next unit (on the same pooled connection) sees new commits.
+        let stale = f.db.unit()?;
+        stale.get_user_by_name("bob")?;
+        stale.commit()?;
+        f.db.with_unit(|u| u.delete_user(&before.uuid))?;
+        assert_err!(f.db.unit()?.get_user_by_name("ada"), Error::NotFound);
+        Ok(())
+    }
+
+    #[test]
     fn deleting_a_user_cascades_to_its_sessions_and_tokens() -> Result<()> {
         let f = fresh()?;
         let mut u = f.db.unit()?;
