@@ -570,6 +570,26 @@ mod units {
     use super::*;
 
     #[test]
+    fn the_bundled_sqlite_has_no_process_wide_page_cache_or_memory_statistics() -> Result<()> {
+        // Set by .cargo/config.toml; both would make threads queue on one
+        // mutex for every page they touch.
+        let conn = Connection::open_in_memory()?;
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn a_units_reads_share_one_snapshot_until_it_writes() -> Result<()> {
         let f = fresh()?;
         f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
