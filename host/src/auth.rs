@@ -5,7 +5,7 @@
 //! answer, which a UI branches on.
 
 use crate::Result;
-use crate::bindings::auth::{AuthPlugin as AuthWorld, AuthPluginPre};
+use crate::bindings::auth::AuthPluginPre;
 
 pub use crate::bindings::auth::exports::plinth::auth::auth::{
     AuthError, ProfileUpdate, SessionInfo, SignedIn,
@@ -16,7 +16,7 @@ pub type AuthResult<T> = Result<Result<T, AuthError>>;
 
 crate::plugin::typed_plugin!(
     /// A plugin known to export `plinth:auth/auth`.
-    AuthPlugin, AuthPluginPre, AuthWorld, "plinth:auth/auth-plugin", Some("plinth:auth/auth@0.1.0")
+    AuthPlugin, AuthPluginPre, "plinth:auth/auth-plugin", Some("plinth:auth/auth@0.1.0")
 );
 
 impl AuthPlugin {

@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use crate::Result;
-use crate::bindings::bench::{Bench, BenchPre};
+use crate::bindings::bench::BenchPre;
 
 crate::plugin::typed_plugin!(
     /// A plugin known to export the `plinth:test/bench` world.
-    BenchPlugin, BenchPre, Bench, "plinth:test/bench", None
+    BenchPlugin, BenchPre, "plinth:test/bench", None
 );
 
 impl BenchPlugin {
@@ -73,10 +73,11 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn time_live_calls(&self, calls: u32) -> Result<Duration> {
-        self.call("noop", |i, s| {
+        self.plugin.call("noop", |store| {
+            let instance = self.pre.instantiate(&mut *store)?;
             let started = Instant::now();
             for _ in 0..calls {
-                i.call_noop(&mut *s)?;
+                instance.call_noop(&mut *store)?;
             }
             Ok(started.elapsed())
         })

@@ -1,13 +1,13 @@
 //! The typed face of the db-test plugin.
 
 use crate::Result;
-use crate::bindings::db_test::{DbTest, DbTestPre};
+use crate::bindings::db_test::DbTestPre;
 
 pub use crate::bindings::db_test::plinth::test::report::Check;
 
 crate::plugin::typed_plugin!(
     /// A plugin known to export the `plinth:test/db-test` world.
-    DbTestPlugin, DbTestPre, DbTest, "plinth:test/db-test", None
+    DbTestPlugin, DbTestPre, "plinth:test/db-test", None
 );
 
 impl DbTestPlugin {

@@ -20,11 +20,14 @@ use crate::{Error, Result};
 /// and the world's pre-instance, `new` (which checks the exports), `plugin`,
 /// and a private `call` that instantiates the world in the call's store.
 macro_rules! typed_plugin {
-    ($(#[$doc:meta])* $name:ident, $pre:ident, $world:ty, $wit:literal, $interface:expr) => {
+    ($(#[$doc:meta])* $name:ident, $pre:ident, $wit:literal, $interface:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
             plugin: $crate::Plugin,
+            /// Building it type-checks the whole world at load; calls bind
+            /// only the export they call (see `call_export`).
+            #[allow(dead_code)]
             pre: $pre<$crate::CallState>,
         }
 
@@ -47,20 +50,6 @@ macro_rules! typed_plugin {
             /// The underlying plugin.
             pub fn plugin(&self) -> &$crate::Plugin {
                 &self.plugin
-            }
-
-            /// Instantiates with every export of the world bound (each one
-            /// type-checked), then runs `f` on that instance.
-            #[allow(dead_code)]
-            fn call<R>(
-                &self,
-                function: &str,
-                f: impl FnOnce(&$world, &mut wasmtime::Store<$crate::CallState>) -> wasmtime::Result<R>,
-            ) -> $crate::Result<R> {
-                self.plugin.call(function, |store| {
-                    let instance = self.pre.instantiate(&mut *store)?;
-                    f(&instance, store)
-                })
             }
 
             /// Calls one export of the world, binding only that one.
