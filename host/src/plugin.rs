@@ -18,7 +18,7 @@ use crate::{Error, Result};
 
 /// Declares the typed face of a plugin world: a struct holding the plugin
 /// and the world's pre-instance, `new` (which checks the exports), `plugin`,
-/// and a private `call` that instantiates the world in the call's store.
+/// and a private `call_export` that calls one export in a fresh instance.
 macro_rules! typed_plugin {
     ($(#[$doc:meta])* $name:ident, $pre:ident, $wit:literal, $interface:expr) => {
         $(#[$doc])*
@@ -235,10 +235,11 @@ impl Plugin {
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let component = &self.inner.component;
-        let parent = interface.and_then(|name| component.get_export_index(None, name));
-        let index = match (interface, parent) {
-            (Some(_), None) => None,
-            (_, parent) => component.get_export_index(parent.as_ref(), function),
+        let index = match interface {
+            Some(name) => component
+                .get_export_index(None, name)
+                .and_then(|parent| component.get_export_index(Some(&parent), function)),
+            None => component.get_export_index(None, function),
         };
         let Some(index) = index else {
             return Err(Error::WrongExports {
