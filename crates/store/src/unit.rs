@@ -75,8 +75,11 @@ impl Unit {
     pub(crate) fn write(&mut self) -> Result<&Connection> {
         if !self.writing {
             let conn = self.conn()?;
-            if self.reading.replace(false) {
+            if self.reading.get() {
                 conn.prepare_cached("COMMIT")?.execute([])?;
+                // Cleared only once ended: a failed COMMIT leaves it for
+                // `drop` to roll back.
+                self.reading.set(false);
             }
             conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             self.writing = true;
