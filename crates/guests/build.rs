@@ -31,24 +31,17 @@ fn run() -> Result<(), String> {
     let target_dir = guest_target_dir(&out_dir);
 
     let guests = find_guests(&guests_dir)?;
-    println!(
-        "cargo:rerun-if-changed={}",
-        guests_dir.join("Cargo.toml").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        guests_dir.join("Cargo.lock").display()
-    );
-    println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    // Libraries the guests share (not guests themselves).
-    println!(
-        "cargo:rerun-if-changed={}",
-        guests_dir.join("lib").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        guests_dir.join(".cargo/config.toml").display()
-    );
+    // The guests' workspace, the WIT they build against, the libraries they
+    // share (not guests themselves) and their cargo configuration.
+    for path in [
+        guests_dir.join("Cargo.toml"),
+        guests_dir.join("Cargo.lock"),
+        root.join("wit"),
+        guests_dir.join("lib"),
+        guests_dir.join(".cargo/config.toml"),
+    ] {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
     for g in &guests {
         println!(
             "cargo:rerun-if-changed={}",
