@@ -67,6 +67,15 @@ impl BenchPlugin {
             .map(|(r,)| r)
     }
 
+    /// Runs the guests' heap checks in a fresh instance: the memory's size in
+    /// wasm pages at the end, or the first check that failed.
+    ///
+    /// # Errors
+    /// The call errors of [`Error`](crate::Error).
+    pub fn heap_check(&self) -> Result<Result<u32, String>> {
+        self.call_export("heap-check", ()).map(|(r,)| r)
+    }
+
     /// Instantiates once, then calls the empty export `calls` times on that
     /// live instance; returns the time the calls took (not the instantiation).
     ///

@@ -42,3 +42,57 @@ fn a_read_grant_lets_the_bench_plugin_read_but_not_write() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_guest_heap_keeps_bytes_zeroes_and_reuses_large_blocks() -> Result<()> {
+    let f = Fixture::new()?;
+    let bench = BenchPlugin::new(f.load(plinth_guests::BENCH)?)?;
+    let pages = bench.heap_check()?.map_err(anyhow::Error::msg)?;
+    // 1 MiB, then 512 KiB and 256 KiB carved from it, then a vector growing
+    // to 1 MiB through 512 KiB: with freed large blocks reused, well under
+    // the 3.5 MiB that allocating each afresh would take.
+    ensure!(
+        pages < 64,
+        "the heap checks grew the memory to {pages} pages"
+    );
+    Ok(())
+}
+
+#[test]
+fn no_std_guests_import_only_the_interfaces_their_code_calls() -> Result<()> {
+    let f = Fixture::new()?;
+    // Built on `plinth-guest-rt`, without `std`: no stdio, terminal,
+    // environment or exit imports, which a `std` guest links for its panic
+    // message alone.
+    for (guest, expected) in [
+        (
+            plinth_guests::BENCH,
+            &["plinth:database/types", "plinth:database/users"][..],
+        ),
+        (
+            plinth_guests::AUTH,
+            &[
+                "plinth:auth/attempts",
+                "plinth:auth/mailer",
+                "plinth:database/clock",
+                "plinth:database/credentials",
+                "plinth:database/email-verification",
+                "plinth:database/password-reset",
+                "plinth:database/sessions",
+                "plinth:database/types",
+                "plinth:database/users",
+                "wasi:random/random",
+            ][..],
+        ),
+    ] {
+        let mut imports: Vec<String> = f
+            .load(guest)?
+            .imports()
+            .into_iter()
+            .map(|i| i.split('@').next().unwrap_or_default().to_string())
+            .collect();
+        imports.sort();
+        ensure!(imports == expected, "{imports:?}");
+    }
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! Emails and names.
 
+use alloc::format;
+use alloc::string::{String, ToString};
 use unicode_normalization::UnicodeNormalization;
 
 /// Most bytes in an email address.

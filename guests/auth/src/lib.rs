@@ -16,6 +16,14 @@
 //! * Throttling: after 5 consecutive failures an email waits 2^(n-5) s
 //!   (at most 15 min) between attempts; at 100 it is locked until a reset.
 
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use plinth_guest_rt as _;
+
 mod bindings {
     wit_bindgen::generate!({
         path: ["../../wit/database", "../../wit/auth"],
@@ -58,7 +66,7 @@ const MAX_TOKEN_ARG_BYTES: usize = 128;
 
 type Res<T> = Result<T, AuthError>;
 
-fn internal(what: impl std::fmt::Display) -> AuthError {
+fn internal(what: impl core::fmt::Display) -> AuthError {
     AuthError::Internal(what.to_string())
 }
 

@@ -1,6 +1,9 @@
 //! Password policy and hashing: NIST SP 800-63B and OWASP's Password
 //! Storage cheat sheet.
 
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
 use argon2::password_hash::{Output, PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Argon2, Params};
 use subtle::ConstantTimeEq;

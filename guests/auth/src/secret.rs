@@ -1,5 +1,7 @@
 //! Secrets: random tokens, their SHA-256, constant-time comparison.
 
+use alloc::format;
+use alloc::string::String;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 

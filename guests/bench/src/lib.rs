@@ -1,5 +1,17 @@
 //! Exports that each isolate one cost, for plinth's benchmarks.
 
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use plinth_guest_rt as _;
+
+mod heap;
+
 #[allow(clippy::too_many_arguments)]
 mod bindings {
     wit_bindgen::generate!({
@@ -64,9 +76,13 @@ impl bindings::Guest for Bench {
             t_cost,
             p_cost,
         };
-        let mut out = vec![0u8; out_len as usize];
+        let mut out = alloc::vec![0u8; out_len as usize];
         plinth_argon2::argon2id(&password, &salt, params, &mut out).map_err(|e| e.to_string())?;
         Ok(out)
+    }
+
+    fn heap_check() -> Result<u32, String> {
+        heap::check()
     }
 
     fn lookup_by_email(email: String, times: u32) -> Result<u32, String> {

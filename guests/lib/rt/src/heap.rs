@@ -1,0 +1,257 @@
+//! The guest heap, shaped by how the runtime recycles a linear memory.
+//!
+//! Between instances the pooling allocator resets a memory by zeroing (or
+//! re-copying from the data image) the pages it finds written, up to a
+//! budget, and returns the rest to the kernel. It cannot tell a page written
+//! by this instance from one written by an earlier instance in the same slot:
+//! a page written once stays resident and is reset after every later
+//! instance, touched or not. And a slot whose memory grew is shrunk back (an
+//! `mprotect`) before its next instance, and grown again (another) when that
+//! instance grows. So:
+//!
+//! * Small allocations come from dlmalloc, fed first with the part of the
+//!   initial memory the linker left free (`__heap_base..__heap_end`; a guest
+//!   can link with an initial memory larger than its stack and data, as auth
+//!   does). A call whose small allocations fit there never grows its memory.
+//! * Large ones (Argon2's 19 MiB of blocks) come straight from `memory.grow`,
+//!   above the initial memory, already zero: they do not sprawl over the
+//!   small heap's pages (dlmalloc would extend its first region into them and
+//!   zero it all, leaving the whole initial heap to be reset after every
+//!   later call), and `alloc_zeroed` costs no `memset`. Freed large blocks
+//!   are kept for reuse within the instance (a wasm memory cannot shrink; the
+//!   instance, and its memory, end with the call).
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::arch::wasm32;
+use core::cell::UnsafeCell;
+use core::ptr;
+
+/// A wasm page.
+const PAGE: usize = 64 * 1024;
+/// Allocations of at least this many bytes are large.
+const LARGE: usize = 256 * 1024;
+/// Freed large blocks remembered for reuse; beyond this they are leaked
+/// until the instance ends.
+const KEPT_LARGE: usize = 8;
+
+/// Pages fresh from `memory.grow` (zero), or null.
+fn grow(bytes: usize) -> (*mut u8, usize) {
+    let pages = bytes.div_ceil(PAGE);
+    let previous = wasm32::memory_grow(0, pages);
+    if previous == usize::MAX {
+        return (ptr::null_mut(), 0);
+    }
+    ((previous * PAGE) as *mut u8, pages * PAGE)
+}
+
+unsafe extern "C" {
+    /// Where the linker put the end of the stack and data: the start of the
+    /// free part of the initial memory.
+    static __heap_base: u8;
+    /// The end of the initial memory.
+    static __heap_end: u8;
+}
+
+/// Where dlmalloc gets memory from.
+struct Source {
+    /// Whether the free part of the initial memory was handed out.
+    arena_used: UnsafeCell<bool>,
+}
+
+// SAFETY: wasm32 guests are single-threaded (no `atomics` target feature).
+unsafe impl Send for Source {}
+
+impl Source {
+    /// The free part of the initial memory, once.
+    fn arena(&self, size: usize) -> Option<(*mut u8, usize)> {
+        // SAFETY: single-threaded; no other reference to the flag exists.
+        let used = unsafe { &mut *self.arena_used.get() };
+        if *used {
+            return None;
+        }
+        let base = ptr::addr_of!(__heap_base) as usize;
+        let end = ptr::addr_of!(__heap_end) as usize;
+        if end <= base || end - base < size {
+            return None;
+        }
+        *used = true;
+        Some((base as *mut u8, end - base))
+    }
+}
+
+// SAFETY: every region returned is unused memory of this instance, either
+// the arena (handed out once) or pages fresh from `memory.grow`.
+unsafe impl dlmalloc::Allocator for Source {
+    fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
+        if let Some((base, len)) = self.arena(size) {
+            return (base, len, 0);
+        }
+        let (base, len) = grow(size);
+        (base, len, 0)
+    }
+
+    fn remap(&self, _ptr: *mut u8, _old: usize, _new: usize, _can_move: bool) -> *mut u8 {
+        ptr::null_mut()
+    }
+
+    fn free_part(&self, _ptr: *mut u8, _old: usize, _new: usize) -> bool {
+        false
+    }
+
+    fn free(&self, _ptr: *mut u8, _size: usize) -> bool {
+        false
+    }
+
+    fn can_release_part(&self, _flags: u32) -> bool {
+        false
+    }
+
+    fn allocates_zeros(&self) -> bool {
+        // Fresh pages are zero, and so is the arena: an instance starts from
+        // its data image, which ends before `__heap_base`.
+        true
+    }
+
+    fn page_size(&self) -> usize {
+        PAGE
+    }
+}
+
+/// Large blocks freed and not yet reused: `(start, bytes)`, bytes 0 when
+/// the slot is empty.
+struct FreeLarge([(usize, usize); KEPT_LARGE]);
+
+impl FreeLarge {
+    /// A kept block of at least `bytes`, the smallest that fits.
+    fn take(&mut self, bytes: usize) -> Option<(*mut u8, usize)> {
+        let best = self
+            .0
+            .iter_mut()
+            .filter(|(_, len)| *len >= bytes)
+            .min_by_key(|(_, len)| *len)?;
+        let (start, len) = core::mem::take(best);
+        Some((start as *mut u8, len))
+    }
+
+    fn keep(&mut self, start: *mut u8, bytes: usize) {
+        if let Some(slot) = self.0.iter_mut().find(|(_, len)| *len == 0) {
+            *slot = (start as usize, bytes);
+        }
+    }
+}
+
+/// A large block's size as allocated: whole wasm pages.
+fn large_size(layout: Layout) -> usize {
+    layout.size().div_ceil(PAGE) * PAGE
+}
+
+fn is_large(layout: Layout) -> bool {
+    layout.size() >= LARGE && layout.align() <= PAGE
+}
+
+/// The global allocator.
+pub struct Heap {
+    small: UnsafeCell<dlmalloc::Dlmalloc<Source>>,
+    free_large: UnsafeCell<FreeLarge>,
+}
+
+// SAFETY: wasm32 guests are single-threaded (no `atomics` target feature).
+unsafe impl Sync for Heap {}
+
+impl Heap {
+    pub const fn new() -> Self {
+        Self {
+            small: UnsafeCell::new(dlmalloc::Dlmalloc::new_with_allocator(Source {
+                arena_used: UnsafeCell::new(false),
+            })),
+            free_large: UnsafeCell::new(FreeLarge([(0, 0); KEPT_LARGE])),
+        }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn small(&self) -> &mut dlmalloc::Dlmalloc<Source> {
+        // SAFETY: single-threaded, and the allocator is not re-entered.
+        unsafe { &mut *self.small.get() }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn free_large(&self) -> &mut FreeLarge {
+        // SAFETY: as for `small`.
+        unsafe { &mut *self.free_large.get() }
+    }
+
+    /// A large block: a kept one (and whether it may hold old bytes), or
+    /// fresh zero pages.
+    fn alloc_large(&self, layout: Layout) -> (*mut u8, bool) {
+        let bytes = large_size(layout);
+        match self.free_large().take(bytes) {
+            Some((start, len)) => {
+                // Give back what is not needed, for a later, smaller block.
+                if len > bytes {
+                    // SAFETY: `start..start + len` is a kept block.
+                    self.free_large()
+                        .keep(unsafe { start.add(bytes) }, len - bytes);
+                }
+                (start, true)
+            }
+            None => (grow(bytes).0, false),
+        }
+    }
+}
+
+// SAFETY: dlmalloc upholds `GlobalAlloc`'s contract for the layouts given.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if is_large(layout) {
+            return self.alloc_large(layout).0;
+        }
+        unsafe { self.small().malloc(layout.size(), layout.align()) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if is_large(layout) {
+            let (ptr, used) = self.alloc_large(layout);
+            if used && !ptr.is_null() {
+                // SAFETY: the block holds at least `layout.size()` bytes.
+                unsafe { ptr::write_bytes(ptr, 0, layout.size()) };
+            }
+            return ptr;
+        }
+        unsafe { self.small().calloc(layout.size(), layout.align()) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if is_large(layout) {
+            self.free_large().keep(ptr, large_size(layout));
+            return;
+        }
+        unsafe { self.small().free(ptr, layout.size(), layout.align()) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the alignment is unchanged and was valid; `new_size` is
+        // non-zero and does not overflow when rounded (`GlobalAlloc`'s
+        // contract).
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if !is_large(layout) && !is_large(new_layout) {
+            return unsafe {
+                self.small()
+                    .realloc(ptr, layout.size(), layout.align(), new_size)
+            };
+        }
+        if is_large(layout) && is_large(new_layout) && large_size(new_layout) <= large_size(layout)
+        {
+            return ptr;
+        }
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks hold at least the smaller size, and are
+            // distinct.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
