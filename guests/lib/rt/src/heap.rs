@@ -28,6 +28,9 @@ use core::ptr;
 
 /// A wasm page.
 const PAGE: usize = 64 * 1024;
+/// The unit of dlmalloc's requests for more memory (a wasm page is 16 of
+/// them; `memory.grow` rounds up).
+const GRANULARITY: usize = 4096;
 /// Allocations of at least this many bytes are large.
 const LARGE: usize = 256 * 1024;
 /// Freed large blocks remembered for reuse; beyond this they are leaked
@@ -160,10 +163,14 @@ unsafe impl Sync for Heap {}
 
 impl Heap {
     pub const fn new() -> Self {
+        let mut small = dlmalloc::Dlmalloc::new_with_allocator(Source {
+            arena_used: UnsafeCell::new(false),
+        });
+        // dlmalloc asks for memory in multiples of this; at a wasm page it
+        // would pass over an initial-memory arena smaller than 64 KiB.
+        small.set_granularity(GRANULARITY);
         Self {
-            small: UnsafeCell::new(dlmalloc::Dlmalloc::new_with_allocator(Source {
-                arena_used: UnsafeCell::new(false),
-            })),
+            small: UnsafeCell::new(small),
             free_large: UnsafeCell::new(FreeLarge([(0, 0); KEPT_LARGE])),
         }
     }
