@@ -2,6 +2,11 @@
 //! edit `wit/world.wit`, build with
 //! `cargo build --target wasm32-wasip2 --release`, put `template.toml`
 //! beside the `.wasm`, and call it with `plinth call path/to/x.wasm 'greet("…")'`.
+//!
+//! It uses `std`, the easy start. A `std` guest imports WASI's stdio,
+//! terminal, environment and exit interfaces for its panic message; the
+//! shipped plugins (auth, bench) are `#![no_std]` on `guests/lib/rt` instead,
+//! which makes each fresh instance ~3 µs cheaper (docs/DECISIONS.md, "Guests").
 
 mod bindings {
     wit_bindgen::generate!({
