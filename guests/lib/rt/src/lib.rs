@@ -12,6 +12,10 @@
 
 extern crate alloc;
 
+// The heap and its state assume one thread (see `heap.rs`).
+#[cfg(target_feature = "atomics")]
+compile_error!("plinth-guest-rt assumes a single-threaded guest (no `atomics`)");
+
 mod heap;
 
 #[global_allocator]
