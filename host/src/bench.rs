@@ -67,6 +67,14 @@ impl BenchPlugin {
             .map(|(r,)| r)
     }
 
+    /// Makes the guest panic with `message`.
+    ///
+    /// # Errors
+    /// [`Error::Trap`](crate::Error::Trap), naming the plugin and the function.
+    pub fn panic_with(&self, message: &str) -> Result<()> {
+        self.call_export("panic-with", (message,))
+    }
+
     /// Runs the guests' heap checks in a fresh instance: the memory's size in
     /// wasm pages at the end, or the first check that failed.
     ///

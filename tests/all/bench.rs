@@ -59,6 +59,25 @@ fn the_guest_heap_keeps_bytes_zeroes_and_reuses_large_blocks() -> Result<()> {
 }
 
 #[test]
+fn a_no_std_guests_panic_is_a_trap_naming_the_plugin_and_function() -> Result<()> {
+    let f = Fixture::new()?;
+    let bench = BenchPlugin::new(f.load(plinth_guests::BENCH)?)?;
+    match bench.panic_with("on purpose") {
+        Err(plinth_host::Error::Trap {
+            plugin, function, ..
+        }) => ensure!(
+            plugin == "bench" && function == "panic-with",
+            "{plugin}.{function}"
+        ),
+        other => anyhow::bail!("expected a trap, got {other:?}"),
+    }
+    // The same runtime serves the next call.
+    bench.noop()?;
+    ensure!(bench.lookup_by_email("nobody@example.com", 3)? == Ok(0));
+    Ok(())
+}
+
+#[test]
 fn no_std_guests_import_only_the_interfaces_their_code_calls() -> Result<()> {
     let f = Fixture::new()?;
     // Built on `plinth-guest-rt`, without `std`: no stdio, terminal,

@@ -81,6 +81,10 @@ impl bindings::Guest for Bench {
         Ok(out)
     }
 
+    fn panic_with(message: String) {
+        panic!("{message}")
+    }
+
     fn heap_check() -> Result<u32, String> {
         heap::check()
     }
