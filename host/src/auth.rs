@@ -30,8 +30,7 @@ impl AuthPlugin {
         email: &str,
         password: &str,
     ) -> AuthResult<crate::bindings::User> {
-        self.call_export("sign-up", (name, email, password))
-            .map(|(r,)| r)
+        self.call_one("sign-up", (name, email, password))
     }
 
     /// `sign-in`.
@@ -39,7 +38,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_in(&self, email: &str, password: &str) -> AuthResult<SignedIn> {
-        self.call_export("sign-in", (email, password)).map(|(r,)| r)
+        self.call_one("sign-in", (email, password))
     }
 
     /// `validate-session`.
@@ -47,7 +46,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn validate_session(&self, token: &str) -> AuthResult<SessionInfo> {
-        self.call_export("validate-session", (token,)).map(|(r,)| r)
+        self.call_one("validate-session", (token,))
     }
 
     /// `sign-out`.
@@ -55,7 +54,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_out(&self, token: &str) -> AuthResult<()> {
-        self.call_export("sign-out", (token,)).map(|(r,)| r)
+        self.call_one("sign-out", (token,))
     }
 
     /// `sign-out-everywhere`.
@@ -63,8 +62,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn sign_out_everywhere(&self, token: &str) -> AuthResult<u32> {
-        self.call_export("sign-out-everywhere", (token,))
-            .map(|(r,)| r)
+        self.call_one("sign-out-everywhere", (token,))
     }
 
     /// `verify-email`.
@@ -72,7 +70,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn verify_email(&self, token: &str) -> AuthResult<crate::bindings::User> {
-        self.call_export("verify-email", (token,)).map(|(r,)| r)
+        self.call_one("verify-email", (token,))
     }
 
     /// `resend-verification`.
@@ -80,8 +78,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn resend_verification(&self, email: &str) -> AuthResult<()> {
-        self.call_export("resend-verification", (email,))
-            .map(|(r,)| r)
+        self.call_one("resend-verification", (email,))
     }
 
     /// `request-password-reset`.
@@ -89,8 +86,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn request_password_reset(&self, email: &str) -> AuthResult<()> {
-        self.call_export("request-password-reset", (email,))
-            .map(|(r,)| r)
+        self.call_one("request-password-reset", (email,))
     }
 
     /// `reset-password`.
@@ -98,8 +94,7 @@ impl AuthPlugin {
     /// # Errors
     /// As [`AuthPlugin::sign_up`].
     pub fn reset_password(&self, token: &str, new_password: &str) -> AuthResult<()> {
-        self.call_export("reset-password", (token, new_password))
-            .map(|(r,)| r)
+        self.call_one("reset-password", (token, new_password))
     }
 
     /// `change-password`.
@@ -112,8 +107,7 @@ impl AuthPlugin {
         current: &str,
         new: &str,
     ) -> AuthResult<SignedIn> {
-        self.call_export("change-password", (session_token, current, new))
-            .map(|(r,)| r)
+        self.call_one("change-password", (session_token, current, new))
     }
 
     /// `update-profile`.
@@ -125,8 +119,7 @@ impl AuthPlugin {
         session_token: &str,
         changes: &ProfileUpdate,
     ) -> AuthResult<crate::bindings::User> {
-        self.call_export("update-profile", (session_token, changes))
-            .map(|(r,)| r)
+        self.call_one("update-profile", (session_token, changes))
     }
 
     /// Runs `f` with this plugin on tokio's blocking pool, for async callers:

@@ -26,7 +26,7 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn argon2_hash(&self, password: &str) -> Result<u64> {
-        self.call_export("argon2-hash", (password,)).map(|(r,)| r)
+        self.call_one("argon2-hash", (password,))
     }
 
     /// The same as [`BenchPlugin::argon2_hash`], by the `argon2` crate
@@ -35,8 +35,7 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn argon2_crate_hash(&self, password: &str) -> Result<u64> {
-        self.call_export("argon2-crate-hash", (password,))
-            .map(|(r,)| r)
+        self.call_one("argon2-crate-hash", (password,))
     }
 
     /// Argon2id (version 0x13) with any parameters inside the guest, by the
@@ -51,11 +50,10 @@ impl BenchPlugin {
         (m_cost, t_cost, p_cost): (u32, u32, u32),
         out_len: u32,
     ) -> Result<Result<Vec<u8>, String>> {
-        self.call_export(
+        self.call_one(
             "argon2id",
             (password, salt, m_cost, t_cost, p_cost, out_len),
         )
-        .map(|(r,)| r)
     }
 
     /// `times` lookups by email inside one call; how many found the user.
@@ -63,8 +61,7 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error); the guest's own error as the inner result.
     pub fn lookup_by_email(&self, email: &str, times: u32) -> Result<Result<u32, String>> {
-        self.call_export("lookup-by-email", (email, times))
-            .map(|(r,)| r)
+        self.call_one("lookup-by-email", (email, times))
     }
 
     /// Makes the guest panic with `message`.
@@ -81,7 +78,7 @@ impl BenchPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error).
     pub fn heap_check(&self) -> Result<Result<u32, String>> {
-        self.call_export("heap-check", ()).map(|(r,)| r)
+        self.call_one("heap-check", ())
     }
 
     /// Instantiates once, then calls the empty export `calls` times on that
@@ -91,10 +88,11 @@ impl BenchPlugin {
     /// The call errors of [`Error`](crate::Error).
     pub fn time_live_calls(&self, calls: u32) -> Result<Duration> {
         self.plugin.call("noop", |store| {
-            let instance = self.pre.instantiate(&mut *store)?;
+            let instance = self.plugin.instance_pre().instantiate(&mut *store)?;
+            let noop = instance.get_typed_func::<(), ()>(&mut *store, "noop")?;
             let started = Instant::now();
             for _ in 0..calls {
-                instance.call_noop(&mut *store)?;
+                noop.call(&mut *store, ())?;
             }
             Ok(started.elapsed())
         })

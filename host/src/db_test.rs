@@ -16,7 +16,7 @@ impl DbTestPlugin {
     /// # Errors
     /// The call errors of [`Error`](crate::Error): trap, time or memory limit, commit.
     pub fn run(&self) -> Result<Vec<Check>> {
-        self.call_export("run", ()).map(|(r,)| r)
+        self.call_one("run", ())
     }
 
     /// What the guest can see of its sandbox, one line per thing seen.
@@ -24,7 +24,7 @@ impl DbTestPlugin {
     /// # Errors
     /// As [`DbTestPlugin::run`].
     pub fn probe_sandbox(&self) -> Result<Vec<String>> {
-        self.call_export("probe-sandbox", ()).map(|(r,)| r)
+        self.call_one("probe-sandbox", ())
     }
 
     /// [`run`](Self::run) from async code, on tokio's blocking pool.

@@ -16,19 +16,15 @@ use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::state::{CallState, PluginMeta};
 use crate::{Error, Result};
 
-/// Declares the typed face of a plugin world: a struct holding the plugin
-/// and the world's pre-instance, `new` (which checks the exports), `plugin`,
-/// and a private `call_export` that calls one export in a fresh instance.
+/// Declares the typed face of a plugin world: a struct holding the plugin,
+/// `new` (which checks the world's exports), `plugin`, and private
+/// `call_export` / `call_one` that call one export in a fresh instance.
 macro_rules! typed_plugin {
     ($(#[$doc:meta])* $name:ident, $pre:ident, $wit:literal, $interface:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
             plugin: $crate::Plugin,
-            /// Building it type-checks the whole world at load; calls bind
-            /// only the export they call (see `call_export`).
-            #[allow(dead_code)]
-            pre: $pre<$crate::CallState>,
         }
 
         impl std::fmt::Debug for $name {
@@ -43,8 +39,10 @@ macro_rules! typed_plugin {
             /// # Errors
             /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
             pub fn new(plugin: $crate::Plugin) -> $crate::Result<Self> {
-                let pre = plugin.typed($wit, $pre::new)?;
-                Ok(Self { plugin, pre })
+                // Building the world's pre-instance type-checks every export
+                // once, here; calls then bind only the export they call.
+                plugin.typed($wit, $pre::<$crate::CallState>::new)?;
+                Ok(Self { plugin })
             }
 
             /// The underlying plugin.
@@ -59,6 +57,15 @@ macro_rules! typed_plugin {
                 R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift + Send + Sync + 'static,
             {
                 self.plugin.call_export($wit, $interface, function, params)
+            }
+
+            /// [`call_export`](Self::call_export) for an export with one result.
+            fn call_one<P, R>(&self, function: &str, params: P) -> $crate::Result<R>
+            where
+                P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+                R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
+            {
+                self.call_export::<P, (R,)>(function, params).map(|(r,)| r)
             }
         }
     };
