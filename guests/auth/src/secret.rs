@@ -12,6 +12,19 @@ pub const TOKEN_CHARS: usize = 32;
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// Which bytes are in [`ALPHABET`], built from it at compile time: checking a
+/// token is one load per byte (a search of `ALPHABET` per byte cost ~2 µs a
+/// token in wasm, a twentieth of a `validate-session`).
+const IN_ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// A fresh token: 160 random bits as 32 lowercase base32 characters.
 pub fn new_token() -> Result<String, String> {
     let mut bytes = [0u8; TOKEN_BYTES];
@@ -36,7 +49,7 @@ fn base32(bytes: &[u8]) -> String {
 /// Whether `token` has the shape of one of ours (so that garbage never
 /// reaches the database).
 pub fn is_well_formed(token: &str) -> bool {
-    token.len() == TOKEN_CHARS && token.bytes().all(|b| ALPHABET.contains(&b))
+    token.len() == TOKEN_CHARS && token.bytes().all(|b| IN_ALPHABET[usize::from(b)])
 }
 
 /// The SHA-256 of a token, in hex: what the database stores instead of it.
