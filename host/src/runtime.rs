@@ -40,6 +40,13 @@ pub struct Runtime {
 pub struct RuntimeOptions {
     /// Where compiled components are cached (none: compile on every load).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Name the plugins' compiled functions for Linux `perf`: wasmtime writes
+    /// each function's address range to `/tmp/perf-<pid>.map`, which `perf
+    /// report` reads, so that a profile shows `wasm[0]::function[54]` (the
+    /// index in the plugin's core module) rather than an unknown address.
+    /// Off by default: the file grows with every plugin loaded. Guest stacks
+    /// keep frame pointers, so `perf record -g` walks through them.
+    pub perf_map: bool,
 }
 
 pub(crate) struct RuntimeInner {
@@ -71,7 +78,11 @@ impl Runtime {
     /// # Errors
     /// As [`Runtime::new`].
     pub fn with_options(db: Db, options: RuntimeOptions) -> Result<Self> {
-        let engine = Engine::new(&engine_config()).map_err(|e| Error::Engine(boxed(e)))?;
+        let mut config = engine_config();
+        if options.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine = Engine::new(&config).map_err(|e| Error::Engine(boxed(e)))?;
         let ticker = Ticker::start(engine.clone()).map_err(|source| Error::Io {
             path: "<epoch ticker thread>".into(),
             source,

@@ -56,11 +56,20 @@ fn a_guest_that_traps_after_writing_leaves_nothing_behind() -> Result<()> {
     let p = f.load(MISBEHAVE)?;
     match write_then(&p, "trapper", case("trap")) {
         Err(Error::Trap {
-            plugin, function, ..
+            plugin,
+            function,
+            message,
         }) => {
             ensure!(
                 plugin == "misbehave" && function == "write-then",
                 "{plugin}.{function}"
+            );
+            // The guest keeps its name section: the backtrace names its
+            // frames, from the export down to the panic machinery.
+            ensure!(
+                message.contains("misbehave.wasm!write-then")
+                    && message.contains("panicking::panic_fmt"),
+                "{message}"
             );
         }
         other => anyhow::bail!("expected a trap, got {other:?}"),

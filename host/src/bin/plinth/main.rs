@@ -188,6 +188,7 @@ impl Ctx {
     fn runtime(&self) -> Result<Runtime> {
         let options = RuntimeOptions {
             cache_dir: Some(self.cache_dir.clone()),
+            ..RuntimeOptions::default()
         };
         Ok(Runtime::with_options(self.db()?, options)?)
     }
