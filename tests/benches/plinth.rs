@@ -429,10 +429,13 @@ fn throughput(auth: &AuthPlugin, bench: &BenchPlugin, token: &str) {
 /// session and its user in one unit, commit.
 fn native_validate(db: &Db, token: &str) -> Result<plinth_store::User> {
     use sha2::Digest;
-    let id: String = sha2::Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    // Hex by table, as the guest does it (a `format!` per byte cost ~3 µs).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(64);
+    for b in sha2::Sha256::digest(token.as_bytes()) {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 15)]));
+    }
     let unit = db.unit()?;
     let session = unit.get_session(&id)?;
     let user = unit.get_user_by_uuid(&session.user_uuid)?;
