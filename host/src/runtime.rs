@@ -41,11 +41,12 @@ pub struct RuntimeOptions {
     /// Where compiled components are cached (none: compile on every load).
     pub cache_dir: Option<std::path::PathBuf>,
     /// Name the plugins' compiled functions for Linux `perf`: wasmtime writes
-    /// each function's address range to `/tmp/perf-<pid>.map`, which `perf
-    /// report` reads, so that a profile shows `wasm[0]::function[54]` (the
-    /// index in the plugin's core module) rather than an unknown address.
-    /// Off by default: the file grows with every plugin loaded. Guest stacks
-    /// keep frame pointers, so `perf record -g` walks through them.
+    /// each function's address range and name to `/tmp/perf-<pid>.map`,
+    /// which `perf report` reads, so that a profile shows
+    /// `auth::session_of` (from the guest's name section; without one,
+    /// `wasm[0]::function[54]`) rather than an unknown address. Compiled
+    /// code keeps frame pointers, so `perf record -g` walks through guest
+    /// frames. Off by default: the file grows with every plugin loaded.
     pub perf_map: bool,
 }
 
