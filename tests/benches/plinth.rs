@@ -3,7 +3,7 @@
 //! ratio. Run with `cargo bench -p plinth-tests --bench plinth`.
 //!
 //! Set `PLINTH_BENCH_QUICK=1` for a short run (fewer iterations), and
-//! `PLINTH_BENCH_ONLY=calls,auth` to run only some sections (`load`, `calls`,
+//! `PLINTH_BENCH_ONLY=calls,validate` to run only some sections (`load`, `calls`,
 //! `lookups`, `argon2`, `validate`, `throughput`). `PLINTH_BENCH_SCALE=N`
 //! multiplies the iterations; `PLINTH_BENCH_PERF_MAP=1` names the guests'
 //! functions for `perf` (see `RuntimeOptions::perf_map`).
