@@ -88,7 +88,7 @@ impl BenchPlugin {
     /// The call errors of [`Error`](crate::Error).
     pub fn time_live_calls(&self, calls: u32) -> Result<Duration> {
         self.plugin.call("noop", |store| {
-            let instance = self.plugin.instance_pre().instantiate(&mut *store)?;
+            let instance = self.plugin.instantiate(store)?;
             let noop = instance.get_typed_func::<(), ()>(&mut *store, "noop")?;
             let started = Instant::now();
             for _ in 0..calls {

@@ -90,7 +90,8 @@ impl Plugin {
         }
     }
 
-    /// Calls export `name` with `args` in a fresh instance, as a unit of work.
+    /// Calls export `name` with `args` as a unit of work (in a fresh instance,
+    /// or an idle one when the plugin's manifest allows [`Reuse`](crate::Reuse)).
     ///
     /// # Errors
     /// [`Error::NoSuchExport`]; [`Error::BadArguments`] for the wrong number
@@ -109,8 +110,7 @@ impl Plugin {
         }
         let n_results = func.ty.results().len();
         let component = self.component().clone();
-        self.call(&func.qualified_name(), |store| {
-            let instance = self.instance_pre().instantiate(&mut *store)?;
+        self.call_instance(&func.qualified_name(), |store, instance| {
             let mut index: Option<ComponentExportIndex> = None;
             if let Some(iface) = &func.interface {
                 index = component.get_export_index(None, iface.as_str());

@@ -8,9 +8,10 @@
 //!   imports checked against the manifest's [`Grants`] (deny by default),
 //!   linked and type-checked once through an `InstancePre`.
 //! * Typed faces of the shipped plugins, e.g. [`DbTestPlugin`]. Each call gets
-//!   a fresh instance in a fresh `Store`; a call is a unit of work: it commits
-//!   when the guest returns and leaves nothing behind when it traps, runs out
-//!   of time or memory.
+//!   a fresh instance in a fresh `Store`, unless the manifest opts into
+//!   [`Reuse`] of live instances (auth does); either way a call is a unit of
+//!   work: it commits when the guest returns and leaves nothing behind when
+//!   it traps, runs out of time or memory.
 //!
 //! WASI is linked with nothing granted: no preopened directories, no
 //! environment, no arguments, no network.
@@ -56,7 +57,7 @@ pub use dynamic::ExportedFunc;
 pub use error::{BoxError, Error, Result};
 pub use grants::{Access, Grants, Interface};
 pub use host::{HostError, MAIL_PER_RECIPIENT, MAIL_WINDOW_SECONDS, MailError};
-pub use manifest::{Limits, Manifest};
+pub use manifest::{Limits, Manifest, Reuse};
 pub use plugin::Plugin;
 pub use runtime::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions};
 pub use state::CallState;

@@ -1,24 +1,26 @@
 //! A loaded plugin, and how one call of it runs.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use wasmtime::component::{
-    Component, ComponentNamedList, HasSelf, InstancePre, Lift, Linker, Lower,
+    Component, ComponentNamedList, HasSelf, Instance, InstancePre, Lift, Linker, Lower,
 };
 use wasmtime::{Store, Trap};
 
 use crate::bindings;
 use crate::error::boxed;
 use crate::grants::{Access, ImportNeed, Interface, classify_import};
-use crate::manifest::{Limits, Manifest};
+use crate::manifest::{Limits, Manifest, Reuse};
 use crate::runtime::{EPOCH_TICK, Runtime};
 use crate::state::{CallState, PluginMeta};
 use crate::{Error, Result};
 
 /// Declares the typed face of a plugin world: a struct holding the plugin,
 /// `new` (which checks the world's exports), `plugin`, and private
-/// `call_export` / `call_one` that call one export in a fresh instance.
+/// `call_export` / `call_one` that call one export (in a fresh instance, or
+/// an idle one when the manifest allows [`Reuse`]).
 macro_rules! typed_plugin {
     ($(#[$doc:meta])* $name:ident, $pre:ident, $wit:literal, $interface:expr) => {
         $(#[$doc])*
@@ -73,8 +75,10 @@ macro_rules! typed_plugin {
 pub(crate) use typed_plugin;
 
 /// A loaded plugin: compiled, checked against its grants, linked and
-/// type-checked once. Cheap to clone; every call gets a fresh instance in a
-/// fresh `Store`, so calls share nothing but the database.
+/// type-checked once. Cheap to clone. By default every call gets a fresh
+/// instance in a fresh `Store`, so calls share nothing but the database; a
+/// plugin whose manifest opts into [`Reuse`] serves calls from live
+/// instances, each call still its own unit of work.
 #[derive(Clone)]
 pub struct Plugin {
     inner: Arc<PluginInner>,
@@ -84,9 +88,22 @@ struct PluginInner {
     runtime: Runtime,
     meta: Arc<PluginMeta>,
     limits: Limits,
+    reuse: Option<Reuse>,
     from_cache: bool,
     component: Component,
     pre: InstancePre<CallState>,
+    /// Live instances waiting for a call (only with `reuse`).
+    idle: Mutex<Vec<Live>>,
+    /// Instances made so far, for tests and monitoring.
+    instantiations: AtomicU64,
+}
+
+/// An instance kept between calls, in its own `Store`.
+struct Live {
+    store: Store<CallState>,
+    instance: Instance,
+    /// Calls it has served.
+    calls: u32,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -154,9 +171,12 @@ impl Plugin {
                     grants: manifest.grants,
                 }),
                 limits: manifest.limits,
+                reuse: manifest.reuse,
                 from_cache,
                 component,
                 pre,
+                idle: Mutex::new(Vec::new()),
+                instantiations: AtomicU64::new(0),
             }),
         })
     }
@@ -176,6 +196,31 @@ impl Plugin {
         self.inner.limits
     }
 
+    /// Whether and how its instances serve more than one call.
+    pub fn reuse(&self) -> Option<Reuse> {
+        self.inner.reuse
+    }
+
+    /// How many instances this plugin has made: one per call by default;
+    /// with [`Reuse`], one per call that found no idle instance.
+    pub fn instantiations(&self) -> u64 {
+        self.inner.instantiations.load(Ordering::Relaxed)
+    }
+
+    /// How many live instances wait for a call (always 0 without [`Reuse`]).
+    pub fn idle_instances(&self) -> usize {
+        self.idle().len()
+    }
+
+    /// The idle list; a panic while it was held cannot leave it half
+    /// changed (pushes and pops only), so a poisoned lock is used as is.
+    fn idle(&self) -> MutexGuard<'_, Vec<Live>> {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Whether the compiled code came from the disk cache.
     pub fn loaded_from_cache(&self) -> bool {
         self.inner.from_cache
@@ -185,8 +230,10 @@ impl Plugin {
         self.inner.runtime.engine()
     }
 
-    pub(crate) fn instance_pre(&self) -> &InstancePre<CallState> {
-        &self.inner.pre
+    /// A fresh instance of the plugin in `store`.
+    pub(crate) fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
+        self.inner.instantiations.fetch_add(1, Ordering::Relaxed);
+        self.inner.pre.instantiate(store)
     }
 
     /// The compiled component.
@@ -227,8 +274,7 @@ impl Plugin {
     }
 
     /// Calls export `function` (of the exported instance `interface`, or a
-    /// top-level function) in a fresh instance, binding and type-checking
-    /// only that function: binding every export of a world costs a type check
+    /// top-level function), binding and type-checking only that function: binding every export of a world costs a type check
     /// per export on every call (~5 µs for auth's eleven).
     pub(crate) fn call_export<P, R>(
         &self,
@@ -259,25 +305,94 @@ impl Plugin {
                 .into(),
             });
         };
-        self.call(function, |store| {
-            let instance = self.inner.pre.instantiate(&mut *store)?;
+        self.call_instance(function, |store, instance| {
             let func = instance.get_typed_func::<P, R>(&mut *store, &index)?;
             func.call(&mut *store, params)
         })
     }
 
-    /// Runs one call of export `function`: a fresh `Store` with the plugin's
-    /// memory and time limits, `body` to instantiate and call, then commit
-    /// when it returned normally, roll back otherwise.
+    /// Runs one call of export `function`: `body` calls it on an instance of
+    /// the plugin, a fresh one or, when the manifest allows [`Reuse`], an
+    /// idle one.
+    pub(crate) fn call_instance<R>(
+        &self,
+        function: &str,
+        body: impl FnOnce(&mut Store<CallState>, Instance) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        match self.inner.reuse {
+            None => self.call(function, |store| {
+                let instance = self.instantiate(store)?;
+                body(store, instance)
+            }),
+            Some(reuse) => self.call_reusing(reuse, function, body),
+        }
+    }
+
+    /// Runs one call of export `function` in a fresh `Store` with the
+    /// plugin's memory and time limits: `body` instantiates and calls; the
+    /// call's writes are committed when it returned normally, rolled back
+    /// otherwise.
     pub(crate) fn call<R>(
         &self,
         function: &str,
         body: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R> {
+        self.traced(function, || {
+            let mut store = self.new_store();
+            self.run(function, &mut store, body)
+        })
+    }
+
+    /// [`call`](Self::call) on an idle instance when there is one, a fresh
+    /// one otherwise; the instance goes back to the idle list when the call
+    /// succeeded and [`Reuse`] allows.
+    fn call_reusing<R>(
+        &self,
+        reuse: Reuse,
+        function: &str,
+        body: impl FnOnce(&mut Store<CallState>, Instance) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        self.traced(function, || {
+            let live = self.idle().pop();
+            let (mut store, mut instance, calls) = match live {
+                Some(live) => (live.store, Some(live.instance), live.calls),
+                None => (self.new_store(), None, 0),
+            };
+            let result = self.run(function, &mut store, |store| {
+                let instance = match instance {
+                    Some(i) => i,
+                    None => *instance.insert(self.instantiate(store)?),
+                };
+                body(store, instance)
+            });
+            let calls = calls.saturating_add(1);
+            if let (Ok(_), Some(instance)) = (&result, instance)
+                && calls < reuse.max_calls
+                && store.data().limiter.used <= reuse.max_memory_bytes
+            {
+                let live = Live {
+                    store,
+                    instance,
+                    calls,
+                };
+                let mut idle = self.idle();
+                let surplus = if idle.len() < reuse.idle {
+                    idle.push(live);
+                    None
+                } else {
+                    Some(live)
+                };
+                drop(idle);
+                // Torn down outside the lock.
+                drop(surplus);
+            }
+            result
+        })
+    }
+
+    /// A `Store` with the plugin's memory limit and its epoch interruption.
+    fn new_store(&self) -> Store<CallState> {
         let inner = &self.inner;
-        let span = tracing::info_span!("plugin_call", plugin = %inner.meta.name, function);
-        let _enter = span.enter();
-        let started = Instant::now();
         let state = CallState::new(
             inner.meta.clone(),
             inner.runtime.db().clone(),
@@ -285,27 +400,50 @@ impl Plugin {
         );
         let mut store = Store::new(inner.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(deadline_ticks(inner.limits.time));
         store.epoch_deadline_trap();
-        let outcome = body(&mut store);
-        let result = match outcome {
-            Ok(value) => store
-                .into_data()
-                .commit()
-                .map(|()| value)
-                .map_err(|source| Error::Commit {
-                    plugin: inner.meta.name.clone(),
-                    function: function.to_string(),
-                    source: Box::new(source),
-                }),
-            Err(e) => Err(self.classify(function, &store, e)),
-        };
+        store
+    }
+
+    /// Runs `work` (one call of `function`) in the call's tracing span, and
+    /// logs its duration and outcome.
+    fn traced<R>(&self, function: &str, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        let span = tracing::info_span!("plugin_call", plugin = %self.inner.meta.name, function);
+        let _enter = span.enter();
+        let started = Instant::now();
+        let result = work();
         let micros = started.elapsed().as_micros();
         match &result {
             Ok(_) => tracing::debug!(micros, "ok"),
             Err(e) => tracing::warn!(micros, error = %e, "failed"),
         }
         result
+    }
+
+    /// One call in `store`: the time limit starts now, `body` runs, and the
+    /// call's unit of work commits if it returned normally. Otherwise the
+    /// error is classified, and the unit is rolled back when the store is
+    /// dropped (a store that failed is never used again).
+    fn run<R>(
+        &self,
+        function: &str,
+        store: &mut Store<CallState>,
+        body: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        store.set_epoch_deadline(deadline_ticks(self.inner.limits.time));
+        match body(store) {
+            Ok(value) => {
+                store
+                    .data_mut()
+                    .commit()
+                    .map(|()| value)
+                    .map_err(|source| Error::Commit {
+                        plugin: self.inner.meta.name.clone(),
+                        function: function.to_string(),
+                        source: Box::new(source),
+                    })
+            }
+            Err(e) => Err(self.classify(function, store, e)),
+        }
     }
 
     fn classify(&self, function: &str, store: &Store<CallState>, e: wasmtime::Error) -> Error {

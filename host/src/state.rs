@@ -17,8 +17,9 @@ pub(crate) struct PluginMeta {
     pub(crate) log_name: Arc<str>,
 }
 
-/// The data of one call's `Store`: the plugin's identity and grants, the
-/// call's unit of work (a pooled connection, opened on first use), a WASI
+/// The data of an instance's `Store` (one call's, or several calls' in turn
+/// for a plugin that reuses instances): the plugin's identity and grants, the
+/// current call's unit of work (a pooled connection, opened on first use), a WASI
 /// context that grants nothing (built on first use: most calls never touch
 /// WASI, and building one seeds two random generators), and the memory
 /// limiter.
@@ -69,9 +70,10 @@ impl CallState {
         }
     }
 
-    /// Commits what the call wrote.
-    pub(crate) fn commit(self) -> plinth_store::Result<()> {
-        match self.unit {
+    /// Commits what the call wrote, ending its unit of work: the next call
+    /// on the same instance (when the plugin reuses instances) starts its own.
+    pub(crate) fn commit(&mut self) -> plinth_store::Result<()> {
+        match self.unit.take() {
             Some(unit) => unit.commit(),
             None => Ok(()),
         }
@@ -94,7 +96,7 @@ impl WasiView for CallState {
 pub(crate) struct MemoryLimiter {
     limit: usize,
     /// Bytes held by all the instance's memories together.
-    used: usize,
+    pub(crate) used: usize,
     pub(crate) exceeded: bool,
 }
 

@@ -165,6 +165,7 @@ fn inspect_shows_imports_exports_grants_and_limits() -> Result<()> {
         "plinth:database/credentials (read-write)",
         "plinth:auth/mailer",
         "memory 48 MiB",
+        "reuse:    up to 1000 calls per instance",
         "plinth:auth/auth@0.1.0#sign-in: func(email: string, password: string) -> result<record { token: string",
         "wasi:random/random",
     ] {

@@ -10,11 +10,11 @@ use plinth_host::{Error, Plugin, Val};
 
 use crate::util::Fixture;
 
-fn write_then(p: &Plugin, name: &str, behaviour: Val) -> plinth_host::Result<Vec<Val>> {
+pub(crate) fn write_then(p: &Plugin, name: &str, behaviour: Val) -> plinth_host::Result<Vec<Val>> {
     p.call_dynamic("write-then", &[Val::String(name.into()), behaviour])
 }
 
-fn case(name: &str) -> Val {
+pub(crate) fn case(name: &str) -> Val {
     Val::Variant(name.into(), None)
 }
 

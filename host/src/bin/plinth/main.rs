@@ -295,6 +295,15 @@ fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
         limits.memory_bytes >> 20,
         limits.time.as_millis()
     );
+    match p.reuse() {
+        None => println!("reuse:    none (a fresh instance for every call)"),
+        Some(r) => println!(
+            "reuse:    up to {} calls per instance, kept while its memory is at most {} KiB, {} idle at most",
+            r.max_calls,
+            r.max_memory_bytes >> 10,
+            r.idle
+        ),
+    }
     println!("\ngrants:");
     let mut any = false;
     for (interface, access) in p.grants().iter() {
