@@ -1,9 +1,10 @@
 //! A loaded plugin, and how one call of it runs.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use plinth_store::pool::Pool;
 use wasmtime::component::{
     Component, ComponentNamedList, HasSelf, Instance, InstancePre, Lift, Linker, Lower,
 };
@@ -92,8 +93,9 @@ struct PluginInner {
     from_cache: bool,
     component: Component,
     pre: InstancePre<CallState>,
-    /// Live instances waiting for a call (only with `reuse`).
-    idle: Mutex<Vec<Live>>,
+    /// Live instances waiting for a call (only with `reuse`), each thread
+    /// preferring the one it used last.
+    idle: Pool<Live>,
     /// Instances made so far, for tests and monitoring.
     instantiations: AtomicU64,
 }
@@ -175,7 +177,7 @@ impl Plugin {
                 from_cache,
                 component,
                 pre,
-                idle: Mutex::new(Vec::new()),
+                idle: Pool::new(manifest.reuse.map_or(0, |r| r.idle)),
                 instantiations: AtomicU64::new(0),
             }),
         })
@@ -209,16 +211,7 @@ impl Plugin {
 
     /// How many live instances wait for a call (always 0 without [`Reuse`]).
     pub fn idle_instances(&self) -> usize {
-        self.idle().len()
-    }
-
-    /// The idle list; a panic while it was held cannot leave it half
-    /// changed (pushes and pops only), so a poisoned lock is used as is.
-    fn idle(&self) -> MutexGuard<'_, Vec<Live>> {
-        self.inner
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.idle.len()
     }
 
     /// Whether the compiled code came from the disk cache.
@@ -353,7 +346,7 @@ impl Plugin {
         body: impl FnOnce(&mut Store<CallState>, Instance) -> wasmtime::Result<R>,
     ) -> Result<R> {
         self.traced(function, || {
-            let live = self.idle().pop();
+            let live = self.inner.idle.take();
             let (mut store, mut instance, calls) = match live {
                 Some(live) => (live.store, Some(live.instance), live.calls),
                 None => (self.new_store(), None, 0),
@@ -370,21 +363,13 @@ impl Plugin {
                 && calls < reuse.max_calls
                 && store.data().limiter.used <= reuse.max_memory_bytes
             {
-                let live = Live {
+                // A surplus instance comes back, to be torn down here,
+                // outside the pool's lock.
+                drop(self.inner.idle.put(Live {
                     store,
                     instance,
                     calls,
-                };
-                let mut idle = self.idle();
-                let surplus = if idle.len() < reuse.idle {
-                    idle.push(live);
-                    None
-                } else {
-                    Some(live)
-                };
-                drop(idle);
-                // Torn down outside the lock.
-                drop(surplus);
+                }));
             }
             result
         })

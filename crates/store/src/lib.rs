@@ -39,13 +39,14 @@ pub mod limits;
 pub mod migrations;
 mod model;
 mod outbox;
+pub mod pool;
 mod sessions;
 mod tokens;
 mod unit;
 mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -94,7 +95,7 @@ pub struct Db {
 struct Inner {
     path: PathBuf,
     options: Options,
-    idle: Mutex<Vec<Connection>>,
+    idle: pool::Pool<Connection>,
 }
 
 impl Db {
@@ -117,8 +118,8 @@ impl Db {
         let db = Db {
             inner: Arc::new(Inner {
                 path: path.as_ref().to_path_buf(),
+                idle: pool::Pool::new(options.max_idle_connections),
                 options,
-                idle: Mutex::new(Vec::new()),
             }),
         };
         let mut conn = db.connect()?;
@@ -184,27 +185,17 @@ impl Db {
     }
 
     fn acquire(&self) -> Result<Connection> {
-        let pooled = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
-        match pooled {
+        match self.inner.idle.take() {
             Some(conn) => Ok(conn),
             None => self.connect(),
         }
     }
 
+    /// Returns a connection to the pool (to the calling thread's share of
+    /// it, so that its page cache stays on this thread), or closes it when
+    /// the pool is full.
     pub(crate) fn release(&self, conn: Connection) {
-        let mut idle = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if idle.len() < self.inner.options.max_idle_connections {
-            idle.push(conn);
-        }
+        drop(self.inner.idle.put(conn));
     }
 
     fn connect(&self) -> Result<Connection> {
