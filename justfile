@@ -21,7 +21,7 @@ build:
 demo:
     cargo run --bin plinth -- demo
 
-# Run the benchmarks (release build; the numbers go in docs/BENCHMARKS.md).
+# Run the benchmarks (release build with LTO; the numbers go in docs/BENCHMARKS.md).
 bench:
     cargo bench -p plinth-tests --bench plinth
 
