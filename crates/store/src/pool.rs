@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// A bounded pool of idle `T`s, sharded by thread.
 #[derive(Debug)]
 pub struct Pool<T> {
-    shards: Box<[Mutex<Vec<T>>]>,
+    shards: Box<[Shard<T>]>,
     /// Most items one shard keeps; `shards.len() * per_shard` never exceeds
     /// the capacity the pool was made with.
     per_shard: usize,
@@ -30,7 +30,7 @@ impl<T> Pool<T> {
         // share one; never more shards than items to keep.
         let shards = (2 * cores).min(capacity).max(1);
         Self {
-            shards: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
+            shards: (0..shards).map(|_| Shard(Mutex::new(Vec::new()))).collect(),
             per_shard: capacity / shards,
         }
     }
@@ -38,17 +38,17 @@ impl<T> Pool<T> {
     /// An idle item, preferably one this thread put back.
     pub fn take(&self) -> Option<T> {
         let own = self.own();
-        if let Some(item) = lock(&self.shards[own]).pop() {
+        if let Some(item) = lock(&self.shards[own].0).pop() {
             return Some(item);
         }
         let n = self.shards.len();
-        (1..n).find_map(|step| lock(&self.shards[(own + step) % n]).pop())
+        (1..n).find_map(|step| lock(&self.shards[(own + step) % n].0).pop())
     }
 
     /// Keeps `item` for a later [`take`](Self::take), or hands it back when
     /// this thread's shard is full (the caller drops it, outside any lock).
     pub fn put(&self, item: T) -> Option<T> {
-        let mut shard = lock(&self.shards[self.own()]);
+        let mut shard = lock(&self.shards[self.own()].0);
         if shard.len() < self.per_shard {
             shard.push(item);
             None
@@ -59,7 +59,7 @@ impl<T> Pool<T> {
 
     /// How many items are idle.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(&s.0).len()).sum()
     }
 
     /// Whether no item is idle.
@@ -70,7 +70,7 @@ impl<T> Pool<T> {
     /// Drops every idle item.
     pub fn clear(&self) {
         for shard in &self.shards {
-            let items = std::mem::take(&mut *lock(shard));
+            let items = std::mem::take(&mut *lock(&shard.0));
             drop(items);
         }
     }
@@ -80,6 +80,12 @@ impl<T> Pool<T> {
         thread_number() % self.shards.len()
     }
 }
+
+/// One thread's share, on cache lines of its own: two shards on one line
+/// would make the threads that own them contend for it anyway.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard<T>(Mutex<Vec<T>>);
 
 /// Pushes and pops cannot leave a shard half changed, so a lock poisoned by
 /// a panic elsewhere is used as it is.
