@@ -267,8 +267,9 @@ impl Plugin {
     }
 
     /// Calls export `function` (of the exported instance `interface`, or a
-    /// top-level function), binding and type-checking only that function: binding every export of a world costs a type check
-    /// per export on every call (~5 µs for auth's eleven).
+    /// top-level function), binding and type-checking only that function:
+    /// binding every export of a world costs a type check per export on
+    /// every call (~5 µs for auth's eleven).
     pub(crate) fn call_export<P, R>(
         &self,
         world: &'static str,
