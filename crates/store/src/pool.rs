@@ -67,14 +67,6 @@ impl<T> Pool<T> {
         self.len() == 0
     }
 
-    /// Drops every idle item.
-    pub fn clear(&self) {
-        for shard in &self.shards {
-            let items = std::mem::take(&mut *lock(&shard.0));
-            drop(items);
-        }
-    }
-
     /// This thread's shard.
     fn own(&self) -> usize {
         thread_number() % self.shards.len()
@@ -116,7 +108,7 @@ mod tests {
         let surplus: Vec<_> = (10..20).filter_map(|i| pool.put(i)).collect();
         assert!(pool.len() <= 4, "{}", pool.len());
         assert_eq!(pool.len() + surplus.len(), 10);
-        pool.clear();
+        while pool.take().is_some() {}
         assert!(pool.is_empty());
         assert_eq!(pool.take(), None);
     }
