@@ -75,6 +75,8 @@ pub fn check() -> Result<u32, String> {
         "shrinking a large block to a small one lost bytes",
     )?;
 
+    tiny()?;
+
     // The small blocks are intact.
     for (i, s) in small.iter().enumerate() {
         ensure(
@@ -87,4 +89,77 @@ pub fn check() -> Result<u32, String> {
         "large blocks were overwritten",
     )?;
     u32::try_from(pages()).map_err(|_| "memory size".into())
+}
+
+/// Tiny blocks (at most 128 bytes): freed ones are handed out again, zeroed
+/// when asked, and resized within their class in place.
+fn tiny() -> Result<(), String> {
+    // A freed block serves the next request of its size class.
+    let a = vec![1u8; 20];
+    let a_at = black_box(a.as_ptr() as usize);
+    drop(a);
+    let b = vec![2u8; 30];
+    ensure(
+        black_box(b.as_ptr() as usize) == a_at,
+        "a freed tiny block is not reused",
+    )?;
+    drop(b);
+    // Zeroed on request, although its last owner wrote to it.
+    let z = vec![0u8; 32];
+    ensure(
+        black_box(z.as_ptr() as usize) == a_at,
+        "a freed tiny block is not reused for a zeroed request",
+    )?;
+    ensure(
+        z.iter().all(|&x| x == 0),
+        "a reused tiny block is not zeroed",
+    )?;
+    drop(z);
+
+    // Growing within the class stays in place; past it, the bytes move.
+    let mut s = String::with_capacity(17);
+    s.push_str("0123456789abcdef0");
+    let s_at = black_box(s.as_ptr() as usize);
+    s.reserve_exact(15);
+    ensure(
+        black_box(s.as_ptr() as usize) == s_at,
+        "growing a tiny block within its class moved it",
+    )?;
+    s.push_str("123456789abcdef");
+    s.reserve_exact(100);
+    s.push_str("tail");
+    ensure(
+        s == "0123456789abcdef0123456789abcdeftail",
+        "growing a tiny block past its class lost bytes",
+    )?;
+    s.shrink_to_fit();
+    ensure(
+        s == "0123456789abcdef0123456789abcdeftail",
+        "shrinking a tiny block lost bytes",
+    )?;
+
+    // More freed blocks than a class keeps: the rest go back to dlmalloc, and
+    // a second round fits in what the first freed.
+    let round = |fill: u8| -> Vec<Vec<u8>> { (0..2000).map(|_| vec![fill; 24]).collect() };
+    let first = round(3);
+    let grown = pages();
+    drop(first);
+    let second = round(4);
+    ensure(
+        pages() == grown,
+        "a second round of tiny blocks grew the memory",
+    )?;
+    ensure(
+        second
+            .iter()
+            .all(|v| v.len() == 24 && v.iter().all(|&x| x == 4)),
+        "tiny blocks overlap",
+    )?;
+    let mut starts: Vec<usize> = second.iter().map(|v| v.as_ptr() as usize).collect();
+    starts.sort_unstable();
+    ensure(
+        starts.windows(2).all(|w| w[1] - w[0] >= 24),
+        "two tiny blocks overlap",
+    )?;
+    Ok(())
 }

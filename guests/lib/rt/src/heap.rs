@@ -20,6 +20,13 @@
 //!   later call), and `alloc_zeroed` costs no `memset`. Freed large blocks
 //!   are kept for reuse within the instance (a wasm memory cannot shrink; the
 //!   instance, and its memory, end with the call).
+//! * Tiny ones (at most 128 bytes, aligned to at most 8) are the strings the
+//!   host places in guest memory through `cabi_realloc` and the guest drops
+//!   soon after: a user record returned by a lookup is three of them. Freed
+//!   tiny blocks go on a free list per 16-byte size class and are handed out
+//!   again by a pop, with no search of dlmalloc's bins. A list keeps at most
+//!   [`KEPT_TINY`] blocks; beyond that they go back to dlmalloc, so at most
+//!   288 KiB sits on the lists.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32;
@@ -36,6 +43,13 @@ const LARGE: usize = 256 * 1024;
 /// Freed large blocks remembered for reuse; beyond this they are leaked
 /// until the instance ends.
 const KEPT_LARGE: usize = 8;
+/// The size classes of tiny blocks: 16, 32, .., 128 bytes.
+const TINY_STEP: usize = 16;
+const TINY_CLASSES: usize = 8;
+/// Tiny blocks are aligned to this (dlmalloc's own alignment on wasm32).
+const TINY_ALIGN: usize = 8;
+/// Freed tiny blocks kept on each class's list.
+const KEPT_TINY: u32 = 512;
 
 /// Pages fresh from `memory.grow` (zero), or null.
 fn grow(bytes: usize) -> (*mut u8, usize) {
@@ -143,6 +157,53 @@ impl FreeLarge {
     }
 }
 
+/// The size class of a tiny block, or `None` for a larger or more aligned one.
+fn tiny_class(layout: Layout) -> Option<usize> {
+    let size = layout.size();
+    (size <= TINY_STEP * TINY_CLASSES && layout.align() <= TINY_ALIGN)
+        .then(|| size.saturating_sub(1) / TINY_STEP)
+}
+
+/// The bytes a tiny block of `class` holds.
+fn tiny_size(class: usize) -> usize {
+    (class + 1) * TINY_STEP
+}
+
+/// Freed tiny blocks, a singly linked list per size class: each free block's
+/// first word holds the address of the next (0 ends the list).
+struct FreeTiny {
+    heads: [usize; TINY_CLASSES],
+    counts: [u32; TINY_CLASSES],
+}
+
+impl FreeTiny {
+    fn pop(&mut self, class: usize) -> Option<*mut u8> {
+        let head = self.heads[class];
+        if head == 0 {
+            return None;
+        }
+        let block = head as *mut usize;
+        // SAFETY: `head` is a free tiny block of this class (at least 16
+        // bytes, aligned to 8) whose first word `push` wrote.
+        self.heads[class] = unsafe { block.read() };
+        self.counts[class] -= 1;
+        Some(block.cast())
+    }
+
+    /// Keeps `block`; `false` when the class's list is full.
+    fn push(&mut self, class: usize, block: *mut u8) -> bool {
+        if self.counts[class] >= KEPT_TINY {
+            return false;
+        }
+        // SAFETY: `block` is a tiny block of this class the caller no longer
+        // uses: at least 16 bytes, aligned to 8.
+        unsafe { block.cast::<usize>().write(self.heads[class]) };
+        self.heads[class] = block as usize;
+        self.counts[class] += 1;
+        true
+    }
+}
+
 /// A large block's size as allocated: whole wasm pages.
 fn large_size(layout: Layout) -> usize {
     layout.size().div_ceil(PAGE) * PAGE
@@ -156,6 +217,7 @@ fn is_large(layout: Layout) -> bool {
 pub struct Heap {
     small: UnsafeCell<dlmalloc::Dlmalloc<Source>>,
     free_large: UnsafeCell<FreeLarge>,
+    free_tiny: UnsafeCell<FreeTiny>,
 }
 
 // SAFETY: wasm32 guests are single-threaded (no `atomics` target feature).
@@ -172,6 +234,10 @@ impl Heap {
         Self {
             small: UnsafeCell::new(small),
             free_large: UnsafeCell::new(FreeLarge([(0, 0); KEPT_LARGE])),
+            free_tiny: UnsafeCell::new(FreeTiny {
+                heads: [0; TINY_CLASSES],
+                counts: [0; TINY_CLASSES],
+            }),
         }
     }
 
@@ -185,6 +251,30 @@ impl Heap {
     fn free_large(&self) -> &mut FreeLarge {
         // SAFETY: as for `small`.
         unsafe { &mut *self.free_large.get() }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn free_tiny(&self) -> &mut FreeTiny {
+        // SAFETY: as for `small`.
+        unsafe { &mut *self.free_tiny.get() }
+    }
+
+    /// A tiny block of `class`: a kept one, or a new one from dlmalloc.
+    fn alloc_tiny(&self, class: usize) -> *mut u8 {
+        match self.free_tiny().pop(class) {
+            Some(block) => block,
+            // SAFETY: a non-zero size and a power-of-two alignment.
+            None => unsafe { self.small().malloc(tiny_size(class), TINY_ALIGN) },
+        }
+    }
+
+    /// Frees a tiny block of `class`.
+    fn dealloc_tiny(&self, class: usize, block: *mut u8) {
+        if !self.free_tiny().push(class, block) {
+            // SAFETY: dlmalloc allocated the block with this size and
+            // alignment (`alloc_tiny`).
+            unsafe { self.small().free(block, tiny_size(class), TINY_ALIGN) }
+        }
     }
 
     /// A large block: a kept one (and whether it may hold old bytes), or
@@ -209,6 +299,9 @@ impl Heap {
 // SAFETY: dlmalloc upholds `GlobalAlloc`'s contract for the layouts given.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if let Some(class) = tiny_class(layout) {
+            return self.alloc_tiny(class);
+        }
         if is_large(layout) {
             return self.alloc_large(layout).0;
         }
@@ -216,6 +309,16 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if let Some(class) = tiny_class(layout) {
+            // A kept block holds its last owner's bytes, and so can a new one
+            // from dlmalloc's bins.
+            let block = self.alloc_tiny(class);
+            if !block.is_null() {
+                // SAFETY: the block holds at least `layout.size()` bytes.
+                unsafe { ptr::write_bytes(block, 0, layout.size()) };
+            }
+            return block;
+        }
         if is_large(layout) {
             let (ptr, used) = self.alloc_large(layout);
             if used && !ptr.is_null() {
@@ -228,6 +331,10 @@ unsafe impl GlobalAlloc for Heap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(class) = tiny_class(layout) {
+            self.dealloc_tiny(class, ptr);
+            return;
+        }
         if is_large(layout) {
             self.free_large().keep(ptr, large_size(layout));
             return;
@@ -240,7 +347,11 @@ unsafe impl GlobalAlloc for Heap {
         // non-zero and does not overflow when rounded (`GlobalAlloc`'s
         // contract).
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        if !is_large(layout) && !is_large(new_layout) {
+        let (tiny, new_tiny) = (tiny_class(layout), tiny_class(new_layout));
+        if tiny.is_some() && tiny == new_tiny {
+            return ptr;
+        }
+        if tiny.is_none() && new_tiny.is_none() && !is_large(layout) && !is_large(new_layout) {
             return unsafe {
                 self.small()
                     .realloc(ptr, layout.size(), layout.align(), new_size)
