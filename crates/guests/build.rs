@@ -103,6 +103,24 @@ fn run() -> Result<(), String> {
         ));
         idents.push(g.crate_name.clone());
     }
+    consts.push_str(
+        "/// Every guest's component and manifest as bytes, in name order, for a\n/// binary that must not depend on the build directory.\npub const EMBEDDED: &[Embedded] = &[\n",
+    );
+    for g in &guests {
+        let wasm = release.join(format!("{}.wasm", g.crate_name));
+        let manifest = release.join(format!("{}.toml", g.crate_name));
+        let manifest = if manifest.exists() {
+            format!("Some(include_str!({:?}))", manifest.display().to_string())
+        } else {
+            "None".to_string()
+        };
+        consts.push_str(&format!(
+            "    Embedded {{ name: {name:?}, wasm: include_bytes!({wasm:?}), manifest: {manifest} }},\n",
+            name = g.dir,
+            wasm = wasm.display().to_string(),
+        ));
+    }
+    consts.push_str("];\n\n");
     consts.push_str(&format!(
         "/// Every guest, in name order.\npub const ALL: &[Guest] = &[{}];\n\n",
         idents

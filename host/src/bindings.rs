@@ -1,83 +1,48 @@
-//! Generated bindings for the plinth WIT worlds, all in one place.
+//! Generated bindings for every interface the host implements, all in one
+//! place: one `bindgen!` over a world that imports them all.
 //!
-//! Every database import is `trappable`: host functions return
-//! `Result<T, HostError>`, where a [`HostError`](crate::host::HostError) is
-//! either an expected failure (mapped to the WIT `error` variant the guest
-//! branches on) or a trap (a host bug or a limit breach).
+//! Every import is `trappable`: host functions return `Result<T, E>`, where
+//! `E` ([`HostError`](crate::capabilities::HostError),
+//! [`MailError`](crate::capabilities::mailer::MailError)) is either an
+//! expected failure, mapped to the WIT error variant the guest branches on, or
+//! a trap (a host bug or a limit breach).
+//!
+//! Typed faces of plugins (in other crates) generate their worlds' exports
+//! with `with: { "plinth:database": plinth_host::bindings::plinth::database, … }`,
+//! so that every crate shares these types.
 
-/// The `plinth:database/database` world: the imports every database plugin
-/// links against.
-#[allow(missing_docs)]
-pub mod database {
-    wasmtime::component::bindgen!({
-        path: ["../wit/database"],
-        world: "plinth:database/database",
-        imports: {
-            // Host calls are traced (a span per call, its arguments and
-            // result at TRACE level), except those whose values are secrets:
-            // password hashes (and the new user record that carries one).
-            "plinth:database/credentials": trappable,
-            "plinth:database/users.create-user": trappable,
-            default: trappable | tracing,
-        },
-        additional_derives: [PartialEq, Eq],
-        trappable_error_type: {
-            "plinth:database/types.error" => crate::host::HostError,
-        },
-    });
-}
+#![allow(missing_docs)]
 
-/// The `plinth:test/db-test` world: exercises every database operation.
-#[allow(missing_docs)]
-pub mod db_test {
-    wasmtime::component::bindgen!({
-        path: ["../wit/database", "../wit/test"],
-        world: "plinth:test/db-test",
-        imports: { default: trappable | tracing },
-        additional_derives: [PartialEq, Eq],
-        with: {
-            "plinth:database": super::database::plinth::database,
-        },
-    });
-}
+wasmtime::component::bindgen!({
+    path: "../wit/auth",
+    inline: "
+        package plinth:host;
 
-/// The `plinth:auth/auth-plugin` world: accounts and sessions, with the
-/// mailer and failure counters it imports.
-#[allow(missing_docs)]
-pub mod auth {
-    wasmtime::component::bindgen!({
-        path: ["../wit/database", "../wit/auth"],
-        world: "plinth:auth/auth-plugin",
-        imports: {
-            // Mail bodies carry tokens: not traced.
-            "plinth:auth/mailer": trappable,
-            default: trappable | tracing,
-        },
-        additional_derives: [PartialEq, Eq],
-        trappable_error_type: {
-            "plinth:database/types.error" => crate::host::HostError,
-            "plinth:auth/mailer.mail-error" => crate::host::MailError,
-        },
-        with: {
-            "plinth:database": super::database::plinth::database,
-        },
-    });
-}
+        /// Every interface the runtime implements.
+        world imports {
+            include plinth:database/database@0.1.0;
+            import plinth:auth/mailer@0.1.0;
+            import plinth:auth/attempts@0.1.0;
+        }
+    ",
+    world: "plinth:host/imports",
+    imports: {
+        // Host calls are traced (a span per call, its arguments and result
+        // at TRACE level), except those whose values are secrets: password
+        // hashes (and the new user record that carries one), and mail
+        // bodies, which carry tokens.
+        "plinth:database/credentials": trappable,
+        "plinth:database/users.create-user": trappable,
+        "plinth:auth/mailer": trappable,
+        default: trappable | tracing,
+    },
+    additional_derives: [PartialEq, Eq],
+    trappable_error_type: {
+        "plinth:database/types.error" => crate::capabilities::HostError,
+        "plinth:auth/mailer.mail-error" => crate::capabilities::mailer::MailError,
+    },
+});
 
-/// The `plinth:test/bench` world: exports that isolate one cost each.
-#[allow(missing_docs, clippy::too_many_arguments)]
-pub mod bench {
-    wasmtime::component::bindgen!({
-        path: ["../wit/database", "../wit/test"],
-        world: "plinth:test/bench",
-        imports: { default: trappable | tracing },
-        additional_derives: [PartialEq, Eq],
-        with: {
-            "plinth:database": super::database::plinth::database,
-        },
-    });
-}
-
-pub use database::plinth::database::types::{
+pub use plinth::database::types::{
     Error as WitError, FieldChange, NewUser, ProfileChanges, Session, Token, UniqueField, User,
 };

@@ -18,6 +18,7 @@ pub(crate) fn boxed(e: wasmtime::Error) -> BoxError {
 /// Load errors name the plugin; call errors name the plugin and the export.
 /// After any of them the runtime keeps serving other calls.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The bytes are not a valid WebAssembly component.
     #[error("plugin {plugin}: not a valid WebAssembly component")]
@@ -149,6 +150,10 @@ pub enum Error {
     /// The database failed outside a plugin call.
     #[error(transparent)]
     Store(#[from] plinth_store::Error),
+    /// The runtime's capabilities do not fit together (two implement one
+    /// interface) or one could not be linked.
+    #[error("capabilities: {0}")]
+    Capability(String),
     /// The engine could not be configured or a store could not be created.
     #[error("engine: {0}")]
     Engine(#[source] BoxError),

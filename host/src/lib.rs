@@ -3,13 +3,17 @@
 //! interfaces.
 //!
 //! * [`Runtime`] — one wasmtime engine (pooling allocator, epoch
-//!   interruption), one [`plinth_store::Db`].
+//!   interruption), one [`plinth_store::Db`], and the [capabilities] it
+//!   offers: every host interface is a [`Capability`] in one registry,
+//!   which the linker, the grant check and the tools read.
 //! * [`Plugin`] — a component loaded with a [`Manifest`]: compiled, its
 //!   imports checked against the manifest's [`Grants`] (deny by default),
-//!   linked and type-checked once through an `InstancePre`.
-//! * Typed faces of the shipped plugins, e.g. [`DbTestPlugin`]. Each call gets
-//!   a fresh instance in a fresh `Store`, unless the manifest opts into
-//!   [`Reuse`] of live instances (auth does); either way a call is a unit of
+//!   linked and type-checked once through an `InstancePre`. Call an export by
+//!   name with typed parameters ([`Plugin::call_export`]), with dynamic
+//!   values ([`Plugin::call_dynamic`]), or through a typed face declared with
+//!   [`typed_plugin!`] (the auth plugin's is in the `plinth-auth` crate).
+//!   Each call gets a fresh instance in a fresh `Store`, unless the manifest
+//!   opts into [`Reuse`] of live instances; either way a call is a unit of
 //!   work: it commits when the guest returns and leaves nothing behind when
 //!   it traps, runs out of time or memory.
 //!
@@ -17,16 +21,19 @@
 //! environment, no arguments, no network.
 //!
 //! ```no_run
-//! use plinth_host::{DbTestPlugin, Manifest, Runtime};
+//! use plinth_host::{Manifest, Runtime, Val};
 //! use plinth_store::Db;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let runtime = Runtime::new(Db::open("app.db")?)?;
-//! let manifest = Manifest::from_file("db_test.toml".as_ref())?;
-//! let plugin = runtime.load_file("db_test.wasm".as_ref(), manifest)?;
-//! for check in DbTestPlugin::new(plugin)?.run()? {
-//!     println!("{} {}", if check.passed { "ok  " } else { "FAIL" }, check.name);
-//! }
+//! let manifest = Manifest::from_file("template.toml".as_ref())?;
+//! let plugin = runtime.load_file("template.wasm".as_ref(), manifest)?;
+//! // Typed: parameters and results are Rust values.
+//! let (greeting,): (String,) = plugin.call_export(
+//!     "plinth:template/template", None, "greet", ("ada@example.com",))?;
+//! // Dynamic: any export, for tools.
+//! let results = plugin.call_dynamic("greet", &[Val::String("ada@example.com".into())])?;
+//! # let _ = (greeting, results);
 //! # Ok(())
 //! # }
 //! ```
@@ -34,31 +41,33 @@
 //! From async code, use the `_async` methods: they run the call on tokio's
 //! blocking pool, never on a worker thread.
 
-mod auth;
-mod bench;
 pub mod bindings;
 mod cache;
-mod db_test;
+pub mod capabilities;
+pub mod capability;
 mod dynamic;
 mod error;
 pub mod grants;
-mod host;
 pub mod manifest;
 mod plugin;
 mod runtime;
 mod state;
 mod stdio;
+pub mod wit;
 
-pub use auth::{AuthError, AuthPlugin, AuthResult, ProfileUpdate, SessionInfo, SignedIn};
-pub use bench::BenchPlugin;
 pub use bindings::{FieldChange, User};
-pub use db_test::{Check, DbTestPlugin};
+pub use capabilities::HostError;
+pub use capabilities::mailer::{MAIL_PER_RECIPIENT, MAIL_WINDOW_SECONDS, MailError};
+pub use capability::{Capability, Interface};
 pub use dynamic::ExportedFunc;
 pub use error::{BoxError, Error, Result};
-pub use grants::{Access, Grants, Interface};
-pub use host::{HostError, MAIL_PER_RECIPIENT, MAIL_WINDOW_SECONDS, MailError};
+pub use grants::{Access, Grants};
 pub use manifest::{Limits, Manifest, Reuse};
 pub use plugin::Plugin;
 pub use runtime::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions};
 pub use state::CallState;
 pub use wasmtime::component::Val;
+
+/// The wasmtime this runtime is built on, for typed faces
+/// ([`typed_plugin!`]) and capabilities written outside this crate.
+pub use wasmtime;

@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::grants::{Access, Grants, Interface};
+use crate::capability::Interface;
+use crate::grants::{Access, Grants};
 use crate::{Error, Result};
 
 /// Memory a call may use when the manifest does not say: 64 MiB.
@@ -137,7 +138,9 @@ impl Manifest {
         }
     }
 
-    /// Adds a grant.
+    /// Adds a grant. In code any registered interface may be granted,
+    /// including those a manifest file may not name
+    /// ([`Gate::Code`](crate::capability::Gate::Code)).
     #[must_use]
     pub fn grant(mut self, interface: Interface, access: Access) -> Self {
         self.grants = self.grants.with(interface, access);
@@ -174,7 +177,8 @@ impl Manifest {
     ///
     /// # Errors
     /// [`Error::Manifest`] for malformed TOML, an unknown interface or access
-    /// level, an empty name, or a limit or reuse setting of zero or over its
+    /// level, an interface only code may grant (test and embedder
+    /// capabilities) or one that needs no grant, an empty name, or a limit or reuse setting of zero or over its
     /// maximum.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         let bad = |reason: String| Error::Manifest {
@@ -187,8 +191,7 @@ impl Manifest {
         }
         let mut grants = Grants::none();
         for (name, access) in raw.grants {
-            let interface = Interface::from_wit_name(&name)
-                .ok_or_else(|| bad(format!("unknown interface {name:?}")))?;
+            let interface = crate::capability::manifest_interface(&name).map_err(&bad)?;
             let access = match access.as_str() {
                 "read" => Access::Read,
                 "read-write" => Access::Write,

@@ -5,25 +5,62 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use plinth_store::pool::Pool;
-use wasmtime::component::{
-    Component, ComponentNamedList, HasSelf, Instance, InstancePre, Lift, Linker, Lower,
-};
+use wasmtime::component::{Component, ComponentNamedList, Instance, InstancePre, Lift, Lower};
 use wasmtime::{Store, Trap};
 
-use crate::bindings;
+use crate::capabilities::PluginMeta;
+use crate::capability::Gate;
 use crate::error::boxed;
-use crate::grants::{Access, ImportNeed, Interface, classify_import};
 use crate::manifest::{Limits, Manifest, Reuse};
 use crate::runtime::{EPOCH_TICK, Runtime};
-use crate::state::{CallState, PluginMeta};
+use crate::state::CallState;
 use crate::{Error, Result};
 
-/// Declares the typed face of a plugin world: a struct holding the plugin,
-/// `new` (which checks the world's exports), `plugin`, and private
-/// `call_export` / `call_one` that call one export (in a fresh instance, or
-/// an idle one when the manifest allows [`Reuse`]).
+/// Declares the typed face of a plugin world, the way an embedder writes one
+/// for their own plugin: a struct holding the [`Plugin`], `new` (which checks
+/// the world's exports once), `plugin`, and private `call_export` /
+/// `call_one` that call one export by name with typed parameters and
+/// results (in a fresh instance, or an idle one when the manifest allows
+/// [`Reuse`]).
+///
+/// The arguments: the struct's docs and name, the `…Pre` type that
+/// `wasmtime::component::bindgen!` generates for the world, the world's WIT
+/// name, and the exported interface holding the functions (`None` for a
+/// world whose functions are exported at the top level).
+///
+/// ```no_run
+/// mod bindings {
+///     wasmtime::component::bindgen!({
+///         inline: "
+///             package acme:greeter;
+///             world greeter { export greet: func(name: string) -> string; }
+///         ",
+///     });
+/// }
+///
+/// plinth_host::typed_plugin!(
+///     /// The acme greeter.
+///     Greeter, bindings::GreeterPre<plinth_host::CallState>, "acme:greeter/greeter", None
+/// );
+///
+/// impl Greeter {
+///     /// `greet`.
+///     pub fn greet(&self, name: &str) -> plinth_host::Result<String> {
+///         self.call_one("greet", (name,))
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let runtime = plinth_host::Runtime::new(plinth_store::Db::open("app.db")?)?;
+/// let plugin = runtime.load_file("greeter.wasm".as_ref(), plinth_host::Manifest::new("greeter"))?;
+/// let greeter = Greeter::new(plugin)?;
+/// println!("{}", greeter.greet("ada")?);
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
 macro_rules! typed_plugin {
-    ($(#[$doc:meta])* $name:ident, $pre:ident, $wit:literal, $interface:expr) => {
+    ($(#[$doc:meta])* $name:ident, $pre:ty, $wit:literal, $interface:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
@@ -36,15 +73,16 @@ macro_rules! typed_plugin {
             }
         }
 
+        #[allow(dead_code)]
         impl $name {
             #[doc = concat!("Checks that `plugin` exports the `", $wit, "` world.")]
             ///
             /// # Errors
-            /// [`Error::WrongExports`](crate::Error::WrongExports) when it does not.
+            /// [`Error::WrongExports`]($crate::Error::WrongExports) when it does not.
             pub fn new(plugin: $crate::Plugin) -> $crate::Result<Self> {
                 // Building the world's pre-instance type-checks every export
                 // once, here; calls then bind only the export they call.
-                plugin.typed($wit, $pre::<$crate::CallState>::new)?;
+                plugin.typed($wit, <$pre>::new)?;
                 Ok(Self { plugin })
             }
 
@@ -56,8 +94,8 @@ macro_rules! typed_plugin {
             /// Calls one export of the world, binding only that one.
             fn call_export<P, R>(&self, function: &str, params: P) -> $crate::Result<R>
             where
-                P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
-                R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift + Send + Sync + 'static,
+                P: $crate::wasmtime::component::ComponentNamedList + $crate::wasmtime::component::Lower + Send + Sync,
+                R: $crate::wasmtime::component::ComponentNamedList + $crate::wasmtime::component::Lift + Send + Sync + 'static,
             {
                 self.plugin.call_export($wit, $interface, function, params)
             }
@@ -65,15 +103,14 @@ macro_rules! typed_plugin {
             /// [`call_export`](Self::call_export) for an export with one result.
             fn call_one<P, R>(&self, function: &str, params: P) -> $crate::Result<R>
             where
-                P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
-                R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
+                P: $crate::wasmtime::component::ComponentNamedList + $crate::wasmtime::component::Lower + Send + Sync,
+                R: $crate::wasmtime::component::ComponentType + $crate::wasmtime::component::Lift + Send + Sync + 'static,
             {
                 self.call_export::<P, (R,)>(function, params).map(|(r,)| r)
             }
         }
     };
 }
-pub(crate) use typed_plugin;
 
 /// A loaded plugin: compiled, checked against its grants, linked and
 /// type-checked once. Cheap to clone. By default every call gets a fresh
@@ -125,43 +162,24 @@ impl Plugin {
         let (component, from_cache) = compile(&runtime, &name, bytes)?;
         let ty = component.component_type();
         for (import, _) in ty.imports(&engine) {
-            match classify_import(import) {
-                ImportNeed::Wasi | ImportNeed::Types => {}
-                ImportNeed::Granted(interface) => {
-                    if manifest.grants.get(interface).is_none() {
-                        return Err(Error::NotGranted {
-                            plugin: name,
-                            interface: import.to_string(),
-                        });
-                    }
-                }
-                ImportNeed::Unknown => {
-                    return Err(Error::UnknownImport {
-                        plugin: name,
-                        import: import.to_string(),
-                    });
-                }
+            let Some(interface) = runtime.registry().find(import) else {
+                return Err(Error::UnknownImport {
+                    plugin: name,
+                    import: import.to_string(),
+                });
+            };
+            if interface.gate != Gate::Open && manifest.grants.get(interface).is_none() {
+                return Err(Error::NotGranted {
+                    plugin: name,
+                    interface: import.to_string(),
+                });
             }
         }
         let link_err = |e: wasmtime::Error| Error::Link {
             plugin: name.clone(),
             source: boxed(e),
         };
-        let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_err)?;
-        bindings::database::Database::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(link_err)?;
-        bindings::auth::plinth::auth::mailer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(link_err)?;
-        bindings::auth::plinth::auth::attempts::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(link_err)?;
-        if manifest.grants.allows(Interface::TestClock, Access::Read) {
-            bindings::db_test::plinth::test::clock::add_to_linker::<_, HasSelf<_>>(
-                &mut linker,
-                |s| s,
-            )
-            .map_err(link_err)?;
-        }
+        let linker = &runtime.inner.linker;
         let pre = linker.instantiate_pre(&component).map_err(link_err)?;
         tracing::info!(plugin = %name, from_cache, "loaded");
         Ok(Self {
@@ -223,8 +241,13 @@ impl Plugin {
         self.inner.runtime.engine()
     }
 
-    /// A fresh instance of the plugin in `store`.
-    pub(crate) fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
+    /// A fresh instance of the plugin in `store`, for a body given to
+    /// [`call_with_store`](Self::call_with_store).
+    ///
+    /// # Errors
+    /// wasmtime's, when instantiating fails (out of instance slots, a trap
+    /// in the component's start).
+    pub fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
         self.inner.instantiations.fetch_add(1, Ordering::Relaxed);
         self.inner.pre.instantiate(store)
     }
@@ -252,9 +275,14 @@ impl Plugin {
             .collect()
     }
 
-    /// Builds a world's typed pre-instance from this plugin, or says which
-    /// world's exports are missing.
-    pub(crate) fn typed<P>(
+    /// Builds a world's typed pre-instance from this plugin (`make` is the
+    /// `…Pre::new` that `bindgen!` generates), or says which world's exports
+    /// are missing. [`typed_plugin!`](crate::typed_plugin) calls it once, in
+    /// a face's `new`.
+    ///
+    /// # Errors
+    /// [`Error::WrongExports`] naming `world`.
+    pub fn typed<P>(
         &self,
         world: &'static str,
         make: impl FnOnce(InstancePre<CallState>) -> wasmtime::Result<P>,
@@ -269,8 +297,14 @@ impl Plugin {
     /// Calls export `function` (of the exported instance `interface`, or a
     /// top-level function), binding and type-checking only that function:
     /// binding every export of a world costs a type check per export on
-    /// every call (~5 µs for auth's eleven).
-    pub(crate) fn call_export<P, R>(
+    /// every call (~5 µs for auth's eleven). The call is a unit of work; see
+    /// [`Plugin`].
+    ///
+    /// # Errors
+    /// [`Error::WrongExports`] when there is no such export or its type is
+    /// not `P -> R`; the call errors: [`Error::Trap`], [`Error::TimedOut`],
+    /// [`Error::MemoryLimit`], [`Error::Commit`].
+    pub fn call_export<P, R>(
         &self,
         world: &'static str,
         interface: Option<&str>,
@@ -307,14 +341,20 @@ impl Plugin {
 
     /// Runs one call of export `function`: `body` calls it on an instance of
     /// the plugin, a fresh one or, when the manifest allows [`Reuse`], an
-    /// idle one.
-    pub(crate) fn call_instance<R>(
+    /// idle one. The call is a unit of work, limited, committed or rolled
+    /// back as every call is.
+    ///
+    /// # Errors
+    /// The call errors: [`Error::Trap`] (whatever `body` returns as an error
+    /// is reported as the call's trap), [`Error::TimedOut`],
+    /// [`Error::MemoryLimit`], [`Error::Commit`].
+    pub fn call_instance<R>(
         &self,
         function: &str,
         body: impl FnOnce(&mut Store<CallState>, Instance) -> wasmtime::Result<R>,
     ) -> Result<R> {
         match self.inner.reuse {
-            None => self.call(function, |store| {
+            None => self.call_with_store(function, |store| {
                 let instance = self.instantiate(store)?;
                 body(store, instance)
             }),
@@ -323,10 +363,15 @@ impl Plugin {
     }
 
     /// Runs one call of export `function` in a fresh `Store` with the
-    /// plugin's memory and time limits: `body` instantiates and calls; the
-    /// call's writes are committed when it returned normally, rolled back
+    /// plugin's memory and time limits: `body` instantiates (with
+    /// [`instantiate`](Self::instantiate)) and calls, as often as it likes
+    /// (a benchmark times calls on one live instance this way); the call's
+    /// writes are committed when it returned normally, rolled back
     /// otherwise.
-    pub(crate) fn call<R>(
+    ///
+    /// # Errors
+    /// As [`call_instance`](Self::call_instance).
+    pub fn call_with_store<R>(
         &self,
         function: &str,
         body: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
@@ -417,17 +462,16 @@ impl Plugin {
     ) -> Result<R> {
         store.set_epoch_deadline(deadline_ticks(self.inner.limits.time));
         match body(store) {
-            Ok(value) => {
-                store
-                    .data_mut()
-                    .commit()
-                    .map(|()| value)
-                    .map_err(|source| Error::Commit {
-                        plugin: self.inner.meta.name.clone(),
-                        function: function.to_string(),
-                        source: Box::new(source),
-                    })
-            }
+            Ok(value) => store
+                .data_mut()
+                .database
+                .commit()
+                .map(|()| value)
+                .map_err(|source| Error::Commit {
+                    plugin: self.inner.meta.name.clone(),
+                    function: function.to_string(),
+                    source: Box::new(source),
+                }),
             Err(e) => Err(self.classify(function, store, e)),
         }
     }

@@ -7,11 +7,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use plinth_store::Db;
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::capability::{Capability, Registry};
 use crate::error::boxed;
 use crate::manifest::Manifest;
 use crate::plugin::Plugin;
+use crate::state::CallState;
 use crate::{Error, Result};
 
 /// How often the epoch ticks; a call's time limit is counted in ticks, so it
@@ -48,10 +51,29 @@ pub struct RuntimeOptions {
     /// code keeps frame pointers, so `perf record -g` walks through guest
     /// frames. Off by default: the file grows with every plugin loaded.
     pub perf_map: bool,
+    /// Capabilities beyond the built-in ones ([`crate::capabilities::BUILTIN`]):
+    /// the embedder's own host interfaces, or test capabilities such as a
+    /// movable clock. A plugin reaches one only when the embedder's code
+    /// grants it ([`Manifest::grant`]); a manifest file cannot name them.
+    pub capabilities: Vec<Capability>,
+}
+
+impl RuntimeOptions {
+    /// Adds a capability to the built-in ones.
+    #[must_use]
+    pub fn capability(mut self, capability: Capability) -> Self {
+        self.capabilities.push(capability);
+        self
+    }
 }
 
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
+    /// Every capability this runtime offers.
+    pub(crate) registry: Registry,
+    /// Every capability's host functions, linked once; each plugin's
+    /// `InstancePre` is made from it.
+    pub(crate) linker: Linker<CallState>,
     pub(crate) db: Db,
     pub(crate) options: RuntimeOptions,
     _ticker: Ticker,
@@ -77,13 +99,20 @@ impl Runtime {
     /// A runtime serving `db`, configured by `options`.
     ///
     /// # Errors
-    /// As [`Runtime::new`].
+    /// As [`Runtime::new`], and [`Error::Capability`] when two capabilities
+    /// implement the same interface or one fails to link.
     pub fn with_options(db: Db, options: RuntimeOptions) -> Result<Self> {
         let mut config = engine_config();
         if options.perf_map {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config).map_err(|e| Error::Engine(boxed(e)))?;
+        let registry = Registry::new(&options.capabilities).map_err(Error::Capability)?;
+        let mut linker = Linker::new(&engine);
+        for capability in registry.capabilities() {
+            (capability.add_to_linker)(&mut linker)
+                .map_err(|e| Error::Capability(format!("linking {capability:?}: {e:#}")))?;
+        }
         let ticker = Ticker::start(engine.clone()).map_err(|source| Error::Io {
             path: "<epoch ticker thread>".into(),
             source,
@@ -91,6 +120,8 @@ impl Runtime {
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
+                registry,
+                linker,
                 db,
                 options,
                 _ticker: ticker,
@@ -106,6 +137,12 @@ impl Runtime {
     /// The wasmtime engine (shared by every plugin).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The capabilities this runtime offers: the built-in ones and the
+    /// embedder's.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// Loads the component at `wasm` with `manifest`.

@@ -2,90 +2,30 @@
 
 use std::sync::Arc;
 
-use plinth_store::{Db, Unit};
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use plinth_store::Db;
 
-use crate::grants::Grants;
-
-/// What the runtime knows of a loaded plugin, shared by all its calls.
-#[derive(Debug)]
-pub(crate) struct PluginMeta {
-    pub(crate) name: String,
-    pub(crate) grants: Grants,
-    /// The name again, shared by the output streams of every call.
-    pub(crate) log_name: Arc<str>,
-}
+use crate::capabilities::wasi::WasiSlot;
+use crate::capabilities::{DatabaseCtx, PluginMeta};
 
 /// The data of an instance's `Store` (one call's, or several calls' in turn
-/// for a plugin that reuses instances): the plugin's identity and grants, the
-/// current call's unit of work (a pooled connection, opened on first use), a WASI
-/// context that grants nothing (built on first use: most calls never touch
-/// WASI, and building one seeds two random generators), and the memory
-/// limiter.
+/// for a plugin that reuses instances): one context per kind of capability
+/// — the database side (the plugin's identity and grants, the current call's
+/// unit of work), a WASI context that grants nothing — and the memory
+/// limiter. A capability's host functions see only the part they need,
+/// through its view.
 pub struct CallState {
-    pub(crate) plugin: Arc<PluginMeta>,
-    pub(crate) db: Db,
-    unit: Option<Unit>,
-    wasi: Option<WasiCtx>,
-    table: ResourceTable,
+    /// The database side of the call.
+    pub database: DatabaseCtx,
+    pub(crate) wasi: WasiSlot,
     pub(crate) limiter: MemoryLimiter,
 }
 
 impl CallState {
     pub(crate) fn new(plugin: Arc<PluginMeta>, db: Db, memory_limit: usize) -> Self {
         Self {
-            plugin,
-            db,
-            unit: None,
-            wasi: None,
-            table: ResourceTable::new(),
+            database: DatabaseCtx::new(plugin, db),
+            wasi: WasiSlot::default(),
             limiter: MemoryLimiter::new(memory_limit),
-        }
-    }
-
-    /// The call's WASI context: no preopened directories, no environment, no
-    /// arguments, no network; stdout and stderr go to `tracing`.
-    fn wasi_ctx(plugin: &PluginMeta) -> WasiCtx {
-        WasiCtx::builder()
-            .stdout(crate::stdio::GuestOutput::new(
-                plugin.log_name.clone(),
-                "stdout",
-            ))
-            .stderr(crate::stdio::GuestOutput::new(
-                plugin.log_name.clone(),
-                "stderr",
-            ))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build()
-    }
-
-    /// The call's unit of work, started on first use.
-    pub(crate) fn unit(&mut self) -> plinth_store::Result<&mut Unit> {
-        match &mut self.unit {
-            Some(unit) => Ok(unit),
-            slot => Ok(slot.insert(self.db.unit()?)),
-        }
-    }
-
-    /// Commits what the call wrote, ending its unit of work: the next call
-    /// on the same instance (when the plugin reuses instances) starts its own.
-    pub(crate) fn commit(&mut self) -> plinth_store::Result<()> {
-        match self.unit.take() {
-            Some(unit) => unit.commit(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        let plugin = &self.plugin;
-        WasiCtxView {
-            ctx: self.wasi.get_or_insert_with(|| Self::wasi_ctx(plugin)),
-            table: &mut self.table,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! a grid of memory, time, lane and tag sizes, and refuses what it refuses.
 
 use anyhow::{Result, ensure};
-use plinth_host::BenchPlugin;
+use plinth_testing::BenchPlugin;
 
 use crate::util::Fixture;
 

@@ -3,7 +3,8 @@
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
-use plinth_host::{AuthError, FieldChange, ProfileUpdate};
+use plinth_auth::{AuthError, ProfileUpdate};
+use plinth_host::FieldChange;
 
 use crate::util::{Fixture, ok, refused};
 
@@ -12,7 +13,7 @@ const NEW_PW: &str = "a different long passphrase";
 const DAY: u32 = 24 * 3600;
 
 /// A signed-up, verified user: (fixture, auth, email).
-fn with_user(name: &str) -> Result<(Fixture, plinth_host::AuthPlugin, String)> {
+fn with_user(name: &str) -> Result<(Fixture, plinth_auth::AuthPlugin, String)> {
     let f = Fixture::new()?;
     let auth = f.auth()?;
     let email = format!("{name}@example.com");
@@ -631,7 +632,7 @@ mod limits {
             memory_bytes: 16 << 20,
             ..shipped.limits
         });
-        let starved = plinth_host::AuthPlugin::new(f.load_with(plinth_guests::AUTH, tight)?)?;
+        let starved = plinth_auth::AuthPlugin::new(f.load_with(plinth_guests::AUTH, tight)?)?;
         match starved.sign_in(&email, PW) {
             Err(plinth_host::Error::MemoryLimit { limit, .. }) => ensure!(limit == 16 << 20),
             other => anyhow::bail!("expected a memory limit error, got {other:?}"),

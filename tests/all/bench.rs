@@ -1,7 +1,7 @@
 //! The bench guest's exports do what the benchmarks assume.
 
 use anyhow::{Result, ensure};
-use plinth_host::BenchPlugin;
+use plinth_testing::BenchPlugin;
 
 use crate::util::{Fixture, ok};
 
@@ -33,11 +33,16 @@ fn the_bench_exports_compute_and_look_up_for_real() -> Result<()> {
 fn a_read_grant_lets_the_bench_plugin_read_but_not_write() -> Result<()> {
     let f = Fixture::new()?;
     let plugin = f.load(plinth_guests::BENCH)?;
-    ensure!(plugin.grants().get(plinth_host::Interface::Users) == Some(plinth_host::Access::Read));
     ensure!(
         plugin
             .grants()
-            .get(plinth_host::Interface::Credentials)
+            .get(&plinth_host::capabilities::users::USERS)
+            == Some(plinth_host::Access::Read)
+    );
+    ensure!(
+        plugin
+            .grants()
+            .get(&plinth_host::capabilities::credentials::CREDENTIALS)
             .is_none()
     );
     Ok(())

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Result, ensure};
 use plinth_guests::DB_TEST;
-use plinth_host::DbTestPlugin;
+use plinth_testing::DbTestPlugin;
 
 use crate::util::Fixture;
 
@@ -31,7 +31,7 @@ const SEED_OPERATIONS: [&str; 19] = [
     "password-reset.delete-user-password-reset-tokens",
 ];
 
-fn failures(checks: &[plinth_host::Check]) -> String {
+fn failures(checks: &[plinth_testing::Check]) -> String {
     checks
         .iter()
         .filter(|c| !c.passed)

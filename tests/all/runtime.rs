@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, ensure};
 use plinth_guests::{BENCH, DB_TEST, MISBEHAVE};
-use plinth_host::{Access, Error, Interface, Manifest, Reuse, Runtime, RuntimeOptions, Val};
+use plinth_host::capabilities::users::USERS;
+use plinth_host::{Access, Error, Manifest, Reuse, Runtime, RuntimeOptions, Val};
 use plinth_store::Db;
 
 use crate::util::Fixture;
@@ -27,7 +28,7 @@ mod grants {
             }
             other => anyhow::bail!("expected NotGranted, got {other:?}"),
         }
-        let only_users = Manifest::new("db-test").grant(Interface::Users, Access::Write);
+        let only_users = Manifest::new("db-test").grant(USERS, Access::Write);
         match f.runtime.load_file(DB_TEST.wasm.as_ref(), only_users) {
             Err(e @ Error::NotGranted { .. }) => {
                 let msg = e.to_string();
@@ -44,7 +45,7 @@ mod grants {
     #[test]
     fn a_read_grant_turns_writes_into_access_denied() -> Result<()> {
         let f = Fixture::new()?;
-        let read_only = Manifest::new("reader").grant(Interface::Users, Access::Read);
+        let read_only = Manifest::new("reader").grant(USERS, Access::Read);
         let p = f.load_with(MISBEHAVE, read_only)?;
         let out = p.call_dynamic(
             "write-then",
@@ -64,10 +65,9 @@ mod grants {
         }
         ensure!(f.rows("users")? == 0);
         // Reads still work under the same grant.
-        let bench = plinth_host::BenchPlugin::new(f.load_with(
-            BENCH,
-            Manifest::new("reader").grant(Interface::Users, Access::Read),
-        )?)?;
+        let bench = plinth_testing::BenchPlugin::new(
+            f.load_with(BENCH, Manifest::new("reader").grant(USERS, Access::Read))?,
+        )?;
         ensure!(bench.lookup_by_email("nobody@example.com", 3)? == Ok(0));
         Ok(())
     }
@@ -153,7 +153,8 @@ mod cache {
             RuntimeOptions {
                 cache_dir: Some(dir.join("cache")),
                 ..RuntimeOptions::default()
-            },
+            }
+            .capability(plinth_testing::TEST_CAPABILITY),
         )?)
     }
 
@@ -169,14 +170,15 @@ mod cache {
     fn a_second_load_of_an_unchanged_plugin_skips_compilation() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let rt = runtime(dir.path())?;
-        let manifest = Manifest::from_file(DB_TEST.manifest.as_ref())?;
+        let manifest = Manifest::from_file(DB_TEST.manifest.as_ref())?
+            .grant(plinth_testing::TEST_CLOCK, Access::Write);
         let first = rt.load_file(DB_TEST.wasm.as_ref(), manifest.clone())?;
         ensure!(!first.loaded_from_cache());
         // A new runtime (a new process, in effect) finds the entry.
         let rt2 = runtime(dir.path())?;
         let second = rt2.load_file(DB_TEST.wasm.as_ref(), manifest)?;
         ensure!(second.loaded_from_cache());
-        let checks = plinth_host::DbTestPlugin::new(second)?.run()?;
+        let checks = plinth_testing::DbTestPlugin::new(second)?.run()?;
         ensure!(checks.iter().all(|c| c.passed));
         // A different component gets its own entry.
         rt2.load_file(
@@ -202,7 +204,7 @@ mod cache {
         std::fs::write(&entry, &bytes)?;
         let again = rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?;
         ensure!(!again.loaded_from_cache(), "a corrupt entry was used");
-        plinth_host::BenchPlugin::new(again)?.noop()?;
+        plinth_testing::BenchPlugin::new(again)?.noop()?;
         // It was rewritten, sound, and is used next time.
         ensure!(
             rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?
@@ -243,8 +245,8 @@ mod concurrency {
         let mut manifest = Manifest::from_file(MISBEHAVE.manifest.as_ref())?.reuse(reuse);
         manifest.limits.time = std::time::Duration::from_secs(20);
         let writer = f.load_with(MISBEHAVE, manifest)?;
-        let reader = plinth_host::BenchPlugin::new(f.load(BENCH)?)?;
-        let db_test = plinth_host::DbTestPlugin::new(f.load(DB_TEST)?)?;
+        let reader = plinth_testing::BenchPlugin::new(f.load(BENCH)?)?;
+        let db_test = plinth_testing::DbTestPlugin::new(f.load(DB_TEST)?)?;
         let handles: Vec<_> = (0..8)
             .map(|t| {
                 let (writer, reader, db_test) = (writer.clone(), reader.clone(), db_test.clone());
@@ -364,7 +366,7 @@ mod reuse {
     use super::*;
     use crate::misbehave::{case, write_then};
     use crate::util::{ok, refused};
-    use plinth_host::AuthError;
+    use plinth_auth::AuthError;
 
     const PW: &str = "correct horse battery staple";
 
@@ -515,7 +517,7 @@ mod reuse {
                 idle: 2,
                 ..Reuse::default()
             }));
-        let auth = plinth_host::AuthPlugin::new(f.load_with(plinth_guests::AUTH, manifest)?)?;
+        let auth = plinth_auth::AuthPlugin::new(f.load_with(plinth_guests::AUTH, manifest)?)?;
         ok(auth.sign_up("ada", "ada@example.com", PW))?;
         let token = ok(auth.sign_in("ada@example.com", PW))?.token;
         let handles: Vec<_> = (0..6)
@@ -665,7 +667,7 @@ mod profiling {
             },
         )?;
         let manifest = Manifest::from_file(BENCH.manifest.as_ref())?;
-        let bench = plinth_host::BenchPlugin::new(rt.load_file(BENCH.wasm.as_ref(), manifest)?)?;
+        let bench = plinth_testing::BenchPlugin::new(rt.load_file(BENCH.wasm.as_ref(), manifest)?)?;
         bench.noop()?;
         let path = format!("/tmp/perf-{}.map", std::process::id());
         let map = std::fs::read_to_string(&path)?;

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, ensure};
 use plinth_guests::DB_TEST;
-use plinth_host::DbTestPlugin;
+use plinth_testing::DbTestPlugin;
 
 use crate::util::Fixture;
 

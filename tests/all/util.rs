@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use plinth_guests::Guest;
-use plinth_host::{Manifest, Plugin, Runtime};
+use plinth_host::{Access, Manifest, Plugin, Runtime, RuntimeOptions};
 use plinth_store::{Clock, Db, Options};
 use tempfile::TempDir;
 
-/// A runtime over a fresh database file in its own temp dir.
+/// A runtime over a fresh database file in its own temp dir, with the test
+/// capability (`plinth:test/clock`, `plinth:test/report`) registered.
 pub struct Fixture {
     pub dir: TempDir,
     pub runtime: Runtime,
@@ -29,7 +30,10 @@ impl Fixture {
                 ..Options::default()
             },
         )?;
-        let runtime = Runtime::new(db)?;
+        let runtime = Runtime::with_options(
+            db,
+            RuntimeOptions::default().capability(plinth_testing::TEST_CAPABILITY),
+        )?;
         Ok(Self {
             dir,
             runtime,
@@ -46,9 +50,13 @@ impl Fixture {
         Ok(rusqlite::Connection::open(self.db_path())?)
     }
 
-    /// Loads a built guest with the manifest shipped beside it.
+    /// Loads a built guest with the manifest shipped beside it; db-test also
+    /// gets the test clock, which only code can grant.
     pub fn load(&self, guest: Guest) -> Result<Plugin> {
-        let manifest = Manifest::from_file(guest.manifest.as_ref())?;
+        let mut manifest = Manifest::from_file(guest.manifest.as_ref())?;
+        if guest == plinth_guests::DB_TEST {
+            manifest = manifest.grant(plinth_testing::TEST_CLOCK, Access::Write);
+        }
         self.load_with(guest, manifest)
     }
 
@@ -59,7 +67,7 @@ impl Fixture {
 }
 
 /// Turns an auth call's two channels into one test result.
-pub fn ok<T>(r: plinth_host::AuthResult<T>) -> Result<T> {
+pub fn ok<T>(r: plinth_auth::AuthResult<T>) -> Result<T> {
     match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => anyhow::bail!("the plugin answered {e:?}"),
@@ -69,8 +77,8 @@ pub fn ok<T>(r: plinth_host::AuthResult<T>) -> Result<T> {
 
 /// The plugin's answer of an auth call that must fail.
 pub fn refused<T: std::fmt::Debug>(
-    r: plinth_host::AuthResult<T>,
-) -> Result<plinth_host::AuthError> {
+    r: plinth_auth::AuthResult<T>,
+) -> Result<plinth_auth::AuthError> {
     match r {
         Ok(Ok(v)) => anyhow::bail!("expected an error, got {v:?}"),
         Ok(Err(e)) => Ok(e),
@@ -80,8 +88,8 @@ pub fn refused<T: std::fmt::Debug>(
 
 impl Fixture {
     /// The auth plugin with its shipped manifest.
-    pub fn auth(&self) -> Result<plinth_host::AuthPlugin> {
-        Ok(plinth_host::AuthPlugin::new(
+    pub fn auth(&self) -> Result<plinth_auth::AuthPlugin> {
+        Ok(plinth_auth::AuthPlugin::new(
             self.load(plinth_guests::AUTH)?,
         )?)
     }

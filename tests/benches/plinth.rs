@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
+use plinth_auth::AuthPlugin;
 use plinth_guests::{AUTH, BENCH, DB_TEST, Guest};
-use plinth_host::{
-    AuthPlugin, BenchPlugin, DbTestPlugin, Manifest, Plugin, Runtime, RuntimeOptions,
-};
+use plinth_host::{Access, Manifest, Plugin, Runtime, RuntimeOptions};
 use plinth_store::Db;
+use plinth_testing::{BenchPlugin, DbTestPlugin};
 
 const PW: &str = "correct horse battery staple";
 
@@ -62,8 +62,23 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn load(runtime: &Runtime, guest: Guest) -> Result<Plugin> {
-    let manifest = Manifest::from_file(guest.manifest.as_ref())?;
+    let mut manifest = Manifest::from_file(guest.manifest.as_ref())?;
+    if guest == DB_TEST {
+        // Its test clock is granted in code only.
+        manifest = manifest.grant(plinth_testing::TEST_CLOCK, Access::Write);
+    }
     Ok(runtime.load_file(guest.wasm.as_ref(), manifest)?)
+}
+
+/// What every runtime of the benchmark offers beyond the built-in
+/// capabilities: the test capability db-test imports.
+fn options(cache_dir: Option<std::path::PathBuf>) -> RuntimeOptions {
+    RuntimeOptions {
+        cache_dir,
+        perf_map: std::env::var_os("PLINTH_BENCH_PERF_MAP").is_some(),
+        ..RuntimeOptions::default()
+    }
+    .capability(plinth_testing::TEST_CAPABILITY)
 }
 
 fn rss_kib() -> u64 {
@@ -91,13 +106,7 @@ fn main() -> Result<()> {
     let cache = dir.path().join("cache");
     let db = Db::open(dir.path().join("bench.db"))?;
     let rss_start = rss_kib();
-    let runtime = Runtime::with_options(
-        db.clone(),
-        RuntimeOptions {
-            cache_dir: Some(cache),
-            perf_map: std::env::var_os("PLINTH_BENCH_PERF_MAP").is_some(),
-        },
-    )?;
+    let runtime = Runtime::with_options(db.clone(), options(Some(cache)))?;
 
     println!("# plinth benchmarks\n");
     println!(
@@ -155,13 +164,7 @@ fn loads(runtime: &Runtime, db: &Db) -> Result<()> {
             (0..scaled(5))
                 .map(|_| {
                     let fresh = tempfile::tempdir().map(|d| d.path().join("c"));
-                    let rt = Runtime::with_options(
-                        db.clone(),
-                        RuntimeOptions {
-                            cache_dir: fresh.ok(),
-                            ..RuntimeOptions::default()
-                        },
-                    );
+                    let rt = Runtime::with_options(db.clone(), options(fresh.ok()));
                     let t = Instant::now();
                     let ok = rt.map(|rt| load(&rt, guest).is_ok()).unwrap_or(false);
                     let e = t.elapsed();
@@ -494,7 +497,7 @@ fn native_validate(db: &Db, token: &str) -> Result<plinth_store::User> {
     Ok(user)
 }
 
-fn ok<T>(r: plinth_host::AuthResult<T>) -> Result<T> {
+fn ok<T>(r: plinth_auth::AuthResult<T>) -> Result<T> {
     match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => anyhow::bail!("plugin answered {e:?}"),

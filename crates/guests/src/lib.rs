@@ -6,6 +6,9 @@
 //! let db_test = plinth_guests::DB_TEST;
 //! assert_eq!(db_test.name, "db-test");
 //! assert!(std::path::Path::new(db_test.wasm).exists());
+//! // The same, as bytes in the binary (what the `plinth` CLI ships).
+//! let embedded = plinth_guests::EMBEDDED.iter().find(|g| g.name == "db-test").unwrap();
+//! assert!(embedded.wasm.starts_with(b"\0asm"));
 //! ```
 
 /// A built guest.
@@ -17,6 +20,18 @@ pub struct Guest {
     pub wasm: &'static str,
     /// Absolute path of its manifest, copied beside the component.
     pub manifest: &'static str,
+}
+
+/// A built guest carried as bytes ([`EMBEDDED`]): what a binary embeds so
+/// that it runs after the build directory is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Embedded {
+    /// The plugin's name (its directory under `guests/`).
+    pub name: &'static str,
+    /// The component.
+    pub wasm: &'static [u8],
+    /// Its manifest (TOML), when the guest ships one.
+    pub manifest: Option<&'static str>,
 }
 
 impl Guest {

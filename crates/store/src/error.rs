@@ -7,10 +7,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a store operation failed.
 ///
-/// The first five variants are expected outcomes a caller branches on; they map
+/// The first four variants are expected outcomes a caller branches on; they map
 /// one to one onto the WIT `error` cases. The rest are faults of the database
-/// file or of this build.
+/// file or of this build. The enum is `#[non_exhaustive]`: later versions add
+/// cases (a second backend brings its own faults), so a `match` needs a
+/// catch-all arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The row asked for does not exist, or has expired.
     #[error("not found")]
@@ -37,25 +40,67 @@ pub enum Error {
     Migration {
         /// The version that failed to apply.
         version: u32,
-        /// What SQLite reported.
+        /// What the database engine reported.
         #[source]
-        source: rusqlite::Error,
+        source: EngineError,
     },
     /// A migration list is not numbered 1, 2, 3, … in order.
     #[error("invalid migration list: {0}")]
     InvalidMigrations(String),
-    /// The path given is not an SQLite database, or cannot be opened.
+    /// The path given is not a database, or cannot be opened.
     #[error("cannot open database {path}")]
     Open {
         /// The path that was opened.
         path: std::path::PathBuf,
-        /// What SQLite reported.
+        /// What the database engine reported.
         #[source]
-        source: rusqlite::Error,
+        source: EngineError,
     },
-    /// Any other SQLite failure.
-    #[error("sqlite: {0}")]
-    Sqlite(#[source] rusqlite::Error),
+    /// Any other failure of the database engine.
+    #[error("database: {0}")]
+    Engine(#[source] EngineError),
+}
+
+/// A failure the database engine reported, kept opaque: its message, and the
+/// engine's own error as the [`source`](std::error::Error::source) for logs.
+/// No engine type appears in this crate's API, so a caller cannot come to
+/// depend on one backend's errors.
+#[derive(Debug)]
+pub struct EngineError {
+    message: String,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl EngineError {
+    fn new(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: source.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    /// What the engine said.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+impl From<rusqlite::Error> for EngineError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::new(e)
+    }
 }
 
 impl Error {
@@ -82,12 +127,12 @@ impl From<rusqlite::Error> for Error {
                     } else if let Some(field) = UniqueField::from_constraint_message(msg) {
                         Error::Conflict(field)
                     } else {
-                        Error::Sqlite(err)
+                        Error::Engine(err.into())
                     }
                 }
-                _ => Error::Sqlite(err),
+                _ => Error::Engine(err.into()),
             },
-            _ => Error::Sqlite(err),
+            _ => Error::Engine(err.into()),
         }
     }
 }

@@ -104,7 +104,8 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Open`] when the path cannot be opened or is not an SQLite
-    /// database; the errors of [`migrations::migrate`].
+    /// database; the errors of applying the migrations (see
+    /// [`migrations::migrate`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, Options::default())
     }
@@ -125,9 +126,9 @@ impl Db {
         let mut conn = db.connect()?;
         let now = db.clock().now();
         if db.inner.options.migrate {
-            migrations::migrate(&mut conn, migrations::MIGRATIONS, now)?;
+            migrations::apply(&mut conn, migrations::MIGRATIONS, now)?;
         } else {
-            let found = migrations::schema_version(&conn)?;
+            let found = migrations::version_of(&conn)?;
             let known = migrations::latest_version();
             if found > known {
                 return Err(Error::SchemaTooNew { found, known });
@@ -165,7 +166,7 @@ impl Db {
     /// back when it returns `Err`.
     ///
     /// # Errors
-    /// Whatever `f` returns, or the commit's [`Error::Busy`] / [`Error::Sqlite`].
+    /// Whatever `f` returns, or the commit's [`Error::Busy`] / [`Error::Engine`].
     pub fn with_unit<T>(&self, f: impl FnOnce(&mut Unit) -> Result<T>) -> Result<T> {
         let mut unit = self.unit()?;
         let value = f(&mut unit)?;
@@ -176,10 +177,10 @@ impl Db {
     /// The schema version recorded in the file.
     ///
     /// # Errors
-    /// [`Error::Sqlite`] when the file cannot be read.
+    /// [`Error::Engine`] when the file cannot be read.
     pub fn schema_version(&self) -> Result<u32> {
         let conn = self.acquire()?;
-        let v = migrations::schema_version(&conn);
+        let v = migrations::version_of(&conn);
         self.release(conn);
         v
     }
@@ -200,9 +201,9 @@ impl Db {
 
     fn connect(&self) -> Result<Connection> {
         let path = &self.inner.path;
-        let open_err = |source| Error::Open {
+        let open_err = |source: rusqlite::Error| Error::Open {
             path: path.clone(),
-            source,
+            source: source.into(),
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE

@@ -6,6 +6,8 @@
 //! same file cannot both apply it. The applied versions are rows of
 //! `schema_version`, as in the seed schema.
 
+use std::path::Path;
+
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{Error, Result};
@@ -62,11 +64,43 @@ pub fn validate(migrations: &[Migration]) -> Result<()> {
     Ok(())
 }
 
-/// The version recorded in the database; 0 for a file never migrated.
+/// The version recorded in the database file at `path`; 0 for a file never
+/// migrated.
 ///
 /// # Errors
-/// [`Error::Sqlite`] when the file cannot be read.
-pub fn schema_version(conn: &Connection) -> Result<u32> {
+/// [`Error::Open`] when the file cannot be opened; [`Error::Engine`] when it
+/// cannot be read.
+pub fn schema_version(path: impl AsRef<Path>) -> Result<u32> {
+    version_of(&open(path.as_ref())?)
+}
+
+/// Applies every migration of `migrations` newer than the version of the
+/// database file at `path` (created if missing); returns the version
+/// reached. Re-running is a no-op. [`Db::open`](crate::Db::open) does this
+/// with [`MIGRATIONS`]; this form takes any list, for tests of a migration
+/// and for tools.
+///
+/// # Errors
+/// [`Error::Open`] when the file cannot be opened, and the errors of
+/// applying: [`Error::InvalidMigrations`] for a badly numbered list;
+/// [`Error::SchemaTooNew`] when the file is ahead of the list;
+/// [`Error::Migration`] when a step fails (that step is rolled back, earlier
+/// steps stay); [`Error::Busy`] when another writer holds the file.
+pub fn migrate(path: impl AsRef<Path>, migrations: &[Migration], now: i64) -> Result<u32> {
+    let mut conn = open(path.as_ref())?;
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    apply(&mut conn, migrations, now)
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    Connection::open(path).map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+/// The version recorded through `conn`; 0 for a file never migrated.
+pub(crate) fn version_of(conn: &Connection) -> Result<u32> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
         [],
@@ -82,19 +116,13 @@ pub fn schema_version(conn: &Connection) -> Result<u32> {
     Ok(v.unwrap_or(0))
 }
 
-/// Applies every migration of `migrations` newer than the database's version;
-/// returns the version reached. Re-running is a no-op.
-///
-/// # Errors
-/// [`Error::InvalidMigrations`] for a badly numbered list;
-/// [`Error::SchemaTooNew`] when the file is ahead of the list;
-/// [`Error::Migration`] when a step fails (that step is rolled back, earlier
-/// steps stay); [`Error::Busy`] when another writer holds the file.
-pub fn migrate(conn: &mut Connection, migrations: &[Migration], now: i64) -> Result<u32> {
+/// Applies every migration of `migrations` newer than the version recorded
+/// through `conn`; returns the version reached (see [`migrate`]).
+pub(crate) fn apply(conn: &mut Connection, migrations: &[Migration], now: i64) -> Result<u32> {
     validate(migrations)?;
     conn.execute_batch(BOOTSTRAP)?;
     let known = migrations.last().map_or(0, |m| m.version);
-    let current = schema_version(conn)?;
+    let current = version_of(conn)?;
     if current > known {
         return Err(Error::SchemaTooNew {
             found: current,
@@ -104,12 +132,12 @@ pub fn migrate(conn: &mut Connection, migrations: &[Migration], now: i64) -> Res
     for m in migrations.iter().filter(|m| m.version > current) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Another process may have applied it since we looked.
-        if schema_version(&tx)? >= m.version {
+        if version_of(&tx)? >= m.version {
             continue;
         }
         tx.execute_batch(m.sql).map_err(|source| Error::Migration {
             version: m.version,
-            source,
+            source: source.into(),
         })?;
         tx.execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
@@ -117,5 +145,5 @@ pub fn migrate(conn: &mut Connection, migrations: &[Migration], now: i64) -> Res
         )?;
         tx.commit()?;
     }
-    schema_version(conn)
+    version_of(conn)
 }

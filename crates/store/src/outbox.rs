@@ -94,7 +94,7 @@ impl Db {
     /// to `recipient` when given.
     ///
     /// # Errors
-    /// [`Error::Sqlite`] when the file cannot be read.
+    /// [`Error::Engine`] when the file cannot be read.
     pub fn outbox(&self, recipient: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>> {
         let unit = self.unit()?;
         let mut stmt = unit.read()?.prepare_cached(
@@ -118,7 +118,7 @@ impl Db {
     /// Row counts of every table.
     ///
     /// # Errors
-    /// [`Error::Sqlite`] when the file cannot be read.
+    /// [`Error::Engine`] when the file cannot be read.
     pub fn table_counts(&self) -> Result<Vec<TableCount>> {
         let unit = self.unit()?;
         let conn = unit.read()?;
@@ -135,7 +135,7 @@ impl Db {
     /// Deletes expired sessions and tokens; returns how many of each.
     ///
     /// # Errors
-    /// [`Error::Busy`] or [`Error::Sqlite`].
+    /// [`Error::Busy`] or [`Error::Engine`].
     pub fn cleanup_expired(&self) -> Result<[(&'static str, u32); 3]> {
         self.with_unit(|u| {
             Ok([

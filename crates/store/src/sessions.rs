@@ -100,7 +100,7 @@ impl Unit {
     /// Deletes every expired session; returns how many.
     ///
     /// # Errors
-    /// [`Error::Busy`](crate::Error::Busy) or [`Error::Sqlite`](crate::Error::Sqlite).
+    /// [`Error::Busy`](crate::Error::Busy) or [`Error::Engine`](crate::Error::Engine).
     pub fn cleanup_expired_sessions(&mut self) -> Result<u32> {
         let now = self.now();
         let n = self

@@ -142,7 +142,7 @@ impl Unit {
     /// Deletes every expired token of `kind`; returns how many.
     ///
     /// # Errors
-    /// [`Error::Busy`](crate::Error::Busy) or [`Error::Sqlite`](crate::Error::Sqlite).
+    /// [`Error::Busy`](crate::Error::Busy) or [`Error::Engine`](crate::Error::Engine).
     pub fn cleanup_expired_tokens(&mut self, kind: TokenKind) -> Result<u32> {
         let now = self.now();
         let n = self

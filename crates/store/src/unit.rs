@@ -90,7 +90,7 @@ impl Unit {
     /// Commits what the unit wrote (for a read-only unit, ends its snapshot).
     ///
     /// # Errors
-    /// [`Error::Busy`] or [`Error::Sqlite`] when SQLite refuses the commit; the
+    /// [`Error::Busy`] or [`Error::Engine`] when SQLite refuses the commit; the
     /// writes are then rolled back.
     pub fn commit(mut self) -> Result<()> {
         if self.writing || self.reading.get() {

@@ -117,8 +117,8 @@ mod migrations_ {
             })?
         };
         let db = Db::open(&path)?;
-        let mut conn = Connection::open(&path)?;
-        let version = migrations::migrate(&mut conn, MIGRATIONS, START)?;
+        let conn = Connection::open(&path)?;
+        let version = migrations::migrate(&path, MIGRATIONS, START)?;
         assert_eq!(version, migrations::latest_version());
         assert_eq!(db.schema_version()?, version);
         let after: i64 = conn.query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))?;
@@ -130,9 +130,9 @@ mod migrations_ {
     fn a_later_migration_applies_on_top_of_populated_v1_data_and_loses_nothing() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("old.db");
-        let mut conn = Connection::open(&path)?;
+        assert_eq!(migrations::migrate(&path, &MIGRATIONS[..1], START)?, 1);
+        let conn = Connection::open(&path)?;
         conn.execute_batch("PRAGMA foreign_keys = ON")?;
-        assert_eq!(migrations::migrate(&mut conn, &MIGRATIONS[..1], START)?, 1);
         conn.execute_batch(
             "INSERT INTO users (uuid, name, email, password_hash, created_at, updated_at)
                  VALUES ('u1', 'ada', 'ada@example.com', 'h', 1, 1);
@@ -147,7 +147,7 @@ mod migrations_ {
             sql: "ALTER TABLE users ADD COLUMN locale TEXT NOT NULL DEFAULT 'en';
                   CREATE TABLE audit_logs (id INTEGER PRIMARY KEY, user_uuid TEXT NOT NULL REFERENCES users (uuid));",
         });
-        assert_eq!(migrations::migrate(&mut conn, &later, START)?, 2);
+        assert_eq!(migrations::migrate(&path, &later, START)?, 2);
         let (name, locale): (String, String) = conn.query_row(
             "SELECT name, locale FROM users WHERE uuid = 'u1'",
             [],
@@ -170,8 +170,8 @@ mod migrations_ {
     fn the_shipped_migrations_apply_on_top_of_populated_v1_data() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v1.db");
-        let mut conn = Connection::open(&path)?;
-        migrations::migrate(&mut conn, &MIGRATIONS[..1], START)?;
+        migrations::migrate(&path, &MIGRATIONS[..1], START)?;
+        let conn = Connection::open(&path)?;
         conn.execute_batch(
             "INSERT INTO users (uuid, name, email, password_hash, created_at, updated_at)
                  VALUES ('u1', 'ada', 'ada@example.com', 'h', 1, 1);
@@ -191,7 +191,7 @@ mod migrations_ {
     #[test]
     fn a_failing_migration_rolls_back_and_keeps_the_old_version() -> Result<()> {
         let dir = tempfile::tempdir()?;
-        let mut conn = Connection::open(dir.path().join("db"))?;
+        let path = dir.path().join("db");
         let mut list: Vec<Migration> = MIGRATIONS[..1].to_vec();
         list.push(Migration {
             version: 2,
@@ -199,10 +199,11 @@ mod migrations_ {
             sql: "CREATE TABLE half (x INTEGER); THIS IS NOT SQL;",
         });
         assert_err!(
-            migrations::migrate(&mut conn, &list, START),
+            migrations::migrate(&path, &list, START),
             Error::Migration { version: 2, .. }
         );
-        assert_eq!(migrations::schema_version(&conn)?, 1);
+        assert_eq!(migrations::schema_version(&path)?, 1);
+        let conn = Connection::open(&path)?;
         let half: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'",
             [],

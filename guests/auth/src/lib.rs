@@ -26,7 +26,7 @@ use plinth_guest_rt as _;
 
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../wit/database", "../../wit/auth"],
+        path: "../../wit/auth",
         world: "plinth:auth/auth-plugin",
         generate_all,
     });

@@ -15,7 +15,7 @@ mod heap;
 #[allow(clippy::too_many_arguments)]
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../wit/database", "../../wit/test"],
+        path: "../../wit/test",
         world: "plinth:test/bench",
         generate_all,
     });

@@ -5,7 +5,7 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../wit/database", "../../wit/test"],
+        path: "../../wit/test",
         world: "plinth:test/db-test",
         generate_all,
     });

@@ -2,7 +2,7 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        path: ["../../wit/database", "../../wit/test"],
+        path: "../../wit/test",
         world: "plinth:test/misbehave",
         generate_all,
     });

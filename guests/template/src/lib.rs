@@ -10,8 +10,9 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        // The shared plinth WIT, then this plugin's own.
-        path: ["../../wit/database", "wit"],
+        // This plugin's own WIT package; the plinth packages it uses are in
+        // wit/deps/ (`plinth wit wit` writes them there).
+        path: "wit",
         world: "plinth:template/template",
         generate_all,
     });

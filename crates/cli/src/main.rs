@@ -8,13 +8,15 @@
 mod demo;
 mod plugins;
 mod values;
+mod wit;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use plinth_host::{AuthPlugin, Runtime, RuntimeOptions};
+use plinth_auth::AuthPlugin;
+use plinth_host::{Runtime, RuntimeOptions};
 use plinth_store::Db;
 
 /// plinth: a WebAssembly component plugin runtime over an embedded SQLite database.
@@ -56,6 +58,13 @@ enum Command {
     /// Manages the database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Writes the WIT packages a plugin author builds against into DIR/deps/
+    /// (and a starter world into DIR when it has none), from the copy in
+    /// this binary: point wit-bindgen, componentize-py or jco at DIR.
+    Wit {
+        /// The plugin's WIT folder, e.g. `wit`.
+        dir: PathBuf,
+    },
     /// Shows the mail the mailer recorded, oldest first.
     Outbox {
         /// Prints JSON.
@@ -189,7 +198,9 @@ impl Ctx {
         let options = RuntimeOptions {
             cache_dir: Some(self.cache_dir.clone()),
             ..RuntimeOptions::default()
-        };
+        }
+        // For the built-in db-test only: `plugins::load` grants it in code.
+        .capability(plinth_testing::TEST_CAPABILITY);
         Ok(Runtime::with_options(self.db()?, options)?)
     }
 }
@@ -216,12 +227,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Call { plugin, call, json } => call_export(&ctx, &plugin, &call, json),
         Command::Plugin(PluginCommand::List) => {
             for s in plugins::list(&ctx.plugins_dir) {
-                println!("{:<12} {:<10} {}", s.name, s.kind, s.wasm.display());
+                println!("{:<12} {:<10} {s}", s.name, s.kind());
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { plugin }) => inspect(&ctx, &plugin),
         Command::Db(cmd) => db_command(&ctx, cmd),
+        Command::Wit { dir } => {
+            for line in wit::write(&dir)? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Outbox { json, to, limit } => {
             let messages = ctx.db()?.outbox(to.as_deref(), limit)?;
             if json {
@@ -274,20 +291,15 @@ fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
     let source = plugins::find(&ctx.plugins_dir, plugin)?;
     let runtime = ctx.runtime()?;
     let p = plugins::load(&runtime, &source)?;
-    println!("plugin:   {} ({})", p.name(), source.kind);
-    println!(
-        "file:     {} ({} KiB)",
-        source.wasm.display(),
-        std::fs::metadata(&source.wasm)
-            .map(|m| m.len() / 1024)
-            .unwrap_or(0)
-    );
+    println!("plugin:   {} ({})", p.name(), source.kind());
+    println!("file:     {source} ({} KiB)", source.size() / 1024);
     println!(
         "manifest: {}",
-        source
-            .manifest
-            .as_deref()
-            .map_or("none (nothing granted)".into(), |m| m.display().to_string())
+        match (&source.origin, source.manifest_path()) {
+            (plugins::Origin::BuiltIn(_), _) => "built in".to_string(),
+            (_, Some(m)) => m.display().to_string(),
+            (_, None) => "none (nothing granted)".to_string(),
+        }
     );
     let limits = p.limits();
     println!(
@@ -315,7 +327,12 @@ fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
     }
     println!("\nimports:");
     for i in p.imports() {
-        println!("  {i}");
+        // What the runtime's registry says of it: the same list the import
+        // check at load read.
+        match runtime.registry().find(&i) {
+            Some(interface) => println!("  {i:<44} {}", interface.summary),
+            None => println!("  {i:<44} (not offered by this runtime)"),
+        }
     }
     println!("\nexports:");
     for f in p.functions() {

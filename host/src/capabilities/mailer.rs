@@ -1,18 +1,39 @@
 //! `plinth:auth/mailer`: the default transport records messages in the
 //! database's outbox, at most [`MAIL_PER_RECIPIENT`] per recipient in any
-//! [`MAIL_WINDOW_SECONDS`].
+//! [`MAIL_WINDOW_SECONDS`], inside the call's unit of work (a call that
+//! fails sends nothing).
 
-use crate::bindings::auth::plinth::auth::mailer::{Host, MailError as WitMailError, Message};
-use crate::grants::{Access, Interface};
-use crate::state::CallState;
+use super::{Database, DbView};
+use crate::bindings::plinth::auth::mailer::{self, MailError as WitMailError, Message};
+use crate::capability::{Capability, Function, Gate, Interface};
+use crate::grants::Access;
 
 /// Most messages one recipient is sent in any window.
 pub const MAIL_PER_RECIPIENT: u32 = 3;
 /// The window of the per-recipient limit: 10 minutes.
 pub const MAIL_WINDOW_SECONDS: i64 = 600;
 
+/// `plinth:auth/mailer`.
+pub const MAILER: Interface = Interface {
+    name: "plinth:auth/mailer",
+    summary: "sends mail (recorded in the outbox), rate limited per recipient",
+    gate: Gate::Manifest,
+    functions: &[Function::write("send")],
+};
+
+/// The capability: links `plinth:auth/mailer`.
+pub const CAPABILITY: Capability = Capability {
+    interfaces: &[MAILER],
+    add_to_linker: |linker| {
+        mailer::add_to_linker::<_, Database>(linker, |s| s.database.view(&MAILER))
+    },
+};
+
+const SEND: Access = MAILER.access("send");
+
 /// Why `send` failed, before it reaches the guest.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MailError {
     /// Too much mail to this recipient; retry after this many seconds.
     #[error("rate limited; retry after {0} s")]
@@ -25,12 +46,12 @@ pub enum MailError {
     Store(#[from] plinth_store::Error),
 }
 
-impl Host for CallState {
+impl mailer::Host for DbView<'_> {
     fn send(&mut self, message: Message) -> Result<(), MailError> {
-        if !self.plugin.grants.allows(Interface::Mailer, Access::Write) {
+        if self.check(SEND).is_err() {
             return Err(MailError::AccessDenied);
         }
-        let unit = self.unit()?;
+        let unit = self.ctx().unit()?;
         let now = unit.now();
         let (recent, oldest) = unit.mail_sent_since(&message.to, now - MAIL_WINDOW_SECONDS)?;
         if recent >= MAIL_PER_RECIPIENT {
@@ -43,7 +64,7 @@ impl Host for CallState {
             subject: message.subject,
             body: message.body,
         })?;
-        tracing::info!(plugin = %self.plugin.name, outbox_id = id, "mail recorded");
+        tracing::info!(plugin = %self.ctx().plugin_name(), outbox_id = id, "mail recorded");
         Ok(())
     }
 
@@ -58,7 +79,7 @@ impl Host for CallState {
                 WitMailError::Failed("database busy".into())
             }
             MailError::Store(e) => {
-                tracing::error!(plugin = %self.plugin.name, error = %e, "mail transport fault");
+                tracing::error!(plugin = %self.ctx().plugin_name(), error = %e, "mail transport fault");
                 WitMailError::Failed("transport error; see the host's log".into())
             }
         })

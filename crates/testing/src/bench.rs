@@ -3,19 +3,20 @@
 
 use std::time::{Duration, Instant};
 
-use crate::Result;
+use plinth_host::Result;
+
 use crate::bindings::bench::BenchPre;
 
-crate::plugin::typed_plugin!(
+plinth_host::typed_plugin!(
     /// A plugin known to export the `plinth:test/bench` world.
-    BenchPlugin, BenchPre, "plinth:test/bench", None
+    BenchPlugin, BenchPre<plinth_host::CallState>, "plinth:test/bench", None
 );
 
 impl BenchPlugin {
     /// A fresh instance and one call of an empty export.
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error).
+    /// The call errors of [`Error`](plinth_host::Error).
     pub fn noop(&self) -> Result<()> {
         self.call_export::<(), ()>("noop", ())
     }
@@ -24,7 +25,7 @@ impl BenchPlugin {
     /// implementation; the first 8 bytes of the tag.
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error).
+    /// The call errors of [`Error`](plinth_host::Error).
     pub fn argon2_hash(&self, password: &str) -> Result<u64> {
         self.call_one("argon2-hash", (password,))
     }
@@ -33,7 +34,7 @@ impl BenchPlugin {
     /// compiled to scalar wasm.
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error).
+    /// The call errors of [`Error`](plinth_host::Error).
     pub fn argon2_crate_hash(&self, password: &str) -> Result<u64> {
         self.call_one("argon2-crate-hash", (password,))
     }
@@ -42,7 +43,7 @@ impl BenchPlugin {
     /// guests' SIMD128 implementation: the raw tag, or the guest's reason.
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error).
+    /// The call errors of [`Error`](plinth_host::Error).
     pub fn argon2id(
         &self,
         password: &[u8],
@@ -59,7 +60,7 @@ impl BenchPlugin {
     /// `times` lookups by email inside one call; how many found the user.
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error); the guest's own error as the inner result.
+    /// The call errors of [`Error`](plinth_host::Error); the guest's own error as the inner result.
     pub fn lookup_by_email(&self, email: &str, times: u32) -> Result<Result<u32, String>> {
         self.call_one("lookup-by-email", (email, times))
     }
@@ -67,7 +68,7 @@ impl BenchPlugin {
     /// Makes the guest panic with `message`.
     ///
     /// # Errors
-    /// [`Error::Trap`](crate::Error::Trap), naming the plugin and the function.
+    /// [`Error::Trap`](plinth_host::Error::Trap), naming the plugin and the function.
     pub fn panic_with(&self, message: &str) -> Result<()> {
         self.call_export("panic-with", (message,))
     }
@@ -76,7 +77,7 @@ impl BenchPlugin {
     /// wasm pages at the end, or the first check that failed.
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error).
+    /// The call errors of [`Error`](plinth_host::Error).
     pub fn heap_check(&self) -> Result<Result<u32, String>> {
         self.call_one("heap-check", ())
     }
@@ -85,9 +86,9 @@ impl BenchPlugin {
     /// live instance; returns the time the calls took (not the instantiation).
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error).
+    /// The call errors of [`Error`](plinth_host::Error).
     pub fn time_live_calls(&self, calls: u32) -> Result<Duration> {
-        self.plugin.call("noop", |store| {
+        self.plugin.call_with_store("noop", |store| {
             let instance = self.plugin.instantiate(store)?;
             let noop = instance.get_typed_func::<(), ()>(&mut *store, "noop")?;
             let started = Instant::now();

@@ -2,8 +2,8 @@
 //! type names for `plugin inspect`.
 
 use plinth_host::Val;
-use wasmtime::component::Type;
-use wasmtime::component::wasm_wave;
+use plinth_host::wasmtime::component::Type;
+use plinth_host::wasmtime::component::wasm_wave;
 
 /// Parses `name(args…)` against a function's parameter types.
 pub fn parse_call(

@@ -1,20 +1,21 @@
 //! The typed face of the db-test plugin.
 
-use crate::Result;
+use plinth_host::Result;
+
 use crate::bindings::db_test::DbTestPre;
 
 pub use crate::bindings::db_test::plinth::test::report::Check;
 
-crate::plugin::typed_plugin!(
+plinth_host::typed_plugin!(
     /// A plugin known to export the `plinth:test/db-test` world.
-    DbTestPlugin, DbTestPre, "plinth:test/db-test", None
+    DbTestPlugin, DbTestPre<plinth_host::CallState>, "plinth:test/db-test", None
 );
 
 impl DbTestPlugin {
     /// Runs every check; one entry per check.
     ///
     /// # Errors
-    /// The call errors of [`Error`](crate::Error): trap, time or memory limit, commit.
+    /// The call errors of [`Error`](plinth_host::Error): trap, time or memory limit, commit.
     pub fn run(&self) -> Result<Vec<Check>> {
         self.call_one("run", ())
     }
@@ -30,7 +31,7 @@ impl DbTestPlugin {
     /// [`run`](Self::run) from async code, on tokio's blocking pool.
     ///
     /// # Errors
-    /// As [`DbTestPlugin::run`], and [`Error::Join`](crate::Error::Join).
+    /// As [`DbTestPlugin::run`], and [`Error::Join`](plinth_host::Error::Join).
     pub async fn run_async(&self) -> Result<Vec<Check>> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.run()).await?

@@ -1,7 +1,8 @@
 //! `plinth demo`: the auth plugin's whole journey, step by step.
 
 use anyhow::{Result, anyhow, bail};
-use plinth_host::{AuthError, AuthPlugin, AuthResult, Runtime};
+use plinth_auth::{AuthError, AuthPlugin, AuthResult};
+use plinth_host::Runtime;
 
 struct Steps {
     n: usize,

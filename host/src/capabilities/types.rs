@@ -1,13 +1,30 @@
-//! `plinth:database/types`: how host errors reach the guest.
+//! `plinth:database/types`: the shared records and the `error` variant, and
+//! how a host error reaches the guest as one of its cases.
 
 use plinth_store::Error as StoreError;
 
-use super::HostError;
-use crate::bindings::database::plinth::database::types::Host;
+use super::{Database, DbView, HostError};
+use crate::bindings::plinth::database::types;
 use crate::bindings::{UniqueField, WitError};
-use crate::state::CallState;
+use crate::capability::{Capability, Gate, Interface};
 
-impl Host for CallState {
+/// `plinth:database/types`: types only, open to every plugin.
+pub const TYPES: Interface = Interface {
+    name: "plinth:database/types",
+    summary: "the records and the error variant the database interfaces share",
+    gate: Gate::Open,
+    functions: &[],
+};
+
+/// The capability: links `plinth:database/types`.
+pub const CAPABILITY: Capability = Capability {
+    interfaces: &[TYPES],
+    add_to_linker: |linker| {
+        types::add_to_linker::<_, Database>(linker, |s| s.database.view(&TYPES))
+    },
+};
+
+impl types::Host for DbView<'_> {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<WitError> {
         Ok(match err {
             HostError::Store(e) => match e {
@@ -16,7 +33,7 @@ impl Host for CallState {
                 StoreError::InvalidInput(why) => WitError::InvalidInput(why),
                 StoreError::Busy => WitError::Busy,
                 other => {
-                    tracing::error!(plugin = %self.plugin.name, error = %other, "database fault");
+                    tracing::error!(plugin = %self.ctx().plugin_name(), error = %other, "database fault");
                     WitError::Internal("database error; see the host's log".into())
                 }
             },

@@ -1,0 +1,167 @@
+//! Finding plugins: built-in by name (carried in this binary as bytes, with
+//! their manifests), installed in the plugins directory, or a path to a
+//! `.wasm` (with the `.toml` beside it when there is one).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use plinth_guests::Embedded;
+use plinth_host::{Access, Manifest, Plugin, Runtime};
+
+use crate::Failure;
+
+/// Where a plugin's component and manifest come from.
+pub enum Origin {
+    /// Carried in this binary.
+    BuiltIn(&'static Embedded),
+    /// In the plugins directory.
+    Installed { wasm: PathBuf },
+    /// Named by its path.
+    File { wasm: PathBuf },
+}
+
+/// A plugin the user can name.
+pub struct Source {
+    /// How the user names it.
+    pub name: String,
+    /// Where it comes from.
+    pub origin: Origin,
+}
+
+impl Source {
+    /// `built-in`, `installed` or `file`.
+    pub fn kind(&self) -> &'static str {
+        match self.origin {
+            Origin::BuiltIn(_) => "built-in",
+            Origin::Installed { .. } => "installed",
+            Origin::File { .. } => "file",
+        }
+    }
+
+    /// The component's file, for plugins that have one.
+    pub fn wasm_path(&self) -> Option<&Path> {
+        match &self.origin {
+            Origin::BuiltIn(_) => None,
+            Origin::Installed { wasm } | Origin::File { wasm } => Some(wasm),
+        }
+    }
+
+    /// The manifest's file beside the component, if there is one.
+    pub fn manifest_path(&self) -> Option<PathBuf> {
+        let manifest = self.wasm_path()?.with_extension("toml");
+        manifest.exists().then_some(manifest)
+    }
+
+    /// The component's size in bytes.
+    pub fn size(&self) -> u64 {
+        match &self.origin {
+            Origin::BuiltIn(e) => e.wasm.len() as u64,
+            Origin::Installed { wasm } | Origin::File { wasm } => {
+                std::fs::metadata(wasm).map_or(0, |m| m.len())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    /// Where it is: the file, or `built in` for one carried in the binary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.wasm_path() {
+            Some(p) => write!(f, "{}", p.display()),
+            None => f.write_str("(in this binary)"),
+        }
+    }
+}
+
+/// Every plugin known: built-ins first, then the installed ones.
+pub fn list(plugins_dir: &Path) -> Vec<Source> {
+    let mut all: Vec<Source> = plinth_guests::EMBEDDED
+        .iter()
+        .map(|e| Source {
+            name: e.name.to_string(),
+            origin: Origin::BuiltIn(e),
+        })
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(plugins_dir) {
+        let mut installed: Vec<Source> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .map(|wasm| Source {
+                name: stem(&wasm),
+                origin: Origin::Installed { wasm },
+            })
+            .collect();
+        installed.sort_by(|a, b| a.name.cmp(&b.name));
+        all.extend(installed);
+    }
+    all
+}
+
+fn stem(wasm: &Path) -> String {
+    wasm.file_stem().map_or_else(
+        || wasm.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+/// Resolves a name or a path.
+pub fn find(plugins_dir: &Path, name: &str) -> Result<Source, Failure> {
+    if name.ends_with(".wasm") || name.contains('/') {
+        let path = Path::new(name);
+        if !path.exists() {
+            return Err(Failure::usage(format!("no such file: {name}")));
+        }
+        return Ok(Source {
+            name: stem(path),
+            origin: Origin::File {
+                wasm: path.to_path_buf(),
+            },
+        });
+    }
+    let mut all = list(plugins_dir);
+    match all.iter().position(|s| s.name == name) {
+        Some(i) => Ok(all.swap_remove(i)),
+        None => Err(Failure::usage(format!(
+            "unknown plugin {name:?}; known: {}",
+            all.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Loads a plugin. A file without a manifest is granted nothing.
+///
+/// The built-in `db-test` imports `plinth:test/clock`, which no manifest can
+/// grant: this binary grants it in code to that one built-in plugin (its
+/// checks move the clock of this process only, never the database's data).
+pub fn load(runtime: &Runtime, source: &Source) -> Result<Plugin, Failure> {
+    let loaded = match &source.origin {
+        Origin::BuiltIn(e) => {
+            let origin = format!("built-in {}", e.name);
+            let mut manifest = match e.manifest {
+                Some(text) => Manifest::from_toml(text, &origin).map_err(Failure::runtime)?,
+                None => Manifest::new(e.name),
+            };
+            if e.name == "db-test" {
+                manifest = manifest.grant(plinth_testing::TEST_CLOCK, Access::Write);
+            }
+            runtime
+                .load_bytes(e.wasm, manifest)
+                .with_context(|| format!("cannot load the built-in {}", e.name))
+        }
+        Origin::Installed { wasm } | Origin::File { wasm } => {
+            let manifest = match source.manifest_path() {
+                Some(path) => Manifest::from_file(&path).map_err(Failure::runtime)?,
+                None => Manifest::new(source.name.clone()),
+            };
+            runtime
+                .load_file(wasm, manifest)
+                .with_context(|| format!("cannot load {}", wasm.display()))
+        }
+    };
+    loaded.map_err(Failure::runtime)
+}

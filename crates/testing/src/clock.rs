@@ -1,0 +1,74 @@
+//! The `plinth:test` capability: `plinth:test/clock` moves the runtime's
+//! clock, so that expiry can be tested without waiting (it moves the clock of
+//! the whole runtime, which is why only code may grant it), and
+//! `plinth:test/report` holds the record test guests report checks in.
+
+use plinth_host::capabilities::DatabaseCtx;
+use plinth_host::capability::{Capability, Function, Gate, Interface};
+use plinth_host::{Access, CallState};
+use wasmtime::component::HasData;
+
+use crate::bindings::db_test::plinth::test::{clock, report};
+
+/// `plinth:test/report`: types only, open to any plugin on a runtime that
+/// registers the test capability.
+pub const TEST_REPORT: Interface = Interface {
+    name: "plinth:test/report",
+    summary: "the record test guests report their checks in (tests only)",
+    gate: Gate::Open,
+    functions: &[],
+};
+
+/// `plinth:test/clock`: granted in code only ([`Gate::Code`]).
+pub const TEST_CLOCK: Interface = Interface {
+    name: "plinth:test/clock",
+    summary: "moves the runtime's clock forward (tests only)",
+    gate: Gate::Code,
+    functions: &[Function::write("advance")],
+};
+
+/// The test capability (`plinth:test/clock` and `plinth:test/report`), for
+/// [`RuntimeOptions::capability`](plinth_host::RuntimeOptions::capability).
+pub const TEST_CAPABILITY: Capability = Capability {
+    interfaces: &[TEST_CLOCK, TEST_REPORT],
+    add_to_linker: |linker| {
+        clock::add_to_linker::<CallState, TestClock>(linker, |s| TestClockView {
+            ctx: &s.database,
+        })?;
+        report::add_to_linker::<CallState, TestClock>(linker, |s| TestClockView {
+            ctx: &s.database,
+        })
+    },
+};
+
+const ADVANCE: Access = TEST_CLOCK.access("advance");
+
+/// The [`HasData`] of the test clock.
+struct TestClock;
+
+impl HasData for TestClock {
+    type Data<'a> = TestClockView<'a>;
+}
+
+/// What the test clock's host function sees of a call.
+struct TestClockView<'a> {
+    ctx: &'a DatabaseCtx,
+}
+
+impl report::Host for TestClockView<'_> {}
+
+impl clock::Host for TestClockView<'_> {
+    fn advance(&mut self, seconds: u32) -> wasmtime::Result<()> {
+        // The import check refuses a plugin that imports this interface
+        // without a grant; this is a second check, and a breach is a host
+        // bug, so it traps.
+        if self.ctx.access(&TEST_CLOCK).is_none_or(|a| a < ADVANCE) {
+            wasmtime::bail!(
+                "plinth:test/clock is not granted to {}",
+                self.ctx.plugin_name()
+            );
+        }
+        self.ctx.db().clock().advance(seconds);
+        Ok(())
+    }
+}

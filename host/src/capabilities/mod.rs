@@ -1,0 +1,188 @@
+//! The built-in capabilities, one module per host interface, and the
+//! registry that lists them.
+//!
+//! Each module owns its interface's [`Interface`] description (WIT name,
+//! gate, which functions write), its `impl Host` (a thin adapter: check the
+//! grant, convert the arguments, call the store inside the call's unit of
+//! work, convert the result) and its `CAPABILITY`, which adds it to a linker.
+//! Expected failures become the WIT `error` variant; only host faults and
+//! limit breaches trap.
+//!
+//! Adding an interface is one module here plus one line in [`BUILTIN`].
+
+pub mod attempts;
+pub mod clock;
+pub mod credentials;
+pub mod email_verification;
+pub mod mailer;
+pub mod password_reset;
+pub mod sessions;
+mod tokens;
+pub mod types;
+pub mod users;
+pub mod wasi;
+
+use std::sync::Arc;
+
+use plinth_store::{Db, Unit};
+use wasmtime::component::HasData;
+
+use crate::capability::{Capability, Interface};
+use crate::grants::{Access, Grants};
+
+/// Every capability the runtime offers without being asked: the registry
+/// the linker, the import check, the manifest parser and `plinth plugin
+/// inspect` read. One line per capability.
+pub const BUILTIN: &[Capability] = &[
+    wasi::CAPABILITY,
+    types::CAPABILITY,
+    clock::CAPABILITY,
+    users::CAPABILITY,
+    credentials::CAPABILITY,
+    sessions::CAPABILITY,
+    email_verification::CAPABILITY,
+    password_reset::CAPABILITY,
+    mailer::CAPABILITY,
+    attempts::CAPABILITY,
+];
+
+/// The error a database host function returns before it reaches the guest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The store answered with an error; expected ones reach the guest as the
+    /// matching WIT case, faults as `internal`.
+    #[error(transparent)]
+    Store(#[from] plinth_store::Error),
+    /// The plugin is not granted this access to the interface.
+    #[error("access to {interface} ({access}) is not granted")]
+    AccessDenied {
+        /// The interface's WIT name.
+        interface: &'static str,
+        /// The access that was asked for.
+        access: Access,
+    },
+    /// Abort the guest: a host fault or a breached limit.
+    #[error("trap: {0}")]
+    Trap(wasmtime::Error),
+}
+
+/// What the runtime knows of a loaded plugin, shared by all its calls.
+#[derive(Debug)]
+pub(crate) struct PluginMeta {
+    pub(crate) name: String,
+    pub(crate) grants: Grants,
+    /// The name again, shared by the output streams of every call.
+    pub(crate) log_name: Arc<str>,
+}
+
+/// The database side of one call: which plugin is calling, with what
+/// grants, and its unit of work (a pooled connection, started on first use
+/// and committed only when the call returns normally). Every database
+/// capability works through a [`DbView`] of it.
+pub struct DatabaseCtx {
+    pub(crate) plugin: Arc<PluginMeta>,
+    db: Db,
+    unit: Option<Unit>,
+}
+
+impl DatabaseCtx {
+    pub(crate) fn new(plugin: Arc<PluginMeta>, db: Db) -> Self {
+        Self {
+            plugin,
+            db,
+            unit: None,
+        }
+    }
+
+    /// The calling plugin's name.
+    pub fn plugin_name(&self) -> &str {
+        &self.plugin.name
+    }
+
+    /// The calling plugin's grant for `interface`, if any.
+    pub fn access(&self, interface: &Interface) -> Option<Access> {
+        self.plugin.grants.get(interface)
+    }
+
+    /// The database (its clock, its pool) outside the unit of work.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The call's unit of work, started on first use.
+    ///
+    /// # Errors
+    /// The store's, when no connection can be had.
+    pub fn unit(&mut self) -> plinth_store::Result<&mut Unit> {
+        match &mut self.unit {
+            Some(unit) => Ok(unit),
+            slot => Ok(slot.insert(self.db.unit()?)),
+        }
+    }
+
+    /// A view of this call for the host functions of `interface`.
+    pub fn view(&mut self, interface: &'static Interface) -> DbView<'_> {
+        DbView {
+            ctx: self,
+            interface,
+        }
+    }
+
+    /// Commits what the call wrote, ending its unit of work: the next call
+    /// on the same instance (when the plugin reuses instances) starts its own.
+    pub(crate) fn commit(&mut self) -> plinth_store::Result<()> {
+        match self.unit.take() {
+            Some(unit) => unit.commit(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a database capability's host functions see: the call's
+/// [`DatabaseCtx`] and the interface they implement, whose grant they check.
+pub struct DbView<'a> {
+    ctx: &'a mut DatabaseCtx,
+    interface: &'static Interface,
+}
+
+impl DbView<'_> {
+    /// The call's unit of work, for a function needing `access` to this
+    /// view's interface.
+    ///
+    /// # Errors
+    /// [`HostError::AccessDenied`] when the plugin is not granted that much;
+    /// the store's error when no connection can be had.
+    pub fn unit(&mut self, access: Access) -> Result<&mut Unit, HostError> {
+        self.check(access)?;
+        self.ctx.unit().map_err(HostError::Store)
+    }
+
+    /// Checks that the plugin may use this view's interface with `access`.
+    ///
+    /// # Errors
+    /// [`HostError::AccessDenied`].
+    pub fn check(&self, access: Access) -> Result<(), HostError> {
+        if self.ctx.plugin.grants.allows(self.interface, access) {
+            return Ok(());
+        }
+        tracing::debug!(plugin = %self.ctx.plugin.name, interface = self.interface.name, %access, "access denied");
+        Err(HostError::AccessDenied {
+            interface: self.interface.name,
+            access,
+        })
+    }
+
+    /// The call's context.
+    pub fn ctx(&mut self) -> &mut DatabaseCtx {
+        self.ctx
+    }
+}
+
+/// The [`HasData`] of every database capability: its host functions run on
+/// a [`DbView`].
+pub struct Database;
+
+impl HasData for Database {
+    type Data<'a> = DbView<'a>;
+}
