@@ -45,7 +45,7 @@ impl Grants {
             Some((_, a)) => *a = (*a).max(access),
             None => {
                 self.list.push((interface, access));
-                self.list.sort_by(|a, b| a.0.cmp(&b.0));
+                self.list.sort_by_key(|(i, _)| i.name);
             }
         }
         self

@@ -101,6 +101,93 @@ mod grants {
             }
         }
     }
+
+    /// `plinth:test/clock` moves the clock of the whole runtime: a manifest
+    /// file beside a component must not be able to hand it out, however it
+    /// spells it.
+    #[test]
+    fn a_manifest_that_grants_a_test_interface_is_refused() {
+        for name in [
+            "plinth:test/clock",
+            "plinth:test/clock@0.1.0",
+            "plinth:test/report",
+            "plinth:test/anything-else",
+        ] {
+            let text = format!("name = \"sneaky\"\n[grants]\n\"{name}\" = \"read-write\"");
+            match Manifest::from_toml(&text, "sneaky.toml") {
+                Err(e @ Error::Manifest { .. }) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("sneaky.toml")
+                            && msg.contains(name)
+                            && msg.contains("cannot be granted by a manifest"),
+                        "{msg}"
+                    );
+                }
+                other => panic!("{name}: expected a manifest error, got {other:?}"),
+            }
+        }
+        // Interfaces every plugin has anyway are not grants either.
+        for (name, needle) in [
+            ("plinth:database/types", "needs no grant"),
+            ("plinth:database/clock", "needs no grant"),
+            ("wasi:filesystem/preopens", "needs no grant"),
+        ] {
+            let text = format!("name = \"x\"\n[grants]\n\"{name}\" = \"read\"");
+            match Manifest::from_toml(&text, "x.toml") {
+                Err(Error::Manifest { reason, .. }) => assert!(reason.contains(needle), "{reason}"),
+                other => panic!("{name}: expected a manifest error, got {other:?}"),
+            }
+        }
+    }
+
+    /// A grant in code is not enough: the runtime must also have been given
+    /// the test capability, or the import is unknown to it.
+    #[test]
+    fn a_test_interface_is_reachable_only_on_a_runtime_that_registers_it() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let plain = Runtime::new(Db::open(dir.path().join("db"))?)?;
+        let manifest = Manifest::from_file(DB_TEST.manifest.as_ref())?
+            .grant(plinth_testing::TEST_CLOCK, Access::Write);
+        match plain.load_file(DB_TEST.wasm.as_ref(), manifest.clone()) {
+            Err(Error::UnknownImport { import, .. }) => {
+                ensure!(import.starts_with("plinth:test/"), "{import}")
+            }
+            other => anyhow::bail!("expected UnknownImport, got {other:?}"),
+        }
+        ensure!(plain.registry().find("plinth:test/clock").is_none());
+        // Registered and granted: it runs, and moves that runtime's clock.
+        let with_test = Runtime::with_options(
+            Db::open(dir.path().join("db"))?,
+            RuntimeOptions::default().capability(plinth_testing::TEST_CAPABILITY),
+        )?;
+        let before = with_test.db().clock().now();
+        let checks = plinth_testing::DbTestPlugin::new(
+            with_test.load_file(DB_TEST.wasm.as_ref(), manifest)?,
+        )?
+        .run()?;
+        ensure!(checks.iter().all(|c| c.passed));
+        ensure!(with_test.db().clock().now() > before);
+        Ok(())
+    }
+
+    /// Two capabilities cannot both claim one interface: the second would
+    /// silently shadow (or be shadowed by) the first.
+    #[test]
+    fn a_capability_that_claims_a_registered_interface_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let again = plinth_host::capabilities::users::CAPABILITY;
+        match Runtime::with_options(
+            Db::open(dir.path().join("db"))?,
+            RuntimeOptions::default().capability(again),
+        ) {
+            Err(e @ Error::Capability(_)) => {
+                ensure!(e.to_string().contains("plinth:database/users"), "{e}")
+            }
+            other => anyhow::bail!("expected a capability error, got {other:?}"),
+        }
+        Ok(())
+    }
 }
 
 mod components {

@@ -269,3 +269,247 @@ fn bad_input_is_one_line_with_the_right_exit_code_and_writes_nothing() -> Result
     ensure!(rows(&db, "users")? == 0);
     Ok(())
 }
+
+/// The `plinth` binary the tests run.
+fn plinth_exe() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("plinth")
+}
+
+/// `cargo install --path crates/cli` leaves a `plinth` that works after the
+/// build folder is gone: its built-in plugins and their manifests are bytes
+/// inside it. A copy of the binary, run from an unrelated directory, runs
+/// the demo and lists its plugins; it carries no path into the build's
+/// guest folder, and (where strace exists) never opens one.
+#[test]
+fn a_copied_binary_runs_the_demo_from_anywhere_without_the_build_folder() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bin = dir.path().join("bin");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&bin)?;
+    std::fs::create_dir_all(&elsewhere)?;
+    let copy = bin.join("plinth");
+    std::fs::copy(plinth_exe(), &copy)?;
+    let guests_dir = plinth_guests_path("")?;
+    let guests_dir = guests_dir
+        .parent()
+        .and_then(|p| p.parent())
+        .ok_or_else(|| anyhow::anyhow!("no guest dir"))?
+        .to_path_buf();
+    let needle = guests_dir.to_string_lossy().into_owned();
+    ensure!(needle.ends_with("wasm-guests"), "{needle}");
+    // No path into the guests' build folder is in the binary at all.
+    let bytes = std::fs::read(&copy)?;
+    ensure!(
+        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+        "the binary names {needle}"
+    );
+    let run = |args: &[&str]| -> Result<std::process::Output> {
+        Ok(std::process::Command::new(&copy)
+            .args(args)
+            .current_dir(&elsewhere)
+            .env("PLINTH_DATA_DIR", dir.path().join("data"))
+            .env_remove("PLINTH_LOG")
+            .output()?)
+    };
+    let demo = run(&["demo"])?;
+    let out = String::from_utf8(demo.stdout)?;
+    ensure!(
+        demo.status.success() && out.contains("11 steps, 11 behaved, 0 misbehaved"),
+        "{out}{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let list = String::from_utf8(run(&["plugin", "list"])?.stdout)?;
+    for name in ["auth", "db-test", "template"] {
+        ensure!(
+            list.lines()
+                .any(|l| l.starts_with(name) && l.contains("built-in") && l.contains("in this binary")),
+            "{list}"
+        );
+    }
+    // The files it opens, where strace can tell.
+    let traced = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2,stat,statx,newfstatat,access", "-o"])
+        .arg(dir.path().join("trace"))
+        .arg(&copy)
+        .arg("demo")
+        .current_dir(&elsewhere)
+        .env("PLINTH_DATA_DIR", dir.path().join("data2"))
+        .env_remove("PLINTH_LOG")
+        .output();
+    match traced {
+        Ok(out) if out.status.success() => {
+            let trace = std::fs::read_to_string(dir.path().join("trace"))?;
+            ensure!(!trace.is_empty(), "strace wrote nothing");
+            ensure!(!trace.contains(&needle), "it opened the build folder:\n{trace}");
+        }
+        Ok(out) => eprintln!(
+            "strace could not trace the demo ({}); the byte check stands alone",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => {
+            ensure!(
+                std::env::var_os("CI").is_none(),
+                "strace is needed under CI: {e}"
+            );
+            eprintln!("strace is not installed ({e}); the byte check stands alone");
+        }
+    }
+    Ok(())
+}
+
+/// A manifest beside a component cannot grant the test clock, which would
+/// move the runtime's clock; the refusal names the file and the interface.
+#[test]
+fn a_manifest_file_that_grants_the_test_clock_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wasm = dir.path().join("clocky.wasm");
+    std::fs::copy(plinth_guests_path("db_test.wasm")?, &wasm)?;
+    std::fs::write(
+        dir.path().join("clocky.toml"),
+        "name = \"clocky\"\n[grants]\n\"plinth:test/clock\" = \"read-write\"\n",
+    )?;
+    fails(
+        plinth(dir.path())?.arg("call").arg(&wasm).arg("run()"),
+        1,
+        "plinth:test/clock cannot be granted by a manifest",
+    )?;
+    Ok(())
+}
+
+/// `plinth wit DIR` hands an author the WIT packages from the binary: the
+/// folder parses as a WIT package with its dependencies (wit-parser, as
+/// wit-bindgen, componentize-py and jco read it), and a guest crate made
+/// outside this workspace builds against it with wit-bindgen and runs.
+#[test]
+fn plinth_wit_writes_a_tree_a_fresh_guest_builds_against() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let krate = dir.path().join("fresh-plugin");
+    let wit = krate.join("wit");
+    std::fs::create_dir_all(&wit)?;
+    let out = stdout(plinth(dir.path())?.arg("wit").arg(&wit))?;
+    ensure!(out.contains("plinth-database") && out.contains("starter world"), "{out}");
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve.push_dir(&wit)?;
+    let world = resolve.select_world(&[pkg], Some("plugin"))?;
+    let imports: Vec<String> = resolve.worlds[world]
+        .imports
+        .keys()
+        .map(|k| resolve.name_world_key(k))
+        .collect();
+    ensure!(
+        imports.iter().any(|i| i == "plinth:database/users@0.1.0"),
+        "{imports:?}"
+    );
+    // A folder with a world of its own gets no starter world, and the auth
+    // package resolves too (it depends on plinth:database).
+    let mail = dir.path().join("mail-wit");
+    std::fs::create_dir_all(&mail)?;
+    std::fs::write(
+        mail.join("mail.wit"),
+        "package my:mail@0.1.0;\nworld mail { import plinth:auth/mailer@0.1.0; }\n",
+    )?;
+    let out = stdout(plinth(dir.path())?.arg("wit").arg(&mail))?;
+    ensure!(!out.contains("starter world") && !mail.join("world.wit").exists(), "{out}");
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve.push_dir(&mail)?;
+    resolve.select_world(&[pkg], Some("mail"))?;
+
+    // A guest crate of its own, pinned to the versions the shipped guests use.
+    let guests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+    std::fs::copy(guests.join("Cargo.lock"), krate.join("Cargo.lock"))?;
+    std::fs::create_dir_all(krate.join("src"))?;
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        r#"[package]
+name = "fresh-plugin"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+wit-bindgen = { version = "0.61.1", default-features = false, features = ["macros", "realloc"] }
+
+[workspace]
+"#,
+    )?;
+    std::fs::write(
+        krate.join("src/lib.rs"),
+        r#"mod bindings {
+    wit_bindgen::generate!({ path: "wit", world: "my:plugin/plugin", generate_all });
+}
+use bindings::plinth::database::users;
+struct Plugin;
+impl bindings::Guest for Plugin {
+    fn greet(email: String) -> String {
+        match users::get_user_by_email(&email) {
+            Ok(user) => format!("hello, {}!", user.name),
+            Err(e) => format!("no: {e:?}"),
+        }
+    }
+}
+bindings::export!(Plugin with_types_in bindings);
+"#,
+    )?;
+    // Its own target dir, kept between runs inside the workspace's.
+    let target = plinth_exe()
+        .parent()
+        .and_then(|p| p.parent())
+        .ok_or_else(|| anyhow::anyhow!("no target dir"))?
+        .join("fresh-plugin");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = std::process::Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(&krate)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()?;
+    ensure!(
+        build.status.success(),
+        "the fresh guest did not build:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = dir.path().join("fresh.wasm");
+    std::fs::copy(
+        target.join("wasm32-wasip2/release/fresh_plugin.wasm"),
+        &wasm,
+    )?;
+    std::fs::write(
+        dir.path().join("fresh.toml"),
+        "name = \"fresh\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
+    )?;
+    stdout(plinth(dir.path())?.args([
+        "call",
+        "auth",
+        r#"sign-up("ada", "ada@example.com", "correct horse battery staple")"#,
+    ]))?;
+    let greeting = stdout(
+        plinth(dir.path())?
+            .arg("call")
+            .arg(&wasm)
+            .arg(r#"greet("ada@example.com")"#),
+    )?;
+    ensure!(greeting.trim() == r#""hello, ada!""#, "{greeting}");
+    Ok(())
+}
+
+/// The runtime library is only the runtime: no CLI parser, no built guests.
+#[test]
+fn the_runtime_library_depends_on_neither_clap_nor_the_built_guests() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["tree", "--offline", "-p", "plinth-host", "-e", "normal,build", "--prefix", "none"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()?;
+    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8(out.stdout)?;
+    ensure!(tree.contains("wasmtime v"), "{tree}");
+    for banned in ["clap v", "plinth-guests v", "plinth-cli v", "plinth-auth v", "plinth-testing v"] {
+        ensure!(!tree.lines().any(|l| l.starts_with(banned)), "plinth-host depends on {banned}");
+    }
+    Ok(())
+}

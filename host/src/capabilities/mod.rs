@@ -186,3 +186,78 @@ pub struct Database;
 impl HasData for Database {
     type Data<'a> = DbView<'a>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::capability::Gate;
+
+    fn resolve() -> anyhow::Result<wit_parser::Resolve> {
+        let mut resolve = wit_parser::Resolve::default();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        resolve.push_dir(root.join("auth"))?;
+        Ok(resolve)
+    }
+
+    /// The registry is what enforces read and write: every function of every
+    /// plinth interface the host implements must be in it, with nothing
+    /// extra, or a function would have no access rule.
+    #[test]
+    fn the_registry_lists_exactly_the_functions_of_each_wit_interface() -> anyhow::Result<()> {
+        let resolve = resolve()?;
+        let mut seen = BTreeSet::new();
+        for (_, iface) in resolve.interfaces.iter() {
+            let (Some(name), Some(package)) = (&iface.name, iface.package) else {
+                continue;
+            };
+            let package = &resolve.packages[package].name;
+            let full = format!("{}:{}/{name}", package.namespace, package.name);
+            let entry = BUILTIN
+                .iter()
+                .flat_map(|c| c.interfaces.iter())
+                .find(|i| i.name == full);
+            let Some(entry) = entry else {
+                // The auth plugin's export is the plugin's, not the host's.
+                assert_eq!(full, "plinth:auth/auth", "the host implements {full} unregistered");
+                continue;
+            };
+            let in_wit: BTreeSet<&str> = iface.functions.keys().map(String::as_str).collect();
+            let in_registry: BTreeSet<&str> = entry.functions.iter().map(|f| f.name).collect();
+            assert_eq!(in_wit, in_registry, "{full}");
+            seen.insert(full);
+        }
+        for i in BUILTIN.iter().flat_map(|c| c.interfaces.iter()) {
+            assert!(
+                i.name.ends_with('*') || seen.contains(i.name),
+                "{} is registered but not in the WIT",
+                i.name
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads are reads: every function the registry calls a read has a name
+    /// that says so, and every `get-` is a read.
+    #[test]
+    fn functions_named_get_are_reads_and_everything_else_that_changes_is_a_write() {
+        for i in BUILTIN.iter().flat_map(|c| c.interfaces.iter()) {
+            for f in i.functions {
+                let reads = f.name.starts_with("get-") || f.name == "now";
+                assert_eq!(f.access == Access::Read, reads, "{}.{}", i.name, f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn only_types_and_the_clock_are_open_among_the_plinth_interfaces() {
+        let open: Vec<&str> = BUILTIN
+            .iter()
+            .flat_map(|c| c.interfaces.iter())
+            .filter(|i| i.gate == Gate::Open && i.name.starts_with("plinth:"))
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(open, ["plinth:database/types", "plinth:database/clock"]);
+    }
+}
