@@ -230,11 +230,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in capabilities and `extra`.
+    /// The built-in capabilities and `extra`: what a runtime made with
+    /// `extra` as [`RuntimeOptions::capabilities`](crate::RuntimeOptions::capabilities)
+    /// offers (a runtime builds its own; this is for tools that describe it).
     ///
     /// # Errors
     /// A message naming an interface that two capabilities both claim.
-    pub(crate) fn new(extra: &[Capability]) -> Result<Self, String> {
+    pub fn new(extra: &[Capability]) -> Result<Self, String> {
         let capabilities: Vec<Capability> = crate::capabilities::BUILTIN
             .iter()
             .chain(extra)

@@ -88,6 +88,9 @@ enum PluginCommand {
         /// A name or a path to a `.wasm`.
         plugin: String,
     },
+    /// Lists the interfaces this runtime offers: who must grant each, and
+    /// which of its functions write.
+    Interfaces,
 }
 
 #[derive(Subcommand)]
@@ -232,6 +235,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { plugin }) => inspect(&ctx, &plugin),
+        Command::Plugin(PluginCommand::Interfaces) => {
+            interfaces()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Db(cmd) => db_command(&ctx, cmd),
         Command::Wit { dir } => {
             for line in wit::write(&dir)? {
@@ -353,6 +360,35 @@ fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registry of the runtime this binary builds, as a table.
+fn interfaces() -> Result<()> {
+    use plinth_host::capability::{Gate, Registry};
+    let registry = Registry::new(&[plinth_testing::TEST_CAPABILITY]).map_err(Failure::usage)?;
+    for i in registry.interfaces() {
+        let gate = match i.gate {
+            Gate::Open => "open to every plugin",
+            Gate::Manifest => "granted by the manifest",
+            Gate::Code => "granted in code only (never by a manifest)",
+            _ => "granted otherwise",
+        };
+        println!("{}\n  {}\n  {gate}", i.name, i.summary);
+        let writes: Vec<&str> = i.writes().collect();
+        let reads: Vec<&str> = i
+            .functions
+            .iter()
+            .map(|f| f.name)
+            .filter(|f| !writes.contains(f))
+            .collect();
+        if !reads.is_empty() {
+            println!("  reads:  {}", reads.join(", "));
+        }
+        if !writes.is_empty() {
+            println!("  writes: {}", writes.join(", "));
+        }
+    }
+    Ok(())
 }
 
 fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {

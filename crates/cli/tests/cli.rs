@@ -174,6 +174,25 @@ fn inspect_shows_imports_exports_grants_and_limits() -> Result<()> {
     Ok(())
 }
 
+/// The interfaces listing is the registry the runtime links and checks
+/// grants by.
+#[test]
+fn plugin_interfaces_lists_the_registry_with_reads_and_writes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = stdout(plinth(dir.path())?.args(["plugin", "interfaces"]))?;
+    for needle in [
+        "plinth:database/users\n",
+        "writes: create-user, update-user-email-verified, update-user-profile, delete-user",
+        "reads:  get-password-hash",
+        "plinth:test/clock\n",
+        "granted in code only (never by a manifest)",
+        "wasi:*",
+    ] {
+        ensure!(out.contains(needle), "{needle:?} not in\n{out}");
+    }
+    Ok(())
+}
+
 #[test]
 fn db_status_migrate_cleanup_and_outbox() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -321,14 +340,21 @@ fn a_copied_binary_runs_the_demo_from_anywhere_without_the_build_folder() -> Res
     let list = String::from_utf8(run(&["plugin", "list"])?.stdout)?;
     for name in ["auth", "db-test", "template"] {
         ensure!(
-            list.lines()
-                .any(|l| l.starts_with(name) && l.contains("built-in") && l.contains("in this binary")),
+            list.lines().any(|l| l.starts_with(name)
+                && l.contains("built-in")
+                && l.contains("in this binary")),
             "{list}"
         );
     }
     // The files it opens, where strace can tell.
     let traced = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2,stat,statx,newfstatat,access", "-o"])
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,openat2,stat,statx,newfstatat,access",
+            "-o",
+        ])
         .arg(dir.path().join("trace"))
         .arg(&copy)
         .arg("demo")
@@ -340,7 +366,10 @@ fn a_copied_binary_runs_the_demo_from_anywhere_without_the_build_folder() -> Res
         Ok(out) if out.status.success() => {
             let trace = std::fs::read_to_string(dir.path().join("trace"))?;
             ensure!(!trace.is_empty(), "strace wrote nothing");
-            ensure!(!trace.contains(&needle), "it opened the build folder:\n{trace}");
+            ensure!(
+                !trace.contains(&needle),
+                "it opened the build folder:\n{trace}"
+            );
         }
         Ok(out) => eprintln!(
             "strace could not trace the demo ({}); the byte check stands alone",
@@ -387,7 +416,10 @@ fn plinth_wit_writes_a_tree_a_fresh_guest_builds_against() -> Result<()> {
     let wit = krate.join("wit");
     std::fs::create_dir_all(&wit)?;
     let out = stdout(plinth(dir.path())?.arg("wit").arg(&wit))?;
-    ensure!(out.contains("plinth-database") && out.contains("starter world"), "{out}");
+    ensure!(
+        out.contains("plinth-database") && out.contains("starter world"),
+        "{out}"
+    );
     let mut resolve = wit_parser::Resolve::default();
     let (pkg, _) = resolve.push_dir(&wit)?;
     let world = resolve.select_world(&[pkg], Some("plugin"))?;
@@ -409,7 +441,10 @@ fn plinth_wit_writes_a_tree_a_fresh_guest_builds_against() -> Result<()> {
         "package my:mail@0.1.0;\nworld mail { import plinth:auth/mailer@0.1.0; }\n",
     )?;
     let out = stdout(plinth(dir.path())?.arg("wit").arg(&mail))?;
-    ensure!(!out.contains("starter world") && !mail.join("world.wit").exists(), "{out}");
+    ensure!(
+        !out.contains("starter world") && !mail.join("world.wit").exists(),
+        "{out}"
+    );
     let mut resolve = wit_parser::Resolve::default();
     let (pkg, _) = resolve.push_dir(&mail)?;
     resolve.select_world(&[pkg], Some("mail"))?;
@@ -502,14 +537,36 @@ bindings::export!(Plugin with_types_in bindings);
 fn the_runtime_library_depends_on_neither_clap_nor_the_built_guests() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args(["tree", "--offline", "-p", "plinth-host", "-e", "normal,build", "--prefix", "none"])
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "plinth-host",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()?;
-    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8(out.stdout)?;
     ensure!(tree.contains("wasmtime v"), "{tree}");
-    for banned in ["clap v", "plinth-guests v", "plinth-cli v", "plinth-auth v", "plinth-testing v"] {
-        ensure!(!tree.lines().any(|l| l.starts_with(banned)), "plinth-host depends on {banned}");
+    for banned in [
+        "clap v",
+        "plinth-guests v",
+        "plinth-cli v",
+        "plinth-auth v",
+        "plinth-testing v",
+    ] {
+        ensure!(
+            !tree.lines().any(|l| l.starts_with(banned)),
+            "plinth-host depends on {banned}"
+        );
     }
     Ok(())
 }

@@ -220,7 +220,10 @@ mod tests {
                 .find(|i| i.name == full);
             let Some(entry) = entry else {
                 // The auth plugin's export is the plugin's, not the host's.
-                assert_eq!(full, "plinth:auth/auth", "the host implements {full} unregistered");
+                assert_eq!(
+                    full, "plinth:auth/auth",
+                    "the host implements {full} unregistered"
+                );
                 continue;
             };
             let in_wit: BTreeSet<&str> = iface.functions.keys().map(String::as_str).collect();
