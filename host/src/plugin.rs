@@ -461,6 +461,9 @@ impl Plugin {
         body: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R> {
         store.set_epoch_deadline(deadline_ticks(self.inner.limits.time));
+        store
+            .data_mut()
+            .start_call(Instant::now() + self.inner.limits.time);
         match body(store) {
             Ok(value) => store
                 .data_mut()
@@ -486,7 +489,10 @@ impl Plugin {
                 limit: self.inner.limits.memory_bytes,
             };
         }
-        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+            || e.downcast_ref::<crate::capabilities::wasi::DeadlineReached>()
+                .is_some()
+        {
             return Error::TimedOut {
                 plugin,
                 function,

@@ -1,6 +1,7 @@
 //! What one call's `Store` holds.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use plinth_store::Db;
 
@@ -18,6 +19,9 @@ pub struct CallState {
     pub database: DatabaseCtx,
     pub(crate) wasi: WasiSlot,
     pub(crate) limiter: MemoryLimiter,
+    /// When the current call must end: what bounds the host's waits (WASI
+    /// polls, the database's write lock) as the epoch deadline bounds wasm.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl CallState {
@@ -26,7 +30,19 @@ impl CallState {
             database: DatabaseCtx::new(plugin, db),
             wasi: WasiSlot::default(),
             limiter: MemoryLimiter::new(memory_limit),
+            deadline: None,
         }
+    }
+
+    /// Starts a call that must end by `deadline`.
+    pub(crate) fn start_call(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+        self.database.deadline = Some(deadline);
+    }
+
+    /// When the current call must end, if a call is running.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 }
 

@@ -141,3 +141,97 @@ fn many_failures_in_a_row_do_not_wear_the_runtime_down() -> Result<()> {
     ensure!(f.rows("users")? == 0);
     runtime_still_serves(&f, &p, "survivor")
 }
+
+/// The epoch deadline stops running wasm; a guest that waits in the host
+/// instead (`std::thread::sleep`, a blocking `wasi:io/poll`) is stopped at
+/// the same deadline: its 300 ms limit ends an hour's sleep, as timed out,
+/// and what it wrote is rolled back.
+#[test]
+fn a_guest_that_sleeps_past_its_time_limit_is_stopped_at_the_deadline() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(MISBEHAVE)?;
+    let started = Instant::now();
+    let hour = Val::Variant("sleep".into(), Some(Box::new(Val::U32(3_600_000))));
+    match write_then(&p, "sleeper", hour) {
+        Err(Error::TimedOut { limit, .. }) => ensure!(limit == Duration::from_millis(300)),
+        other => anyhow::bail!("expected a time-out, got {other:?}"),
+    }
+    let took = started.elapsed();
+    ensure!(took < Duration::from_secs(3), "the sleep ran for {took:?}");
+    ensure!(
+        !user_exists(&f, "sleeper")?,
+        "the timed-out call's write was kept"
+    );
+    // A short sleep within the limit is fine.
+    let short = Val::Variant("sleep".into(), Some(Box::new(Val::U32(20))));
+    write_then(&p, "napper", short)?;
+    ensure!(user_exists(&f, "napper")?);
+    runtime_still_serves(&f, &p, "after-sleep")
+}
+
+/// A call that holds the write lock and sleeps holds it only until its own
+/// deadline: a sign-up waiting for the lock meanwhile gets it when the
+/// sleeper is stopped, and succeeds.
+#[test]
+fn a_sleeping_writer_holds_the_lock_only_until_its_deadline() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(MISBEHAVE)?;
+    let auth = f.auth()?;
+    let sleeper = std::thread::spawn(move || {
+        let hour = Val::Variant("sleep".into(), Some(Box::new(Val::U32(3_600_000))));
+        write_then(&p, "holder", hour)
+    });
+    // Let the sleeper take the write lock first.
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    crate::util::ok(auth.sign_up(
+        "waiter",
+        "waiter@example.com",
+        "correct horse battery staple",
+    ))?;
+    let waited = started.elapsed();
+    ensure!(waited < Duration::from_secs(3), "sign-up waited {waited:?}");
+    match sleeper.join() {
+        Ok(Err(Error::TimedOut { .. })) => {}
+        other => anyhow::bail!("expected the sleeper to time out, got {other:?}"),
+    }
+    ensure!(!user_exists(&f, "holder")?);
+    ensure!(user_exists(&f, "waiter")?);
+    Ok(())
+}
+
+/// When another writer holds the database for longer than a call can wait,
+/// the call is not stopped mid-wait: its wait ends a little before its
+/// deadline, the store answers `busy`, and auth answers `busy` — typed,
+/// retryable, nothing written.
+#[test]
+fn a_writer_that_cannot_get_the_lock_in_time_answers_busy() -> Result<()> {
+    use plinth_host::{Limits, Manifest};
+    let f = Fixture::new()?;
+    let manifest = Manifest::from_file(plinth_guests::AUTH.manifest.as_ref())?.limits(Limits {
+        time: Duration::from_millis(800),
+        ..Limits::default()
+    });
+    let auth = plinth_auth::AuthPlugin::new(f.load_with(plinth_guests::AUTH, manifest)?)?;
+    // Another process holds the write lock.
+    let other = f.sqlite()?;
+    other.execute_batch("BEGIN IMMEDIATE")?;
+    let started = Instant::now();
+    let answer = crate::util::refused(auth.sign_up(
+        "blocked",
+        "blocked@example.com",
+        "correct horse battery staple",
+    ))?;
+    let took = started.elapsed();
+    ensure!(answer == plinth_auth::AuthError::Busy, "{answer:?}");
+    ensure!(took < Duration::from_millis(800), "it took {took:?}");
+    other.execute_batch("ROLLBACK")?;
+    ensure!(!user_exists(&f, "blocked")?);
+    // With the lock free, the same call goes through.
+    crate::util::ok(auth.sign_up(
+        "blocked",
+        "blocked@example.com",
+        "correct horse battery staple",
+    ))?;
+    Ok(())
+}

@@ -148,6 +148,11 @@ impl Db {
         &self.inner.path
     }
 
+    /// The longest a unit waits for the write lock ([`Options::busy_timeout`]).
+    pub fn busy_timeout(&self) -> Duration {
+        self.inner.options.busy_timeout
+    }
+
     /// The clock that stamps rows.
     pub fn clock(&self) -> &Arc<Clock> {
         &self.inner.options.clock

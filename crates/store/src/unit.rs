@@ -1,6 +1,7 @@
 //! One unit of work on one pooled connection.
 
 use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -27,6 +28,9 @@ pub struct Unit {
     conn: Option<Connection>,
     writing: bool,
     reading: Cell<bool>,
+    /// When the unit's caller must have its answer: waits for the write lock
+    /// end before it (see [`Unit::set_deadline`]).
+    deadline: Option<Instant>,
 }
 
 impl Unit {
@@ -36,6 +40,30 @@ impl Unit {
             conn: Some(conn),
             writing: false,
             reading: Cell::new(false),
+            deadline: None,
+        }
+    }
+
+    /// Bounds how long this unit waits for the write lock: until a little
+    /// before `deadline` (a tenth of the time left, at most 100 ms, is kept
+    /// for the caller to answer), never longer than the database's busy
+    /// timeout. A unit that cannot have the lock by then fails with
+    /// [`Error::Busy`], which the caller can answer with in time, instead
+    /// of running past its own deadline waiting for another writer.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// How long the next wait for the write lock may last.
+    fn lock_wait(&self) -> Duration {
+        let most = self.db.busy_timeout();
+        match self.deadline {
+            None => most,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let answer = (left / 10).min(Duration::from_millis(100));
+                left.saturating_sub(answer).min(most)
+            }
         }
     }
 
@@ -81,7 +109,21 @@ impl Unit {
                 // `drop` to roll back.
                 self.reading.set(false);
             }
-            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            // The wait for the write lock is bounded by the caller's deadline
+            // (the connection is pooled: set for every unit, with or without).
+            let wait = self.lock_wait();
+            if wait.is_zero() {
+                return Err(Error::Busy);
+            }
+            let most = self.db.busy_timeout();
+            if wait != most {
+                conn.busy_timeout(wait)?;
+            }
+            let began = conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
+            if wait != most {
+                conn.busy_timeout(most)?;
+            }
+            began?;
             self.writing = true;
         }
         self.conn()

@@ -76,6 +76,9 @@ fn db(e: DbError) -> AuthError {
         DbError::InvalidInput(why) => AuthError::InvalidInput(why),
         DbError::Conflict(UniqueField::Name) => AuthError::NameTaken,
         DbError::Conflict(UniqueField::Email) => AuthError::EmailTaken,
+        // Other writers held the database past this call's time: nothing
+        // was changed, and the caller may try again.
+        DbError::Busy => AuthError::Busy,
         other => internal(format!("database: {other:?}")),
     }
 }

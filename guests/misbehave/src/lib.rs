@@ -42,6 +42,10 @@ impl bindings::Guest for Misbehave {
                 }
                 Ok(format!("held {} MiB", std::hint::black_box(&kept).len()))
             }
+            Behaviour::Sleep(ms) => {
+                std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+                Ok(format!("slept {ms} ms"))
+            }
             Behaviour::Print(text) => {
                 println!("{text}");
                 eprintln!("{text} (stderr)");

@@ -23,6 +23,7 @@ pub mod users;
 pub mod wasi;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use plinth_store::{Db, Unit};
 use wasmtime::component::HasData;
@@ -84,6 +85,9 @@ pub struct DatabaseCtx {
     pub(crate) plugin: Arc<PluginMeta>,
     db: Db,
     unit: Option<Unit>,
+    /// When the current call must end; a unit waits for the write lock only
+    /// until shortly before it.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl DatabaseCtx {
@@ -92,6 +96,7 @@ impl DatabaseCtx {
             plugin,
             db,
             unit: None,
+            deadline: None,
         }
     }
 
@@ -117,7 +122,13 @@ impl DatabaseCtx {
     pub fn unit(&mut self) -> plinth_store::Result<&mut Unit> {
         match &mut self.unit {
             Some(unit) => Ok(unit),
-            slot => Ok(slot.insert(self.db.unit()?)),
+            slot => {
+                let mut unit = self.db.unit()?;
+                if let Some(deadline) = self.deadline {
+                    unit.set_deadline(deadline);
+                }
+                Ok(slot.insert(unit))
+            }
         }
     }
 

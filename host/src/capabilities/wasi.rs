@@ -2,11 +2,21 @@
 //! directories, no environment, no arguments, no network; stdout and stderr
 //! go to `tracing` under the plugin's name. Guests built for wasm32-wasip2
 //! import parts of it even when they never use them.
+//!
+//! One part is plinth's own: `wasi:io/poll`. With nothing granted, a poll
+//! (`std::thread::sleep`, a subscription to a clock) is the one way a guest
+//! can make the host wait, and the epoch deadline only stops wasm that runs.
+//! plinth's poll waits at most until the call's deadline; a wait cut short
+//! fails the call as timed out.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::p2::bindings::sync::io::poll;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_io::bindings::wasi::io::poll as async_poll;
 
 use crate::capability::{Capability, Gate, Interface};
 use crate::state::CallState;
@@ -22,15 +32,91 @@ pub const WASI: Interface = Interface {
 /// The capability: links WASI 0.2 (synchronous).
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[WASI],
-    add_to_linker: |linker| wasmtime_wasi::p2::add_to_linker_sync(linker),
+    add_to_linker: |linker| {
+        wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+        // wasmtime-wasi's poll waits as long as the guest asks; this one
+        // replaces it, with the same resource type.
+        linker.allow_shadowing(true);
+        let linked = poll::add_to_linker::<CallState, BoundedPoll>(linker, |s| PollView {
+            table: &mut s.wasi.table,
+            deadline: s.deadline,
+        });
+        linker.allow_shadowing(false);
+        linked
+    },
 };
+
+/// A guest's wait in `wasi:io/poll` reached the call's deadline: the call is
+/// stopped as timed out (and rolled back), as the epoch deadline stops
+/// running wasm.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the call's time limit ended a wait in wasi:io/poll")]
+pub struct DeadlineReached;
+
+/// The [`HasData`] of plinth's `wasi:io/poll`.
+struct BoundedPoll;
+
+impl HasData for BoundedPoll {
+    type Data<'a> = PollView<'a>;
+}
+
+/// What the poll functions see: the call's WASI resources and its deadline.
+struct PollView<'a> {
+    table: &'a mut ResourceTable,
+    deadline: Option<Instant>,
+}
+
+impl PollView<'_> {
+    /// Runs `wait` on the ambient tokio runtime (as wasmtime-wasi's own
+    /// synchronous bindings do) until it ends or the deadline comes.
+    fn until_deadline<T>(
+        deadline: Option<Instant>,
+        wait: impl Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        wasmtime_wasi::runtime::in_tokio(async move {
+            match deadline {
+                None => wait.await,
+                Some(d) => match tokio::time::timeout_at(d.into(), wait).await {
+                    Ok(done) => done,
+                    Err(_) => Err(DeadlineReached.into()),
+                },
+            }
+        })
+    }
+}
+
+impl poll::Host for PollView<'_> {
+    fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
+        let deadline = self.deadline;
+        Self::until_deadline(deadline, async_poll::Host::poll(self.table, pollables))
+    }
+}
+
+impl poll::HostPollable for PollView<'_> {
+    fn ready(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<bool> {
+        // Never waits: it polls the readiness once.
+        Self::until_deadline(None, async_poll::HostPollable::ready(self.table, pollable))
+    }
+
+    fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        let deadline = self.deadline;
+        Self::until_deadline(
+            deadline,
+            async_poll::HostPollable::block(self.table, pollable),
+        )
+    }
+
+    fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        async_poll::HostPollable::drop(self.table, pollable)
+    }
+}
 
 /// A call's WASI context, built on first use: most calls never touch WASI,
 /// and building one seeds two random generators.
 #[derive(Default)]
 pub struct WasiSlot {
     ctx: Option<WasiCtx>,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
 }
 
 impl WasiSlot {
