@@ -732,7 +732,67 @@ mod observability {
         ] {
             ensure!(!log.contains(secret), "a secret reached the log: {secret}");
         }
+        // Nor may what a token is made of: the plugin draws each token's
+        // 20 bytes from wasi:random (as 64-bit numbers). Rebuild every token
+        // the logged numbers and byte lists could have made, and look for
+        // ours among them.
+        let tokens = [reset_token.as_str(), session.token.as_str()];
+        for candidate in token_candidates(&log) {
+            ensure!(
+                !tokens.contains(&candidate.as_str()),
+                "a token can be rebuilt from the log: {candidate}"
+            );
+        }
+        if let Some(line) = log.lines().find(|l| l.contains("get-random")) {
+            anyhow::bail!("randomness is traced: {line}");
+        }
         Ok(())
+    }
+
+    /// Every token (base32 of 20 bytes) that the numbers in `log` could have
+    /// made: each run of three consecutive 64-bit values, and each logged
+    /// byte list, taken as the random bytes of a token.
+    fn token_candidates(log: &str) -> Vec<String> {
+        // Traced results read `result=Ok(14856407602807488810)`.
+        let numbers: Vec<u64> = log
+            .split("result=Ok(")
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect();
+        let mut out = Vec::new();
+        for run in numbers.windows(3) {
+            let bytes: Vec<u8> = run.iter().flat_map(|n| n.to_le_bytes()).collect();
+            out.push(base32(&bytes[..20]));
+            let bytes: Vec<u8> = run.iter().flat_map(|n| n.to_be_bytes()).collect();
+            out.push(base32(&bytes[..20]));
+        }
+        for list in log.split('[').skip(1).filter_map(|l| l.split_once(']')) {
+            let bytes: Vec<u8> = list
+                .0
+                .split(',')
+                .filter_map(|b| b.trim().parse().ok())
+                .collect();
+            if bytes.len() >= 20 {
+                out.push(base32(&bytes[..20]));
+            }
+        }
+        out
+    }
+
+    /// RFC 4648 base32, lowercase, as the auth plugin writes tokens.
+    fn base32(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let mut out = String::new();
+        for chunk in bytes.chunks(5) {
+            let n = chunk.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            for i in (0..8).rev() {
+                out.push(char::from(ALPHABET[((n >> (i * 5)) & 31) as usize]));
+            }
+        }
+        out
     }
 }
 

@@ -8,6 +8,10 @@
 //! can make the host wait, and the epoch deadline only stops wasm that runs.
 //! plinth's poll waits at most until the call's deadline; a wait cut short
 //! fails the call as timed out.
+//!
+//! And `wasi:random` is linked without tracing: wasmtime-wasi's bindings log
+//! every host call's result at TRACE, and a plugin's tokens are made of
+//! those random values. No log level may carry a secret.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,11 +44,93 @@ pub const CAPABILITY: Capability = Capability {
         let linked = poll::add_to_linker::<CallState, BoundedPoll>(linker, |s| PollView {
             table: &mut s.wasi.table,
             deadline: s.deadline,
-        });
+        })
+        .and_then(|()| untraced::link_random(linker));
         linker.allow_shadowing(false);
         linked
     },
 };
+
+/// `wasi:random` with the same generators as wasmtime-wasi's (the call's
+/// WASI context), through bindings that trace nothing. The package version
+/// must be wasmtime-wasi's own (0.2.12 in wasmtime 48), so that these
+/// definitions replace its, for every 0.2 version a guest imports; the
+/// no-secrets-in-logs test fails if they do not.
+mod untraced {
+    use wasmtime::component::{HasData, Linker};
+    use wasmtime_wasi::p2::bindings::random as traced;
+    use wasmtime_wasi::random::{WasiRandomCtx, WasiRandomView};
+
+    use crate::state::CallState;
+
+    wasmtime::component::bindgen!({
+        inline: "
+            package wasi:random@0.2.12;
+
+            interface random {
+                get-random-bytes: func(len: u64) -> list<u8>;
+                get-random-u64: func() -> u64;
+            }
+
+            interface insecure {
+                get-insecure-random-bytes: func(len: u64) -> list<u8>;
+                get-insecure-random-u64: func() -> u64;
+            }
+
+            interface insecure-seed {
+                insecure-seed: func() -> tuple<u64, u64>;
+            }
+
+            world imports {
+                import random;
+                import insecure;
+                import insecure-seed;
+            }
+        ",
+        // No `tracing`: the values are secrets.
+        imports: { default: trappable },
+    });
+
+    use wasi::random::{insecure, insecure_seed, random};
+
+    struct Untraced;
+
+    impl HasData for Untraced {
+        type Data<'a> = &'a mut WasiRandomCtx;
+    }
+
+    pub(super) fn link_random(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+        random::add_to_linker::<CallState, Untraced>(linker, |s| s.random())?;
+        insecure::add_to_linker::<CallState, Untraced>(linker, |s| s.random())?;
+        insecure_seed::add_to_linker::<CallState, Untraced>(linker, |s| s.random())
+    }
+
+    impl random::Host for WasiRandomCtx {
+        fn get_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
+            traced::random::Host::get_random_bytes(self, len)
+        }
+
+        fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
+            traced::random::Host::get_random_u64(self)
+        }
+    }
+
+    impl insecure::Host for WasiRandomCtx {
+        fn get_insecure_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
+            traced::insecure::Host::get_insecure_random_bytes(self, len)
+        }
+
+        fn get_insecure_random_u64(&mut self) -> wasmtime::Result<u64> {
+            traced::insecure::Host::get_insecure_random_u64(self)
+        }
+    }
+
+    impl insecure_seed::Host for WasiRandomCtx {
+        fn insecure_seed(&mut self) -> wasmtime::Result<(u64, u64)> {
+            traced::insecure_seed::Host::insecure_seed(self)
+        }
+    }
+}
 
 /// A guest's wait in `wasi:io/poll` reached the call's deadline: the call is
 /// stopped as timed out (and rolled back), as the epoch deadline stops
