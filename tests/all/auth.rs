@@ -542,6 +542,82 @@ mod enumeration_and_throttling {
         Ok(())
     }
 
+    /// The throttle's check and the recording of the attempt are one step:
+    /// of eight wrong sign-ins racing on one throttled account, one runs
+    /// Argon2 and is counted; the others are refused before hashing.
+    #[test]
+    fn parallel_wrong_sign_ins_on_a_throttled_account_run_argon2_once() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?;
+        for i in 0..5 {
+            ensure!(
+                refused(auth.sign_in(&email, &format!("wrong {i} password")))?
+                    == AuthError::InvalidCredentials
+            );
+        }
+        f.clock.advance(1); // the sixth attempt is now allowed, once
+        let answers: Vec<AuthError> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (auth, email) = (&auth, &email);
+                    s.spawn(move || refused(auth.sign_in(email, &format!("racer {i} password"))))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow::anyhow!("a racer panicked"))?)
+                .collect::<Result<_>>()
+        })?;
+        let hashed = answers
+            .iter()
+            .filter(|a| **a == AuthError::InvalidCredentials)
+            .count();
+        let throttled = answers
+            .iter()
+            .filter(|a| matches!(a, AuthError::RateLimited(_)))
+            .count();
+        ensure!(hashed == 1 && throttled == 7, "{answers:?}");
+        let count: u32 = f.sqlite()?.query_row(
+            "SELECT count FROM failed_attempts WHERE key = ?1",
+            [format!("sign-in:{email}")],
+            |r| r.get(0),
+        )?;
+        ensure!(count == 6, "{count} failures recorded");
+        // A reserved attempt that succeeds clears the count.
+        f.clock.advance(2);
+        ok(auth.sign_in(&email, PW))?;
+        ensure!(f.rows("failed_attempts")? == 0);
+        Ok(())
+    }
+
+    /// A reset request that cannot be mailed (the recipient's limit is
+    /// reached) changes nothing: the link mailed before still works.
+    #[test]
+    fn a_reset_that_cannot_be_mailed_leaves_the_mailed_token_valid() -> Result<()> {
+        let (f, auth, email) = with_user("ada")?; // sign-up mailed once
+        ok(auth.request_password_reset(&email))?;
+        let mailed = f.mailed_token(&email)?;
+        ok(auth.request_password_reset(&email))?; // the third mail in the window
+        let latest = f.mailed_token(&email)?;
+        for _ in 0..5 {
+            ok(auth.request_password_reset(&email))?; // over the limit: not mailed
+        }
+        ensure!(f.runtime.db().outbox(Some(&email), 100)?.len() == 3);
+        ensure!(f.mailed_token(&email)? == latest);
+        ensure!(f.rows("password_reset_tokens")? == 1);
+        ensure!(refused(auth.reset_password(&mailed, NEW_PW))? == AuthError::InvalidToken);
+        ok(auth.reset_password(&latest, NEW_PW))?;
+        // The same for verification mail.
+        let (f, auth, email) = with_user("bob")?;
+        let first = f.mailed_token(&email)?;
+        ok(auth.resend_verification(&email))?;
+        ok(auth.resend_verification(&email))?;
+        let third = f.mailed_token(&email)?;
+        ensure!(first != third);
+        ok(auth.resend_verification(&email))?; // not mailed
+        ok(auth.verify_email(&third))?;
+        Ok(())
+    }
+
     #[test]
     fn mail_is_limited_per_recipient_without_changing_the_answer() -> Result<()> {
         let (f, auth, email) = with_user("ada")?; // sign-up mailed once

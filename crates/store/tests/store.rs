@@ -768,6 +768,24 @@ mod outbox_and_attempts {
     }
 
     #[test]
+    fn a_failure_is_reserved_only_while_the_count_is_what_the_caller_read() -> Result<()> {
+        let f = fresh()?;
+        let mut u = f.db.unit()?;
+        // No row is a count of 0.
+        assert_eq!(u.reserve_failure("k", 1)?, None);
+        let one = u
+            .reserve_failure("k", 0)?
+            .ok_or_else(|| anyhow::anyhow!("not reserved"))?;
+        assert_eq!(one.count, 1);
+        assert_eq!(u.reserve_failure("k", 0)?, None);
+        assert_eq!(u.reserve_failure("k", 1)?.map(|f| f.count), Some(2));
+        assert_eq!(u.reserve_failure("k", 1)?, None);
+        assert_eq!(u.get_failures("k")?.count, 2);
+        assert_err!(u.reserve_failure("", 0), Error::InvalidInput(_));
+        Ok(())
+    }
+
+    #[test]
     fn cleanup_removes_only_expired_rows() -> Result<()> {
         let f = fresh()?;
         f.db.with_unit(|u| {

@@ -39,7 +39,8 @@ mod secret;
 use bindings::exports::plinth::auth::auth::{
     AuthError, Guest, ProfileUpdate, SessionInfo, SignedIn,
 };
-use bindings::plinth::auth::{attempts, mailer};
+use bindings::plinth::auth::attempts::{self, Failures};
+use bindings::plinth::auth::mailer;
 use bindings::plinth::database::types::{
     Error as DbError, ProfileChanges, Token, UniqueField, User,
 };
@@ -97,8 +98,8 @@ fn throttle_key(email: &str) -> String {
 }
 
 /// Refuses an attempt while the email must wait or is locked.
-fn check_throttle(email: &str) -> Res<()> {
-    let f = attempts::get_failures(&throttle_key(email)).map_err(db)?;
+/// Whether an attempt may be made now, given the failures so far.
+fn throttle(f: &Failures) -> Res<()> {
     if f.count >= LOCK_AFTER {
         return Err(AuthError::Locked);
     }
@@ -121,6 +122,35 @@ fn check_throttle(email: &str) -> Res<()> {
     Ok(())
 }
 
+/// Most times a sign-in re-reads the counter after losing a race for it.
+const RESERVE_TRIES: u32 = 3;
+
+/// Checks the throttle for `email` and, where a failure would bring the
+/// throttle into force, records that failure before the password is hashed,
+/// in the same atomic step as the check (`reserve-failure`): calls racing on
+/// one account cannot all pass one check and all run Argon2. Returns whether
+/// a failure was reserved (the caller clears it on success).
+fn admit_attempt(email: &str) -> Res<bool> {
+    let key = throttle_key(email);
+    for _ in 0..RESERVE_TRIES {
+        let f = attempts::get_failures(&key).map_err(db)?;
+        throttle(&f)?;
+        if f.count + 1 < FREE_FAILURES {
+            // Failures before the throttle starts are free; no need to hold
+            // the database's write lock while hashing.
+            return Ok(false);
+        }
+        if attempts::reserve_failure(&key, f.count)
+            .map_err(db)?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        // Another attempt changed the counter first: decide again.
+    }
+    Err(AuthError::RateLimited(1))
+}
+
 fn record_failure(email: &str) -> Res<()> {
     attempts::record_failure(&throttle_key(email)).map_err(db)?;
     Ok(())
@@ -137,47 +167,72 @@ fn token_arg(token: &str) -> Res<&str> {
 
 /// Sends a message; a recipient who was sent too much lately is skipped
 /// (the call still answers as if sent, so that answers reveal nothing).
-fn send(to: &str, subject: &str, body: String) -> Res<()> {
+/// Returns whether it was sent.
+fn send(to: &str, subject: &str, body: String) -> Res<bool> {
     let message = mailer::Message {
         to: to.into(),
         subject: subject.into(),
         body,
     };
     match mailer::send(&message) {
-        Ok(()) | Err(mailer::MailError::RateLimited(_)) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(mailer::MailError::RateLimited(_)) => Ok(false),
         Err(e) => Err(internal(format!("mailer: {e:?}"))),
     }
 }
 
-/// Issues a fresh single-use token of one kind for a user: deletes the
-/// user's older ones, stores the new one's hash, returns the raw token.
-fn issue_token(
+/// A kind of single-use token, and the mail that carries it.
+struct TokenMail {
     delete_older: fn(&str) -> Result<u32, DbError>,
     create: fn(&str, &str, u32) -> Result<Token, DbError>,
-    user_uuid: &str,
     ttl: u32,
-) -> Res<String> {
-    delete_older(user_uuid).map_err(db)?;
-    let token = secret::new_token().map_err(internal)?;
-    create(&secret::token_hash(&token), user_uuid, ttl).map_err(db)?;
-    Ok(token)
+    subject: &'static str,
+    body: fn(&User, &str) -> String,
 }
 
-fn send_verification(user: &User) -> Res<()> {
-    let token = issue_token(
-        email_verification::delete_user_email_verification_tokens,
-        email_verification::create_email_verification_token,
-        &user.uuid,
-        VERIFICATION_TTL,
-    )?;
-    send(
-        &user.email,
-        "Verify your email address",
+/// Mails `user` a fresh single-use token of one kind and stores its hash,
+/// replacing the user's older ones. When the mail cannot be sent (the
+/// recipient's mail limit is reached), nothing changes: the token mailed
+/// before stays the valid one, so a flood of requests cannot leave its
+/// owner holding a dead link.
+fn mail_token(user: &User, kind: &TokenMail) -> Res<()> {
+    let token = secret::new_token().map_err(internal)?;
+    if !send(&user.email, kind.subject, (kind.body)(user, &token))? {
+        return Ok(());
+    }
+    (kind.delete_older)(&user.uuid).map_err(db)?;
+    (kind.create)(&secret::token_hash(&token), &user.uuid, kind.ttl).map_err(db)?;
+    Ok(())
+}
+
+const VERIFICATION_MAIL: TokenMail = TokenMail {
+    delete_older: email_verification::delete_user_email_verification_tokens,
+    create: email_verification::create_email_verification_token,
+    ttl: VERIFICATION_TTL,
+    subject: "Verify your email address",
+    body: |user, token| {
         format!(
             "Hello {},\n\nconfirm this address with the code below (valid for 24 hours).\n\ntoken: {token}\n",
             user.name
-        ),
-    )
+        )
+    },
+};
+
+const RESET_MAIL: TokenMail = TokenMail {
+    delete_older: password_reset::delete_user_password_reset_tokens,
+    create: password_reset::create_password_reset_token,
+    ttl: RESET_TTL,
+    subject: "Reset your password",
+    body: |user, token| {
+        format!(
+            "Hello {},\n\nuse the code below to choose a new password (valid for 1 hour, once).\nIf you did not ask for this, ignore this message.\n\ntoken: {token}\n",
+            user.name
+        )
+    },
+};
+
+fn send_verification(user: &User) -> Res<()> {
+    mail_token(user, &VERIFICATION_MAIL)
 }
 
 /// Creates a session for `user` and returns its secret once.
@@ -222,7 +277,7 @@ fn session_of(token: &str) -> Res<SessionInfo> {
 /// Verifies `password` for `email`; counts a failure; upgrades an outdated
 /// hash. Unknown emails cost the same and fail the same.
 fn check_credentials(email: &str, password: &str) -> Res<User> {
-    check_throttle(email)?;
+    let reserved = admit_attempt(email)?;
     let password = password::normalize(password).map_err(AuthError::InvalidInput)?;
     let user = match users::get_user_by_email(email) {
         Ok(u) => Some(u),
@@ -231,13 +286,17 @@ fn check_credentials(email: &str, password: &str) -> Res<User> {
     };
     let Some(user) = user else {
         password::dummy_verify(&password).map_err(internal)?;
-        record_failure(email)?;
+        if !reserved {
+            record_failure(email)?;
+        }
         return Err(AuthError::InvalidCredentials);
     };
     let stored = credentials::get_password_hash(&user.uuid).map_err(db)?;
     let verified = password::verify(&password, &stored).map_err(internal)?;
     if !verified.ok {
-        record_failure(email)?;
+        if !reserved {
+            record_failure(email)?;
+        }
         return Err(AuthError::InvalidCredentials);
     }
     attempts::clear_failures(&throttle_key(email)).map_err(db)?;
@@ -264,6 +323,7 @@ fn password_changed_notice(user: &User) -> Res<()> {
             user.name
         ),
     )
+    .map(|_| ())
 }
 
 struct Auth;
@@ -338,20 +398,7 @@ impl Guest for Auth {
             Err(DbError::NotFound) => return Ok(()),
             Err(e) => return Err(db(e)),
         };
-        let token = issue_token(
-            password_reset::delete_user_password_reset_tokens,
-            password_reset::create_password_reset_token,
-            &user.uuid,
-            RESET_TTL,
-        )?;
-        send(
-            &user.email,
-            "Reset your password",
-            format!(
-                "Hello {},\n\nuse the code below to choose a new password (valid for 1 hour, once).\nIf you did not ask for this, ignore this message.\n\ntoken: {token}\n",
-                user.name
-            ),
-        )
+        mail_token(&user, &RESET_MAIL)
     }
 
     fn reset_password(token: String, new_password: String) -> Res<()> {

@@ -14,6 +14,7 @@ pub const ATTEMPTS: Interface = Interface {
     functions: &[
         Function::read("get-failures"),
         Function::write("record-failure"),
+        Function::write("reserve-failure"),
         Function::write("clear-failures"),
     ],
 };
@@ -28,6 +29,7 @@ pub const CAPABILITY: Capability = Capability {
 
 const GET: Access = ATTEMPTS.access("get-failures");
 const RECORD: Access = ATTEMPTS.access("record-failure");
+const RESERVE: Access = ATTEMPTS.access("reserve-failure");
 const CLEAR: Access = ATTEMPTS.access("clear-failures");
 
 fn wit(f: plinth_store::Failures) -> Failures {
@@ -44,6 +46,15 @@ impl attempts::Host for DbView<'_> {
 
     fn record_failure(&mut self, key: String) -> Result<Failures, HostError> {
         Ok(wit(self.unit(RECORD)?.record_failure(&key)?))
+    }
+
+    fn reserve_failure(
+        &mut self,
+        key: String,
+        expected: u32,
+    ) -> Result<Option<Failures>, HostError> {
+        let reserved = self.unit(RESERVE)?.reserve_failure(&key, expected)?;
+        Ok(reserved.map(wit))
     }
 
     fn clear_failures(&mut self, key: String) -> Result<(), HostError> {
