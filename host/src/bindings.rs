@@ -29,10 +29,8 @@ wasmtime::component::bindgen!({
     imports: {
         // Host calls are traced (a span per call, its arguments and result
         // at TRACE level), except those whose values are secrets: password
-        // hashes (and the new user record that carries one), and mail
-        // bodies, which carry tokens.
+        // hashes, and mail bodies, which carry tokens.
         "plinth:database/credentials": trappable,
-        "plinth:database/users.create-user": trappable,
         "plinth:auth/mailer": trappable,
         default: trappable | tracing,
     },

@@ -632,6 +632,45 @@ mod enumeration_and_throttling {
     }
 }
 
+mod secrets_by_interface {
+    use super::*;
+
+    /// A plugin granted profiles (`users` read-write) but not `credentials`
+    /// creates accounts, and cannot give them a password anyone signs in
+    /// with: a new user has none until `credentials` sets one, and a user
+    /// with none is refused like a wrong password (at an Argon2's cost).
+    #[test]
+    fn a_plugin_without_credentials_cannot_create_an_account_anyone_signs_in_to() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        let profiles_only = f.load(plinth_guests::MISBEHAVE)?;
+        ensure!(
+            profiles_only
+                .grants()
+                .get(&plinth_host::capabilities::credentials::CREDENTIALS)
+                .is_none()
+        );
+        crate::misbehave::write_then(
+            &profiles_only,
+            "eve",
+            crate::misbehave::case("return-normally"),
+        )?;
+        for guess in ["", "x", "h", PW] {
+            ensure!(
+                refused(auth.sign_in("eve@example.com", guess))? == AuthError::InvalidCredentials,
+                "signed in with {guess:?}"
+            );
+        }
+        // The owner of the address can still recover it through a reset,
+        // which sets a password through credentials.
+        f.clock.advance(DAY);
+        ok(auth.request_password_reset("eve@example.com"))?;
+        ok(auth.reset_password(&f.mailed_token("eve@example.com")?, NEW_PW))?;
+        ok(auth.sign_in("eve@example.com", NEW_PW))?;
+        Ok(())
+    }
+}
+
 mod hostile_input {
     use super::*;
 

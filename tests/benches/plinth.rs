@@ -133,7 +133,6 @@ fn main() -> Result<()> {
             u.create_user(&plinth_store::NewUser {
                 name: format!("user{i}"),
                 email: format!("user{i}@example.com"),
-                password_hash: "x".into(),
             })
         })?;
     }

@@ -23,7 +23,6 @@
 //!     unit.create_user(&NewUser {
 //!         name: "ada".into(),
 //!         email: "ada@example.com".into(),
-//!         password_hash: "$argon2id$…".into(),
 //!     })
 //! })?;
 //! let found = db.unit()?.get_user_by_email("ada@example.com")?;

@@ -30,8 +30,6 @@ pub struct NewUser {
     pub name: String,
     /// Unique email (1..=[`MAX_EMAIL_BYTES`](crate::limits::MAX_EMAIL_BYTES) bytes).
     pub email: String,
-    /// An opaque hash (1..=[`MAX_PASSWORD_HASH_BYTES`](crate::limits::MAX_PASSWORD_HASH_BYTES) bytes).
-    pub password_hash: String,
 }
 
 /// A change to one optional profile field.

@@ -58,7 +58,10 @@ fn check_field_change(what: &str, change: &FieldChange, max: usize) -> Result<()
 }
 
 impl Unit {
-    /// Creates a user with a fresh UUID, unverified, stamped now.
+    /// Creates a user with a fresh UUID, unverified, stamped now, and with no
+    /// password: one is set only through [`Unit::update_user_password`] (the
+    /// `credentials` interface), so whoever may create profiles cannot by
+    /// that choose a password anyone signs in with.
     ///
     /// # Errors
     /// [`Error::Conflict`] naming `name` or `email` when taken;
@@ -66,23 +69,14 @@ impl Unit {
     pub fn create_user(&mut self, new: &NewUser) -> Result<User> {
         check_len("name", &new.name, MAX_NAME_BYTES, true)?;
         check_len("email", &new.email, MAX_EMAIL_BYTES, true)?;
-        check_len(
-            "password hash",
-            &new.password_hash,
-            MAX_PASSWORD_HASH_BYTES,
-            true,
-        )?;
         let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
         let now = self.now();
         let conn = self.write()?;
         let mut stmt = conn.prepare_cached(&format!(
             "INSERT INTO users (uuid, name, email, password_hash, email_verified, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5) RETURNING {USER_COLUMNS}"
+             VALUES (?1, ?2, ?3, '', 0, ?4, ?4) RETURNING {USER_COLUMNS}"
         ))?;
-        Ok(stmt.query_row(
-            (&uuid, &new.name, &new.email, &new.password_hash, now),
-            user_from_row,
-        )?)
+        Ok(stmt.query_row((&uuid, &new.name, &new.email, now), user_from_row)?)
     }
 
     /// Finds a user by exact email.
@@ -125,12 +119,16 @@ impl Unit {
     /// Returns a user's stored password hash.
     ///
     /// # Errors
-    /// [`Error::NotFound`]; [`Error::InvalidInput`] for a bad UUID.
+    /// [`Error::NotFound`] for no such user or one with no password yet;
+    /// [`Error::InvalidInput`] for a bad UUID.
     pub fn get_password_hash(&self, user_uuid: &str) -> Result<String> {
         check_id("user uuid", user_uuid)?;
         let mut stmt = self
             .read()?
-            .prepare_cached("SELECT password_hash FROM users WHERE uuid = ?1")?;
+            // An empty hash is a user with no password yet (`create_user`).
+            .prepare_cached(
+                "SELECT password_hash FROM users WHERE uuid = ?1 AND password_hash != ''",
+            )?;
         Ok(stmt.query_row([user_uuid], |r| r.get(0))?)
     }
 

@@ -36,7 +36,6 @@ fn new_user(name: &str, email: &str) -> NewUser {
     NewUser {
         name: name.into(),
         email: email.into(),
-        password_hash: format!("hash-of-{name}"),
     }
 }
 
@@ -250,7 +249,11 @@ mod users {
         assert_eq!(u.get_user_by_email("ada@example.com")?, user);
         assert_eq!(u.get_user_by_uuid(&user.uuid)?, user);
         assert_eq!(u.get_user_by_name("ada")?, user);
-        assert_eq!(u.get_password_hash(&user.uuid)?, "hash-of-ada");
+        // A new user has no password: creating a profile sets no secret.
+        assert_err!(u.get_password_hash(&user.uuid), Error::NotFound);
+        drop(u);
+        f.db.with_unit(|u| u.update_user_password(&user.uuid, "hash-of-ada"))?;
+        assert_eq!(f.db.unit()?.get_password_hash(&user.uuid)?, "hash-of-ada");
         Ok(())
     }
 

@@ -291,8 +291,19 @@ fn check_credentials(email: &str, password: &str) -> Res<User> {
         }
         return Err(AuthError::InvalidCredentials);
     };
-    let stored = credentials::get_password_hash(&user.uuid).map_err(db)?;
-    let verified = password::verify(&password, &stored).map_err(internal)?;
+    // A user with no password (created by a plugin without `credentials`)
+    // cannot sign in; the answer and its cost are those of a wrong password.
+    let verified = match credentials::get_password_hash(&user.uuid) {
+        Ok(stored) => password::verify(&password, &stored).map_err(internal)?,
+        Err(DbError::NotFound) => {
+            password::dummy_verify(&password).map_err(internal)?;
+            password::Verified {
+                ok: false,
+                outdated: false,
+            }
+        }
+        Err(e) => return Err(db(e)),
+    };
     if !verified.ok {
         if !reserved {
             record_failure(email)?;
@@ -333,12 +344,8 @@ impl Guest for Auth {
         let email = input::email(&email).map_err(AuthError::InvalidInput)?;
         let name = input::name(&name).map_err(AuthError::InvalidInput)?;
         let hash = new_password_hash(&password, &name, &email)?;
-        let user = users::create_user(&users::NewUser {
-            name,
-            email,
-            password_hash: hash,
-        })
-        .map_err(db)?;
+        let user = users::create_user(&users::NewUser { name, email }).map_err(db)?;
+        credentials::update_user_password(&user.uuid, &hash).map_err(db)?;
         send_verification(&user)?;
         Ok(user)
     }

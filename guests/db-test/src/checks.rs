@@ -106,12 +106,18 @@ fn run_id() -> String {
     format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
+/// Creates a user and gives it a password (through `credentials`, the only
+/// way to set one).
 fn make_user(run: &str, who: &str) -> Result<User, Error> {
-    users::create_user(&NewUser {
+    let user = users::create_user(&NewUser {
         name: format!("dbtest-{run}-{who}"),
         email: format!("{who}.{run}@example.com"),
-        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$fake-{who}"),
-    })
+    })?;
+    credentials::update_user_password(
+        &user.uuid,
+        &format!("$argon2id$v=19$m=19456,t=2,p=1$fake-{who}"),
+    )?;
+    Ok(user)
 }
 
 pub fn run_all() -> Vec<Check> {
@@ -153,7 +159,6 @@ fn user_checks(r: &mut Report) {
             let err = users::create_user(&NewUser {
                 name: format!("dbtest-{run}-other"),
                 email: format!("ada.{run}@example.com"),
-                password_hash: "h".into(),
             });
             ensure_err!(err, Error::Conflict(UniqueField::Email));
             Ok(())
@@ -166,7 +171,6 @@ fn user_checks(r: &mut Report) {
             let err = users::create_user(&NewUser {
                 name: format!("dbtest-{run}-ada"),
                 email: format!("other.{run}@example.com"),
-                password_hash: "h".into(),
             });
             ensure_err!(err, Error::Conflict(UniqueField::Name));
             Ok(())
@@ -179,13 +183,11 @@ fn user_checks(r: &mut Report) {
             let empty = users::create_user(&NewUser {
                 name: String::new(),
                 email: format!("empty.{run}@example.com"),
-                password_hash: "h".into(),
             });
             ensure_err!(empty, Error::InvalidInput(_));
             let huge = users::create_user(&NewUser {
                 name: format!("dbtest-{run}-huge"),
                 email: "a".repeat(100_000),
-                password_hash: "h".into(),
             });
             ensure_err!(huge, Error::InvalidInput(_));
             Ok(())
@@ -199,7 +201,6 @@ fn user_checks(r: &mut Report) {
             let u = ok!(users::create_user(&NewUser {
                 name: name.clone(),
                 email: format!("x' OR '1'='1.{run}@example.com"),
-                password_hash: "h".into(),
             }));
             ensure_eq!(ok!(users::get_user_by_name(&name)).uuid, u.uuid);
             ensure_err!(users::get_user_by_email("' OR 1=1 --"), Error::NotFound);
@@ -340,6 +341,20 @@ fn user_checks(r: &mut Report) {
 }
 
 fn credential_checks(r: &mut Report) {
+    r.check(
+        "credentials.get-password-hash",
+        "a user created through users has no password until credentials sets one",
+        |run| {
+            let u = ok!(users::create_user(&NewUser {
+                name: format!("dbtest-{run}-nopass"),
+                email: format!("nopass.{run}@example.com"),
+            }));
+            ensure_err!(credentials::get_password_hash(&u.uuid), Error::NotFound);
+            ok!(credentials::update_user_password(&u.uuid, "set-later"));
+            ensure_eq!(ok!(credentials::get_password_hash(&u.uuid)), "set-later");
+            Ok(())
+        },
+    );
     r.check(
         "credentials.get-password-hash",
         "returns the stored hash, and not-found for an unknown user",

@@ -20,7 +20,6 @@ impl bindings::Guest for Misbehave {
             let created = users::create_user(&NewUser {
                 email: format!("{name}@example.com"),
                 name,
-                password_hash: "x".into(),
             });
             if let Err(e) = created {
                 return Err(format!("{e:?}"));

@@ -43,7 +43,6 @@ impl users::Host for DbView<'_> {
         let new = plinth_store::NewUser {
             name: new.name,
             email: new.email,
-            password_hash: new.password_hash,
         };
         Ok(self.unit(CREATE)?.create_user(&new)?.into())
     }
