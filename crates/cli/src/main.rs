@@ -194,7 +194,12 @@ impl Ctx {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        Ok(Db::open(&self.db_path)?)
+        match Db::open(&self.db_path) {
+            Ok(db) => Ok(db),
+            // `--db :memory:` and the like: a mistake in the command.
+            Err(e @ plinth_store::Error::InvalidPath { .. }) => Err(Failure::usage(e)),
+            Err(e) => Err(Failure::runtime(e)),
+        }
     }
 
     fn runtime(&self) -> Result<Runtime> {

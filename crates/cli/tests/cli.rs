@@ -273,6 +273,28 @@ fn bad_input_is_one_line_with_the_right_exit_code_and_writes_nothing() -> Result
         std::fs::read_to_string(&text)?.starts_with("just some notes"),
         "the file was changed"
     );
+    // Another application's database: refused, not migrated, not switched
+    // to WAL.
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)?
+        .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, login TEXT);")?;
+    let before = std::fs::read(&other)?;
+    fails(
+        plinth(dir.path())?
+            .arg("--db")
+            .arg(&other)
+            .args(["db", "status"]),
+        1,
+        "is not a plinth database",
+    )?;
+    ensure!(std::fs::read(&other)? == before, "other.db was changed");
+    ensure!(!dir.path().join("other.db-wal").exists());
+    // A database that would keep nothing.
+    fails(
+        plinth(dir.path())?.args(["--db", ":memory:", "db", "status"]),
+        2,
+        "in-memory",
+    )?;
     let fake = dir.path().join("fake.wasm");
     std::fs::write(&fake, b"not wasm")?;
     fails(

@@ -56,6 +56,31 @@ pub enum Error {
         #[source]
         source: EngineError,
     },
+    /// The file is a database of another application (or of a kind plinth
+    /// does not know): plinth refuses it before writing anything to it.
+    #[error("{path} is not a plinth database ({reason}); refusing to change it")]
+    NotPlinth {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What gave it away.
+        reason: String,
+    },
+    /// The path cannot hold a database that persists: `:memory:`, a `file:`
+    /// URI, something that is not a regular file.
+    #[error("{path}: {reason}")]
+    InvalidPath {
+        /// The path as given.
+        path: std::path::PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The file can only be read (its permissions, a read-only mount):
+    /// plugins could read but every write would fail.
+    #[error("{path} is read-only; plinth needs to write to its database")]
+    ReadOnly {
+        /// The file.
+        path: std::path::PathBuf,
+    },
     /// Any other failure of the database engine.
     #[error("database: {0}")]
     Engine(#[source] EngineError),

@@ -52,12 +52,53 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use attempts::Failures;
 pub use clock::{Clock, Timestamp};
-pub use error::{Error, Result};
+pub use error::{EngineError, Error, Result};
 pub use model::{
     FieldChange, NewUser, ProfileChanges, Session, Token, TokenKind, UniqueField, User,
 };
 pub use outbox::{Mail, OutboxMessage, TableCount};
 pub use unit::Unit;
+
+/// `PRAGMA application_id` of a plinth database: `plnt` in ASCII. SQLite's
+/// own way of saying which application a file belongs to.
+pub const APPLICATION_ID: i32 = 0x706c_6e74;
+
+/// The tables of a plinth database from before [`APPLICATION_ID`] was set
+/// (schema v1): a file holding all of them is taken as plinth's.
+const V1_TABLES: [&str; 5] = [
+    "email_verification_tokens",
+    "password_reset_tokens",
+    "schema_version",
+    "sessions",
+    "users",
+];
+
+/// What a commit promises once it has returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A committed unit survives a crash of the process, of the operating
+    /// system and a loss of power: SQLite syncs the write-ahead log at every
+    /// commit (`synchronous = FULL`). The default: accounts, sessions and
+    /// tokens are not data to lose quietly.
+    #[default]
+    Full,
+    /// A committed unit survives a crash of the process, but the last
+    /// commits before an operating-system crash or a power loss may be lost
+    /// (the database stays consistent): the log is synced only at
+    /// checkpoints (`synchronous = NORMAL`). Faster writes, for data that
+    /// can be recreated.
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
 
 /// How to open a database.
 #[derive(Debug, Clone)]
@@ -71,6 +112,8 @@ pub struct Options {
     pub migrate: bool,
     /// Most idle connections kept for reuse (default 16).
     pub max_idle_connections: usize,
+    /// What a commit promises (default [`Durability::Full`]).
+    pub durability: Durability,
 }
 
 impl Default for Options {
@@ -80,6 +123,7 @@ impl Default for Options {
             busy_timeout: Duration::from_secs(5),
             migrate: true,
             max_idle_connections: 16,
+            durability: Durability::default(),
         }
     }
 }
@@ -101,10 +145,15 @@ impl Db {
     /// Opens (creating if needed) the database at `path` with default
     /// [`Options`], applying pending migrations.
     ///
+    /// A new or empty file becomes a plinth database; a plinth database is
+    /// migrated; anything else is refused before anything is written to it.
+    ///
     /// # Errors
-    /// [`Error::Open`] when the path cannot be opened or is not an SQLite
-    /// database; the errors of applying the migrations (see
-    /// [`migrations::migrate`]).
+    /// [`Error::InvalidPath`] for a path that cannot persist (`:memory:`, a
+    /// `file:` URI, not a regular file); [`Error::NotPlinth`] for another
+    /// application's database; [`Error::ReadOnly`]; [`Error::Open`] when the
+    /// path cannot be opened or is not an SQLite database; the errors of
+    /// applying the migrations (see [`migrations::migrate`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, Options::default())
     }
@@ -115,6 +164,7 @@ impl Db {
     /// As [`Db::open`]; with `migrate: false`, [`Error::SchemaTooNew`] or
     /// [`Error::InvalidMigrations`] when the file's schema is not current.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        check_owner(path.as_ref())?;
         let db = Db {
             inner: Arc::new(Inner {
                 path: path.as_ref().to_path_buf(),
@@ -137,6 +187,10 @@ impl Db {
                     "the database is at version {found}; version {known} is needed (run the migrations)"
                 )));
             }
+        }
+        let id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        if id != APPLICATION_ID {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
         db.release(conn);
         Ok(db)
@@ -215,12 +269,108 @@ impl Db {
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(self.inner.options.busy_timeout)
             .map_err(open_err)?;
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+            return Err(Error::ReadOnly { path: path.clone() });
+        }
         // The first statement that reads the file: a non-database file fails here.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(open_err)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-            .map_err(open_err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+            self.inner.options.durability.pragma()
+        ))
+        .map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
+    }
+}
+
+/// Refuses, before anything is written, a path that cannot hold a lasting
+/// database and a file that is not plinth's. A missing or empty file is
+/// fine: it becomes a plinth database.
+fn check_owner(path: &Path) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidPath {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let text = path.to_string_lossy();
+    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+        return Err(invalid(
+            "not a database file: an in-memory database or a URI keeps nothing plinth can find again",
+        ));
+    }
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(invalid(&e.to_string())),
+    };
+    if !meta.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    if meta.len() == 0 {
+        return Ok(());
+    }
+    let open_err = |source: rusqlite::Error| Error::Open {
+        path: path.to_path_buf(),
+        source: source.into(),
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_err)?;
+    let not_plinth = |reason: String| Error::NotPlinth {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // The first read of the file: one that is not SQLite fails here.
+    let id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(open_err)?;
+    if id == APPLICATION_ID {
+        return Ok(());
+    }
+    if id != 0 {
+        return Err(not_plinth(format!("its application id is {id:#x}")));
+    }
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .map_err(open_err)?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(open_err)?;
+    if tables.is_empty() || V1_TABLES.iter().all(|t| tables.iter().any(|n| n == t)) {
+        return Ok(());
+    }
+    Err(not_plinth(format!(
+        "it holds tables plinth did not make: {}",
+        tables.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(options: Options) -> Result<i64> {
+        let dir = tempfile::tempdir().map_err(|e| Error::invalid(e.to_string()))?;
+        let db = Db::open_with(dir.path().join("d.db"), options)?;
+        let conn = db.acquire()?;
+        let level = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        db.release(conn);
+        Ok(level)
+    }
+
+    #[test]
+    fn commits_are_synced_in_full_unless_asked_otherwise() -> Result<()> {
+        // 2 is FULL, 1 is NORMAL.
+        assert_eq!(synchronous(Options::default())?, 2);
+        let normal = Options {
+            durability: Durability::Normal,
+            ..Options::default()
+        };
+        assert_eq!(synchronous(normal)?, 1);
+        Ok(())
     }
 }

@@ -224,6 +224,81 @@ mod migrations_ {
         Ok(())
     }
 
+    /// Another application's SQLite file is refused before anything is
+    /// written: no plinth tables, no `schema_version`, no switch to WAL —
+    /// the file is byte for byte what it was.
+    #[test]
+    fn another_applications_database_is_refused_and_left_untouched() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        for (name, setup, needle) in [
+            (
+                "own-users.db",
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, login TEXT);
+                 INSERT INTO users (login) VALUES ('root');",
+                "users",
+            ),
+            ("notes.db", "CREATE TABLE notes (body TEXT);", "notes"),
+            (
+                "app-id.db",
+                "PRAGMA application_id = 1234;",
+                "application id",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            Connection::open(&path)?.execute_batch(setup)?;
+            let before = std::fs::read(&path)?;
+            match Db::open(&path) {
+                Err(e @ Error::NotPlinth { .. }) => {
+                    assert!(e.to_string().contains(needle), "{e}")
+                }
+                other => panic!("{name}: expected NotPlinth, got {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path)?, before, "{name} was changed");
+            let wal = path.with_extension("db-wal");
+            assert!(!wal.exists(), "{name} was switched to WAL");
+        }
+        Ok(())
+    }
+
+    /// A new file, an empty one, and a v1 file from before the application
+    /// id are plinth's; each is stamped with the id when opened.
+    #[test]
+    fn new_empty_and_earlier_plinth_files_are_opened_and_stamped() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"")?;
+        let v1 = dir.path().join("v1.db");
+        migrations::migrate(&v1, &MIGRATIONS[..1], START)?;
+        for path in [dir.path().join("new.db"), empty, v1] {
+            Db::open(&path)?;
+            let id: i32 =
+                Connection::open(&path)?.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            assert_eq!(id, plinth_store::APPLICATION_ID, "{}", path.display());
+            // And it opens again.
+            Db::open(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Paths that cannot hold a lasting database are refused, not opened
+    /// as an in-memory database that keeps nothing.
+    #[test]
+    fn in_memory_databases_uris_and_directories_are_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        for path in [
+            std::path::PathBuf::from(":memory:"),
+            std::path::PathBuf::from("file:plinth.db?mode=memory"),
+            std::path::PathBuf::from(""),
+            dir.path().to_path_buf(),
+        ] {
+            match Db::open(&path) {
+                Err(Error::InvalidPath { .. }) => {}
+                other => panic!("{}: expected InvalidPath, got {other:?}", path.display()),
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn a_file_that_is_not_a_database_is_refused() -> Result<()> {
         let dir = tempfile::tempdir()?;
