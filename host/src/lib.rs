@@ -53,6 +53,7 @@ mod plugin;
 mod runtime;
 mod state;
 mod stdio;
+mod text;
 pub mod wit;
 
 pub use bindings::{FieldChange, User};
@@ -66,6 +67,7 @@ pub use manifest::{Limits, Manifest, Reuse};
 pub use plugin::Plugin;
 pub use runtime::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions};
 pub use state::CallState;
+pub use text::escape_controls;
 pub use wasmtime::component::Val;
 
 /// The wasmtime this runtime is built on, for typed faces

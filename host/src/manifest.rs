@@ -61,6 +61,9 @@ impl Default for Limits {
     }
 }
 
+/// The longest plugin name a manifest may give, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
 /// Most calls one reused instance may serve.
 pub const MAX_REUSE_CALLS: u32 = 1_000_000;
 /// Most idle instances a plugin may keep.
@@ -188,6 +191,12 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
         if raw.name.trim().is_empty() {
             return Err(bad("name must not be empty".into()));
+        }
+        if raw.name.chars().any(char::is_control) || raw.name.len() > MAX_NAME_BYTES {
+            return Err(bad(format!(
+                "name {:?} must be at most {MAX_NAME_BYTES} bytes with no control characters",
+                crate::escape_controls(&raw.name)
+            )));
         }
         let mut grants = Grants::none();
         for (name, access) in raw.grants {

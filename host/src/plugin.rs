@@ -502,7 +502,9 @@ impl Plugin {
         Error::Trap {
             plugin,
             function,
-            message: format!("{e:?}"),
+            // The backtrace names the guest's functions, from its own name
+            // section: bytes the plugin chose.
+            message: crate::escape_controls(&format!("{e:?}")).into_owned(),
         }
     }
 }

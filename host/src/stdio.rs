@@ -68,7 +68,7 @@ impl Lines {
 
     fn emit(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches(['\r', '\n']);
+        let text = crate::escape_controls(text.trim_end_matches(['\r', '\n']));
         tracing::info!(target: "plinth::guest", plugin = %self.out.plugin, stream = self.out.stream, "{text}");
         self.line.clear();
     }

@@ -90,6 +90,8 @@ mod grants {
             ("name = \"x\"\n[reuse]\nidle = 65", "reuse.idle"),
             ("name = \"x\"\n[reuse]\nforever = true", "forever"),
             ("name = \"\"", "name"),
+            ("name = \"evil\\u001b[2J\"", "control characters"),
+            ("name = \"line\\rbreak\"", "control characters"),
             ("name = \"x\"\nsurprise = 1", "surprise"),
             ("not toml at all [", ""),
         ] {
@@ -701,6 +703,26 @@ mod observability {
             "{log}"
         );
         ensure!(log.contains("micros="), "no call duration: {log}");
+        // What a guest prints cannot rewrite the log or the terminal it is
+        // read on: control characters arrive escaped.
+        let (result, log) = capture(tracing::Level::DEBUG, || {
+            p.call_dynamic(
+                "write-then",
+                &[
+                    Val::String(String::new()),
+                    Val::Variant(
+                        "print".into(),
+                        Some(Box::new(Val::String("\x1b[2Jcleared\rover\x07".into()))),
+                    ),
+                ],
+            )
+        })?;
+        result?;
+        ensure!(
+            !log.chars().any(|c| c.is_control() && c != '\n'),
+            "raw control characters in the log: {log:?}"
+        );
+        ensure!(log.contains("\\u{1b}[2Jcleared\\u{d}over\\u{7}"), "{log}");
         Ok(())
     }
 

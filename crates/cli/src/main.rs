@@ -148,26 +148,63 @@ fn main() -> ExitCode {
             let first = text.lines().next().unwrap_or("invalid arguments");
             eprintln!(
                 "plinth: {} (see plinth --help)",
-                first.trim_start_matches("error: ")
+                plinth_host::escape_controls(first.trim_start_matches("error: "))
             );
             return ExitCode::from(2);
         }
     };
+    use std::io::IsTerminal;
+    let filter = log_filter(std::env::var("PLINTH_LOG").ok().as_deref());
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
+            tracing_subscriber::EnvFilter::try_new(&filter)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
+        // Colour only for a person at a terminal, not in a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
         Ok(code) => code,
         Err(f) => {
             // One line: the error and its causes.
-            eprintln!("plinth: {}", format!("{:#}", f.error).replace('\n', " "));
+            // Control characters (from a plugin's names, output or the
+            // arguments typed) are escaped, so the line cannot rewrite the
+            // terminal.
+            let line = format!("{:#}", f.error).replace('\n', " ");
+            eprintln!("plinth: {}", plinth_host::escape_controls(&line));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The crates whose logs `PLINTH_LOG=<level>` turns up: plinth's own, and
+/// the guests' output (`plinth::guest`).
+const PLINTH_TARGETS: &[&str] = &[
+    "plinth",
+    "plinth_host",
+    "plinth_store",
+    "plinth_auth",
+    "plinth_testing",
+];
+
+/// The tracing filter for `PLINTH_LOG`. A bare level (`trace`, `debug`…)
+/// applies to plinth's own targets only; everything else (the compiler and
+/// runtime underneath, whose TRACE output runs to hundreds of megabytes for
+/// one compile) stays at `warn`. A full filter (`wasmtime=debug,info`) is
+/// taken as written, for whoever asks for more.
+fn log_filter(setting: Option<&str>) -> String {
+    let Some(setting) = setting.map(str::trim).filter(|s| !s.is_empty()) else {
+        return "error".into();
+    };
+    if setting.contains('=') || setting.contains(',') {
+        return setting.into();
+    }
+    let mut filter = String::from("warn");
+    for target in PLINTH_TARGETS {
+        filter.push_str(&format!(",{target}={setting}"));
+    }
+    filter
 }
 
 fn data_dir() -> PathBuf {

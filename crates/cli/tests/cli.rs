@@ -34,6 +34,10 @@ fn fails(cmd: &mut Command, code: i32, needle: &str) -> Result<()> {
     ensure!(err.trim_end().lines().count() == 1, "not one line: {err}");
     ensure!(err.contains(needle), "{err:?} lacks {needle:?}");
     ensure!(!err.contains("panicked"), "{err}");
+    ensure!(
+        !err.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters on stderr: {err:?}"
+    );
     Ok(())
 }
 
@@ -257,6 +261,18 @@ fn bad_input_is_one_line_with_the_right_exit_code_and_writes_nothing() -> Result
         "arguments",
     )?;
     fails(plinth(dir.path())?.args(["frobnicate"]), 2, "frobnicate")?;
+    // Control characters in what is echoed back are escaped, not sent to
+    // the terminal (this one would clear the screen).
+    fails(
+        plinth(dir.path())?.args(["call", "./gone\x1b[2J\r.wasm", "f()"]),
+        2,
+        "gone\\u{1b}[2J\\u{d}.wasm",
+    )?;
+    fails(
+        plinth(dir.path())?.args(["frob\x1b[2Jnicate"]),
+        2,
+        "unrecognized subcommand",
+    )?;
     ensure!(rows(&db, "users")? + rows(&db, "outbox")? == before);
     // Not a database, not a component.
     let text = dir.path().join("notes.txt");
@@ -590,5 +606,42 @@ fn the_runtime_library_depends_on_neither_clap_nor_the_built_guests() -> Result<
             "plinth-host depends on {banned}"
         );
     }
+    Ok(())
+}
+
+/// `PLINTH_LOG=trace` shows plinth's own tracing (host calls, guest output),
+/// not the compiler's: with a cold cache one call once wrote most of a
+/// gigabyte. And no colour codes reach a log that is not a terminal.
+#[test]
+fn plinth_log_trace_is_scoped_to_plinth_and_plain_when_not_a_terminal() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = plinth(dir.path())?
+        .env("PLINTH_LOG", "trace")
+        .args(["call", "template", r#"greet("x@example.com")"#])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8(out.stderr)?;
+    ensure!(
+        log.len() < 1 << 20,
+        "{} bytes of log for one call",
+        log.len()
+    );
+    ensure!(
+        log.contains("get-user-by-email") && log.contains("plugin_call"),
+        "plinth's own tracing is missing:\n{log}"
+    );
+    ensure!(
+        !log.contains('\x1b'),
+        "ANSI escapes in a log that is not a terminal"
+    );
+    ensure!(
+        !log.lines()
+            .any(|l| l.contains(" TRACE ") && l.contains("cranelift")),
+        "the compiler's tracing is in the log"
+    );
     Ok(())
 }
