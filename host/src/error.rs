@@ -150,6 +150,14 @@ pub enum Error {
     /// The database failed outside a plugin call.
     #[error(transparent)]
     Store(#[from] plinth_store::Error),
+    /// The compile cache's directory is not safe to run code from.
+    #[error("compile cache {path}: {reason}")]
+    CacheDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The runtime's capabilities do not fit together (two implement one
     /// interface) or one could not be linked.
     #[error("capabilities: {0}")]

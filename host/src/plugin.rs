@@ -517,16 +517,16 @@ fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<(Component, bo
         .options
         .cache_dir
         .as_deref()
-        .map(|dir| crate::cache::entry_path(dir, engine, bytes));
-    if let Some(component) = entry.as_deref().and_then(|p| crate::cache::load(engine, p)) {
+        .map(|dir| crate::cache::entry(dir, engine, bytes));
+    if let Some(component) = entry.as_ref().and_then(|e| crate::cache::load(engine, e)) {
         return Ok((component, true));
     }
     let component = Component::new(engine, bytes).map_err(|e| Error::InvalidComponent {
         plugin: name.to_string(),
         source: boxed(e),
     })?;
-    if let Some(path) = &entry {
-        crate::cache::store(&component, path);
+    if let Some(entry) = &entry {
+        crate::cache::store(&component, entry);
     }
     Ok((component, false))
 }

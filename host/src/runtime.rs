@@ -42,6 +42,8 @@ pub struct Runtime {
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeOptions {
     /// Where compiled components are cached (none: compile on every load).
+    /// It must be writable by this user only (it is created so when
+    /// missing): cached code runs as native code.
     pub cache_dir: Option<std::path::PathBuf>,
     /// Name the plugins' compiled functions for Linux `perf`: wasmtime writes
     /// each function's address range and name to `/tmp/perf-<pid>.map`,
@@ -99,9 +101,17 @@ impl Runtime {
     /// A runtime serving `db`, configured by `options`.
     ///
     /// # Errors
-    /// As [`Runtime::new`], and [`Error::Capability`] when two capabilities
-    /// implement the same interface or one fails to link.
+    /// As [`Runtime::new`]; [`Error::Capability`] when two capabilities
+    /// implement the same interface or one fails to link;
+    /// [`Error::CacheDir`] for a cache directory that other users can write
+    /// to or that cannot be created.
     pub fn with_options(db: Db, options: RuntimeOptions) -> Result<Self> {
+        if let Some(dir) = &options.cache_dir {
+            crate::cache::check_dir(dir).map_err(|reason| Error::CacheDir {
+                path: dir.clone(),
+                reason,
+            })?;
+        }
         let mut config = engine_config();
         if options.perf_map {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);

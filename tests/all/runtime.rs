@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, ensure};
-use plinth_guests::{BENCH, DB_TEST, MISBEHAVE};
+use plinth_guests::{BENCH, DB_TEST, MISBEHAVE, TEMPLATE};
 use plinth_host::capabilities::users::USERS;
 use plinth_host::{Access, Error, Manifest, Reuse, Runtime, RuntimeOptions, Val};
 use plinth_store::Db;
@@ -305,6 +305,71 @@ mod cache {
             !rt.load_file(BENCH.wasm.as_ref(), manifest)?
                 .loaded_from_cache()
         );
+        Ok(())
+    }
+
+    /// One plugin's entry copied over another's file name is sound by its
+    /// own checksum, but it names the other component's key: it is refused,
+    /// and the second plugin runs its own code under its own grants.
+    #[test]
+    fn a_cache_entry_moved_to_another_components_name_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let rt = runtime(dir.path())?;
+        let bench = Manifest::from_file(BENCH.manifest.as_ref())?;
+        let template = Manifest::from_file(TEMPLATE.manifest.as_ref())?;
+        rt.load_file(BENCH.wasm.as_ref(), bench)?;
+        let bench_entry = entries(dir.path())?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no entry"))?;
+        rt.load_file(TEMPLATE.wasm.as_ref(), template.clone())?;
+        let template_entry = entries(dir.path())?
+            .into_iter()
+            .find(|e| *e != bench_entry)
+            .ok_or_else(|| anyhow::anyhow!("no second entry"))?;
+        std::fs::copy(&bench_entry, &template_entry)?;
+        let again = rt.load_file(TEMPLATE.wasm.as_ref(), template)?;
+        ensure!(!again.loaded_from_cache(), "the swapped entry was used");
+        ensure!(
+            again.functions().iter().any(|f| f.name == "greet"),
+            "it is not the template's code: {:?}",
+            again.functions()
+        );
+        let out = again.call_dynamic("greet", &[Val::String("x@example.com".into())])?;
+        ensure!(
+            matches!(&out[..], [Val::String(s)] if s.contains("nobody is registered")),
+            "{out:?}"
+        );
+        Ok(())
+    }
+
+    /// Cached code runs as native code: a cache directory other users can
+    /// write to is refused; a missing one is created for this user only.
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_directory_others_can_write_is_refused() -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared)?;
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777))?;
+        let options = RuntimeOptions {
+            cache_dir: Some(shared.clone()),
+            ..RuntimeOptions::default()
+        };
+        match Runtime::with_options(Db::open(dir.path().join("db"))?, options) {
+            Err(e @ Error::CacheDir { .. }) => {
+                ensure!(e.to_string().contains("other users can write"), "{e}")
+            }
+            other => anyhow::bail!("expected CacheDir, got {other:?}"),
+        }
+        let fresh = dir.path().join("fresh/cache");
+        let options = RuntimeOptions {
+            cache_dir: Some(fresh.clone()),
+            ..RuntimeOptions::default()
+        };
+        Runtime::with_options(Db::open(dir.path().join("db"))?, options)?;
+        let mode = std::fs::metadata(&fresh)?.permissions().mode() & 0o777;
+        ensure!(mode == 0o700, "created with mode {mode:o}");
         Ok(())
     }
 }

@@ -207,31 +207,41 @@ fn log_filter(setting: Option<&str>) -> String {
     filter
 }
 
-fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("PLINTH_DATA_DIR") {
-        PathBuf::from(d)
-    } else if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
-        PathBuf::from(d).join("plinth")
-    } else if let Some(home) = std::env::var_os("HOME") {
-        PathBuf::from(home).join(".local/share/plinth")
+/// The data directory: `$PLINTH_DATA_DIR`, else `$XDG_DATA_HOME/plinth`,
+/// else `~/.local/share/plinth`. None when none of them is set: plinth then
+/// keeps no files of its own (no cache, no default database) rather than
+/// writing into whatever directory it was started in.
+fn data_dir() -> Option<PathBuf> {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(d) = set("PLINTH_DATA_DIR") {
+        Some(PathBuf::from(d))
+    } else if let Some(d) = set("XDG_DATA_HOME") {
+        Some(PathBuf::from(d).join("plinth"))
     } else {
-        PathBuf::from(".plinth")
+        set("HOME").map(|home| PathBuf::from(home).join(".local/share/plinth"))
     }
 }
 
 struct Ctx {
-    db_path: PathBuf,
-    plugins_dir: PathBuf,
-    cache_dir: PathBuf,
+    /// The database, if one was named or a data directory gives the default.
+    db_path: Option<PathBuf>,
+    plugins_dir: Option<PathBuf>,
+    /// The compile cache; none without a data directory.
+    cache_dir: Option<PathBuf>,
 }
 
 impl Ctx {
     fn db(&self) -> Result<Db> {
-        if let Some(parent) = self.db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let path = self.db_path.as_ref().ok_or_else(|| {
+            Failure::usage(
+                "no data directory (PLINTH_DATA_DIR, XDG_DATA_HOME and HOME are unset): name the database with --db",
+            )
+        })?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        match Db::open(&self.db_path) {
+        match Db::open(path) {
             Ok(db) => Ok(db),
             // `--db :memory:` and the like: a mistake in the command.
             Err(e @ plinth_store::Error::InvalidPath { .. }) => Err(Failure::usage(e)),
@@ -241,7 +251,7 @@ impl Ctx {
 
     fn runtime(&self) -> Result<Runtime> {
         let options = RuntimeOptions {
-            cache_dir: Some(self.cache_dir.clone()),
+            cache_dir: self.cache_dir.clone(),
             ..RuntimeOptions::default()
         }
         // For the built-in db-test only: `plugins::load` grants it in code.
@@ -253,15 +263,19 @@ impl Ctx {
 fn run(cli: Cli) -> Result<ExitCode> {
     let data = data_dir();
     let ctx = Ctx {
-        db_path: cli.db.unwrap_or_else(|| data.join("plinth.db")),
-        plugins_dir: cli.plugins.unwrap_or_else(|| data.join("plugins")),
-        cache_dir: data.join("cache"),
+        db_path: cli
+            .db
+            .or_else(|| data.as_ref().map(|d| d.join("plinth.db"))),
+        plugins_dir: cli
+            .plugins
+            .or_else(|| data.as_ref().map(|d| d.join("plugins"))),
+        cache_dir: data.as_ref().map(|d| d.join("cache")),
     };
     match cli.command {
         Command::Demo => {
             let runtime = ctx.runtime()?;
             println!("database: {}", runtime.db().path().display());
-            let source = plugins::find(&ctx.plugins_dir, "auth")?;
+            let source = plugins::find(ctx.plugins_dir.as_deref(), "auth")?;
             let auth = AuthPlugin::new(plugins::load(&runtime, &source)?)?;
             Ok(if demo::run(&runtime, &auth)? {
                 ExitCode::SUCCESS
@@ -271,7 +285,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Call { plugin, call, json } => call_export(&ctx, &plugin, &call, json),
         Command::Plugin(PluginCommand::List) => {
-            for s in plugins::list(&ctx.plugins_dir) {
+            for s in plugins::list(ctx.plugins_dir.as_deref()) {
                 println!("{:<12} {:<10} {s}", s.name, s.kind());
             }
             Ok(ExitCode::SUCCESS)
@@ -317,7 +331,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn call_export(ctx: &Ctx, plugin: &str, call: &str, as_json: bool) -> Result<ExitCode> {
     let (name, parsed) = values::parse_call(call).map_err(Failure::usage)?;
-    let source = plugins::find(&ctx.plugins_dir, plugin)?;
+    let source = plugins::find(ctx.plugins_dir.as_deref(), plugin)?;
     let runtime = ctx.runtime()?;
     let plugin = plugins::load(&runtime, &source)?;
     let func = plugin.function(&name).map_err(Failure::usage)?;
@@ -337,7 +351,7 @@ fn call_export(ctx: &Ctx, plugin: &str, call: &str, as_json: bool) -> Result<Exi
 }
 
 fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
-    let source = plugins::find(&ctx.plugins_dir, plugin)?;
+    let source = plugins::find(ctx.plugins_dir.as_deref(), plugin)?;
     let runtime = ctx.runtime()?;
     let p = plugins::load(&runtime, &source)?;
     println!("plugin:   {} ({})", p.name(), source.kind());

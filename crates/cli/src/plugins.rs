@@ -75,7 +75,7 @@ impl fmt::Display for Source {
 }
 
 /// Every plugin known: built-ins first, then the installed ones.
-pub fn list(plugins_dir: &Path) -> Vec<Source> {
+pub fn list(plugins_dir: Option<&Path>) -> Vec<Source> {
     let mut all: Vec<Source> = plinth_guests::EMBEDDED
         .iter()
         .map(|e| Source {
@@ -83,7 +83,7 @@ pub fn list(plugins_dir: &Path) -> Vec<Source> {
             origin: Origin::BuiltIn(e),
         })
         .collect();
-    if let Ok(entries) = std::fs::read_dir(plugins_dir) {
+    if let Some(Ok(entries)) = plugins_dir.map(std::fs::read_dir) {
         let mut installed: Vec<Source> = entries
             .flatten()
             .map(|e| e.path())
@@ -107,7 +107,7 @@ fn stem(wasm: &Path) -> String {
 }
 
 /// Resolves a name or a path.
-pub fn find(plugins_dir: &Path, name: &str) -> Result<Source, Failure> {
+pub fn find(plugins_dir: Option<&Path>, name: &str) -> Result<Source, Failure> {
     if name.ends_with(".wasm") || name.contains('/') {
         let path = Path::new(name);
         if !path.exists() {

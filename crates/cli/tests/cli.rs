@@ -645,3 +645,39 @@ fn plinth_log_trace_is_scoped_to_plinth_and_plain_when_not_a_terminal() -> Resul
     );
     Ok(())
 }
+
+/// Without a data directory plinth keeps no files of its own in the
+/// directory it was started from: no cache, no default database.
+#[test]
+fn without_a_data_directory_nothing_is_written_to_the_working_directory() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut cmd = Command::cargo_bin("plinth")?;
+    cmd.current_dir(dir.path())
+        .env_remove("PLINTH_DATA_DIR")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HOME")
+        .env_remove("PLINTH_LOG");
+    fails(cmd.args(["call", "template", r#"greet("x")"#]), 2, "--db")?;
+    let db = dir.path().join("given.db");
+    let mut cmd = Command::cargo_bin("plinth")?;
+    cmd.current_dir(dir.path())
+        .env_remove("PLINTH_DATA_DIR")
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HOME")
+        .env_remove("PLINTH_LOG");
+    stdout(
+        cmd.arg("--db")
+            .arg(&db)
+            .args(["call", "template", r#"greet("x")"#]),
+    )?;
+    let left: Vec<String> = std::fs::read_dir(dir.path())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("given.db"))
+        .collect();
+    ensure!(
+        left.is_empty(),
+        "written to the working directory: {left:?}"
+    );
+    Ok(())
+}
