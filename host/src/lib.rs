@@ -65,7 +65,9 @@ pub use error::{BoxError, Error, Result};
 pub use grants::{Access, Grants};
 pub use manifest::{Limits, Manifest, Reuse};
 pub use plugin::Plugin;
-pub use runtime::{EPOCH_TICK, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions};
+pub use runtime::{
+    EPOCH_TICK, MAX_COMPONENT_BYTES, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions,
+};
 pub use state::CallState;
 pub use text::escape_controls;
 pub use wasmtime::component::Val;

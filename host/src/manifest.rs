@@ -61,6 +61,9 @@ impl Default for Limits {
     }
 }
 
+/// The largest manifest file read: 64 KiB (a manifest is a few lines).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 10;
+
 /// The longest plugin name a manifest may give, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 
@@ -164,14 +167,17 @@ impl Manifest {
         self
     }
 
-    /// Reads a manifest file.
+    /// Reads a manifest file: a regular file (not a device or a FIFO) of at
+    /// most [`MAX_MANIFEST_BYTES`].
     ///
     /// # Errors
-    /// [`Error::Io`] when unreadable; [`Error::Manifest`] when malformed.
+    /// [`Error::Io`] when unreadable, not a regular file or too large;
+    /// [`Error::Manifest`] when malformed.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
+        let bytes = crate::runtime::read_regular_file(path, MAX_MANIFEST_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Manifest {
+            path: path.display().to_string(),
+            reason: "not UTF-8 text".into(),
         })?;
         Self::from_toml(&text, &path.display().to_string())
     }

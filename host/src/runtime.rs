@@ -21,6 +21,52 @@ use crate::{Error, Result};
 /// is enforced to within one tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The largest component file [`Runtime::load_file`] reads: 256 MiB (a
+/// Python or JavaScript component with its interpreter is 10–40 MiB).
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// Reads `path` if it is a regular file of at most `max` bytes. A device
+/// (`/dev/zero`) would never end and a FIFO would block, so neither is
+/// opened; a file that grows while it is read is cut off past `max` and
+/// refused.
+pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let refuse = |kind: std::io::ErrorKind, why: String| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(kind, why),
+    };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(refuse(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file".into(),
+        ));
+    }
+    if meta.len() > max {
+        return Err(refuse(
+            std::io::ErrorKind::FileTooLarge,
+            format!("{} bytes, over the limit of {max}", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(
+            std::io::ErrorKind::FileTooLarge,
+            format!("over the limit of {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Most instances alive at once across all calls (the pooling allocator's
 /// slots). A call beyond this fails to instantiate rather than waiting.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
@@ -155,15 +201,15 @@ impl Runtime {
         &self.inner.registry
     }
 
-    /// Loads the component at `wasm` with `manifest`.
+    /// Loads the component at `wasm` with `manifest`. Only a regular file
+    /// (a symbolic link to one is followed) of at most
+    /// [`MAX_COMPONENT_BYTES`] is read: not a device, a FIFO or a directory.
     ///
     /// # Errors
-    /// [`Error::Io`] when unreadable, and the errors of [`Runtime::load_bytes`].
+    /// [`Error::Io`] when unreadable, not a regular file or over the size
+    /// limit, and the errors of [`Runtime::load_bytes`].
     pub fn load_file(&self, wasm: &Path, manifest: Manifest) -> Result<Plugin> {
-        let bytes = std::fs::read(wasm).map_err(|source| Error::Io {
-            path: wasm.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_regular_file(wasm, MAX_COMPONENT_BYTES)?;
         self.load_bytes(&bytes, manifest)
     }
 

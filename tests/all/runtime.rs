@@ -195,6 +195,50 @@ mod grants {
 mod components {
     use super::*;
 
+    /// Only regular files are read, and only up to a size: a device never
+    /// ends, a FIFO never opens, a huge file is refused before it is read.
+    #[cfg(unix)]
+    #[test]
+    fn devices_fifos_and_oversized_files_are_refused_before_reading() -> Result<()> {
+        let f = Fixture::new()?;
+        let dir = f.dir.path();
+        let fifo = dir.join("pipe.wasm");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+        ensure!(made.success(), "mkfifo failed");
+        let zero_link = dir.join("zero.toml");
+        std::os::unix::fs::symlink("/dev/zero", &zero_link)?;
+        for path in [std::path::Path::new("/dev/zero"), fifo.as_path(), dir] {
+            match f.runtime.load_file(path, Manifest::new("x")) {
+                Err(e @ Error::Io { .. }) => {
+                    ensure!(e.to_string().contains("not a regular file"), "{e}")
+                }
+                other => anyhow::bail!("{}: expected Io, got {other:?}", path.display()),
+            }
+        }
+        for path in [zero_link.as_path(), fifo.as_path()] {
+            match Manifest::from_file(path) {
+                Err(e @ Error::Io { .. }) => {
+                    ensure!(e.to_string().contains("not a regular file"), "{e}")
+                }
+                other => anyhow::bail!("{}: expected Io, got {other:?}", path.display()),
+            }
+        }
+        let big = dir.join("big.toml");
+        std::fs::write(&big, format!("name = \"x\"\n#{}\n", "x".repeat(70 << 10)))?;
+        match Manifest::from_file(&big) {
+            Err(e @ Error::Io { .. }) => ensure!(e.to_string().contains("limit"), "{e}"),
+            other => anyhow::bail!("expected Io, got {other:?}"),
+        }
+        // A large sparse component file is refused by its size, unread.
+        let huge = dir.join("huge.wasm");
+        std::fs::File::create(&huge)?.set_len(plinth_host::MAX_COMPONENT_BYTES + 1)?;
+        match f.runtime.load_file(&huge, Manifest::new("x")) {
+            Err(e @ Error::Io { .. }) => ensure!(e.to_string().contains("limit"), "{e}"),
+            other => anyhow::bail!("expected Io, got {other:?}"),
+        }
+        Ok(())
+    }
+
     #[test]
     fn bytes_that_are_not_a_component_are_refused_with_a_typed_error() -> Result<()> {
         let f = Fixture::new()?;

@@ -311,6 +311,11 @@ fn bad_input_is_one_line_with_the_right_exit_code_and_writes_nothing() -> Result
         2,
         "in-memory",
     )?;
+    fails(
+        plinth(dir.path())?.args(["call", "/dev/zero", "x()"]),
+        1,
+        "not a regular file",
+    )?;
     let fake = dir.path().join("fake.wasm");
     std::fs::write(&fake, b"not wasm")?;
     fails(
