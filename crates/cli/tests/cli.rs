@@ -686,3 +686,42 @@ fn without_a_data_directory_nothing_is_written_to_the_working_directory() -> Res
     );
     Ok(())
 }
+
+/// A database plinth cannot write to is refused when opened (exit 1), not
+/// served to plugins whose every write then fails with an `internal` error
+/// the CLI printed as a successful call. As root, permissions do not make a
+/// file read-only; the immutable attribute does (where the file system has
+/// it).
+#[test]
+fn a_read_only_database_is_a_runtime_failure() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("ro.db");
+    stdout(
+        plinth(dir.path())?
+            .arg("--db")
+            .arg(&db)
+            .args(["db", "status"]),
+    )?;
+    let locked = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&db)
+        .status();
+    if !locked.is_ok_and(|s| s.success()) {
+        eprintln!("chattr +i is not available here; the read-only case is not exercised");
+        return Ok(());
+    }
+    let result = fails(
+        plinth(dir.path())?.arg("--db").arg(&db).args([
+            "call",
+            "auth",
+            r#"sign-up("ada", "ada@example.com", "correct horse battery staple")"#,
+        ]),
+        1,
+        "read-only",
+    );
+    let _ = std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&db)
+        .status();
+    result
+}
