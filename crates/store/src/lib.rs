@@ -56,7 +56,7 @@ pub use error::{EngineError, Error, Result};
 pub use model::{
     FieldChange, NewUser, ProfileChanges, Session, Token, TokenKind, UniqueField, User,
 };
-pub use outbox::{Mail, OutboxMessage, TableCount};
+pub use outbox::{DueMail, Mail, MailStatus, OutboxMessage, TableCount};
 pub use unit::Unit;
 
 /// `PRAGMA application_id` of a plinth database: `plnt` in ASCII. SQLite's
@@ -243,7 +243,7 @@ impl Db {
         v
     }
 
-    fn acquire(&self) -> Result<Connection> {
+    pub(crate) fn acquire(&self) -> Result<Connection> {
         match self.inner.idle.take() {
             Some(conn) => Ok(conn),
             None => self.connect(),
@@ -275,8 +275,11 @@ impl Db {
         // The first statement that reads the file: a non-database file fails here.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(open_err)?;
+        // secure_delete = FAST: content a statement removes (a scrubbed mail
+        // body, a deleted token hash) is zeroed in the pages it rewrites
+        // anyway, rather than left in free space for a reader of the file.
         conn.execute_batch(&format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA secure_delete = FAST;",
             self.inner.options.durability.pragma()
         ))
         .map_err(open_err)?;

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "mail outbox and failure counters",
         sql: include_str!("sql/v2.sql"),
     },
+    Migration {
+        version: 3,
+        description: "the outbox becomes a delivery queue; delivered bodies are scrubbed",
+        sql: include_str!("sql/v3.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

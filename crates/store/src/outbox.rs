@@ -1,4 +1,7 @@
-//! The mail outbox: what the default mail transport records.
+//! The mail outbox: a queue. A call queues its mail in its unit of work (a
+//! call that fails sends nothing); a sender takes what is due, delivers it,
+//! and marks it sent — scrubbing the body, which may carry a token — or
+//! failed for now (retried later) or for good (scrubbed too).
 
 use crate::limits::{MAX_EMAIL_BYTES, MAX_MAIL_BODY_BYTES, MAX_MAIL_SUBJECT_BYTES, check_len};
 use crate::{Db, Error, Result, Timestamp, Unit};
@@ -14,7 +17,38 @@ pub struct Mail {
     pub body: String,
 }
 
-/// A recorded message.
+/// Where a message is in its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MailStatus {
+    /// Waiting for a sender (again, after a failed attempt).
+    Queued,
+    /// Delivered; its body is gone.
+    Sent,
+    /// Given up on after the sender's last attempt; its body is gone.
+    Failed,
+}
+
+impl MailStatus {
+    fn parse(text: &str) -> Self {
+        match text {
+            "sent" => MailStatus::Sent,
+            "failed" => MailStatus::Failed,
+            _ => MailStatus::Queued,
+        }
+    }
+
+    /// `queued`, `sent` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailStatus::Queued => "queued",
+            MailStatus::Sent => "sent",
+            MailStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
     /// Increasing with each message.
@@ -23,10 +57,30 @@ pub struct OutboxMessage {
     pub to: String,
     /// The subject line.
     pub subject: String,
-    /// The body.
+    /// The body while the message is queued; empty once it was sent or
+    /// given up on.
     pub body: String,
-    /// When it was recorded.
+    /// When it was queued.
     pub created_at: Timestamp,
+    /// Where it is in its delivery.
+    pub status: MailStatus,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When it was delivered.
+    pub sent_at: Option<Timestamp>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// A queued message due for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueMail {
+    /// Its id in the outbox.
+    pub id: i64,
+    /// What to send.
+    pub mail: Mail,
+    /// Delivery attempts before this one.
+    pub attempts: u32,
 }
 
 /// The number of rows in one table.
@@ -50,7 +104,8 @@ pub const TABLES: [&str; 7] = [
 ];
 
 impl Unit {
-    /// Records a message, stamped now; returns its id.
+    /// Queues a message, stamped now; returns its id. It is delivered only
+    /// if the unit commits.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an empty or oversized recipient, a subject
@@ -65,7 +120,8 @@ impl Unit {
         }
         let now = self.now();
         let mut stmt = self.write()?.prepare_cached(
-            "INSERT INTO outbox (recipient, subject, body, created_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO outbox (recipient, subject, body, created_at, status, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?4)
              RETURNING id",
         )?;
         Ok(stmt.query_row((&mail.to, &mail.subject, &mail.body, now), |r| r.get(0))?)
@@ -98,7 +154,8 @@ impl Db {
     pub fn outbox(&self, recipient: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>> {
         let unit = self.unit()?;
         let mut stmt = unit.read()?.prepare_cached(
-            "SELECT id, recipient, subject, body, created_at FROM (
+            "SELECT id, recipient, subject, body, created_at, status, attempts, sent_at, last_error
+             FROM (
                  SELECT * FROM outbox WHERE ?1 IS NULL OR recipient = ?1
                  ORDER BY id DESC LIMIT ?2
              ) ORDER BY id",
@@ -110,9 +167,110 @@ impl Db {
                 subject: r.get(2)?,
                 body: r.get(3)?,
                 created_at: r.get(4)?,
+                status: MailStatus::parse(&r.get::<_, String>(5)?),
+                attempts: r.get(6)?,
+                sent_at: r.get(7)?,
+                last_error: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Queued messages whose next attempt is due by now, oldest first, at
+    /// most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] when the file cannot be read.
+    pub fn due_mail(&self, limit: u32) -> Result<Vec<DueMail>> {
+        let unit = self.unit()?;
+        let now = unit.now();
+        let mut stmt = unit.read()?.prepare_cached(
+            "SELECT id, recipient, subject, body, attempts FROM outbox
+             WHERE status = 'queued' AND next_attempt_at <= ?1
+             ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map((now, limit), |r| {
+            Ok(DueMail {
+                id: r.get(0)?,
+                mail: Mail {
+                    to: r.get(1)?,
+                    subject: r.get(2)?,
+                    body: r.get(3)?,
+                },
+                attempts: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a queued message delivered, now, and scrubs its body.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no queued message has that id (another
+    /// sender got there first); [`Error::Busy`], [`Error::Engine`].
+    pub fn mail_sent(&self, id: i64) -> Result<()> {
+        self.with_unit(|u| {
+            let now = u.now();
+            let changed = u
+                .write()?
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?2, body = '',
+                         attempts = attempts + 1, last_error = NULL
+                     WHERE id = ?1 AND status = 'queued'",
+                )?
+                .execute((id, now))?;
+            if changed == 0 {
+                return Err(Error::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    /// Records a failed attempt to deliver a queued message: it is tried
+    /// again `retry_in` seconds from now, or, with `None`, given up on (and
+    /// its body scrubbed).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no queued message has that id;
+    /// [`Error::Busy`], [`Error::Engine`].
+    pub fn mail_failed(&self, id: i64, error: &str, retry_in: Option<u32>) -> Result<()> {
+        let error: String = error.chars().take(1000).collect();
+        self.with_unit(|u| {
+            let now = u.now();
+            let changed = match retry_in {
+                Some(delay) => u
+                    .write()?
+                    .prepare_cached(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+                             next_attempt_at = ?3
+                         WHERE id = ?1 AND status = 'queued'",
+                    )?
+                    .execute((id, &error, now + i64::from(delay)))?,
+                None => u
+                    .write()?
+                    .prepare_cached(
+                        "UPDATE outbox SET status = 'failed', attempts = attempts + 1,
+                             last_error = ?2, body = ''
+                         WHERE id = ?1 AND status = 'queued'",
+                    )?
+                    .execute((id, &error))?,
+            };
+            if changed == 0 {
+                return Err(Error::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    /// Copies the write-ahead log into the database file and empties the
+    /// log, so that older versions of rewritten pages (a mail body before it
+    /// was scrubbed) do not stay in it. Best effort: with readers active the
+    /// log may not be emptied, and a later checkpoint does it.
+    pub fn checkpoint(&self) {
+        if let Ok(conn) = self.acquire() {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            self.release(conn);
+        }
     }
 
     /// Row counts of every table.
