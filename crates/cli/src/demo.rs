@@ -1,8 +1,11 @@
 //! `plinth demo`: the auth plugin's whole journey, step by step.
 
 use anyhow::{Result, anyhow, bail};
+use std::path::Path;
+
 use plinth_auth::{AuthError, AuthPlugin, AuthResult};
 use plinth_host::Runtime;
+use plinth_mail::{RecordingTransport, Retry, Sender};
 
 struct Steps {
     n: usize,
@@ -55,30 +58,34 @@ impl Steps {
     }
 }
 
-fn mailed_token(runtime: &Runtime, to: &str, subject: &str) -> Result<String> {
-    let mail = runtime.db().outbox(Some(to), 1)?;
-    let m = mail.first().ok_or_else(|| anyhow!("no mail to {to}"))?;
-    if m.subject != subject {
-        bail!(
-            "newest mail to {to} is {:?}, expected {subject:?}",
-            m.subject
-        );
+/// Delivers the queued mail into the demo's inbox (a recording transport)
+/// and reads the token from the newest message to `to`, as its recipient
+/// would.
+fn mailed_token(runtime: &Runtime, inbox: &Path, to: &str, subject: &str) -> Result<String> {
+    let mut sender = Sender::new(
+        runtime.db().clone(),
+        RecordingTransport::new(inbox),
+        Retry::default(),
+    );
+    sender.deliver_due()?;
+    let text = crate::mail::newest_recorded(inbox, to)?
+        .ok_or_else(|| anyhow!("no mail to {to} in {}", inbox.display()))?;
+    if !text.lines().any(|l| l == format!("Subject: {subject}")) {
+        bail!("the newest mail to {to} is not {subject:?}");
     }
-    let token = m
-        .body
+    let token = text
         .lines()
         .find_map(|l| l.strip_prefix("token: "))
         .ok_or_else(|| anyhow!("no token in the mail"))?;
     println!(
-        "    mail to {to}: {:?} (token {}…)",
-        m.subject,
+        "    mail to {to}: {subject:?} (token {}…)",
         &token[..6.min(token.len())]
     );
     Ok(token.to_string())
 }
 
 /// Returns whether every step behaved.
-pub fn run(runtime: &Runtime, auth: &AuthPlugin) -> Result<bool> {
+pub fn run(runtime: &Runtime, auth: &AuthPlugin, inbox: &Path) -> Result<bool> {
     let tag = {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -94,7 +101,7 @@ pub fn run(runtime: &Runtime, auth: &AuthPlugin) -> Result<bool> {
     s.ok("sign-up", auth.sign_up(&name, &email, pw), |u| {
         format!("user {} (verified: {})", u.uuid, u.email_verified)
     })?;
-    let token = mailed_token(runtime, &email, "Verify your email address")?;
+    let token = mailed_token(runtime, inbox, &email, "Verify your email address")?;
     s.ok(
         "verify-email with the mailed token",
         auth.verify_email(&token),
@@ -120,7 +127,7 @@ pub fn run(runtime: &Runtime, auth: &AuthPlugin) -> Result<bool> {
         auth.request_password_reset(&email),
         |_| "mailed (the answer is the same for unknown emails)".into(),
     )?;
-    let token = mailed_token(runtime, &email, "Reset your password")?;
+    let token = mailed_token(runtime, inbox, &email, "Reset your password")?;
     s.ok(
         "reset-password with the mailed token",
         auth.reset_password(&token, new_pw),

@@ -6,6 +6,7 @@
 //! malformed arguments). Errors are one line on stderr.
 
 mod demo;
+mod mail;
 mod plugins;
 mod values;
 mod wit;
@@ -65,7 +66,14 @@ enum Command {
         /// The plugin's WIT folder, e.g. `wit`.
         dir: PathBuf,
     },
-    /// Shows the mail the mailer recorded, oldest first.
+    /// Delivers the mail that is due: over SMTP when PLINTH_SMTP is set
+    /// (smtp://host:port, smtp+starttls://user@host:587, smtps://user@host;
+    /// the password in PLINTH_SMTP_PASSWORD, the sender in
+    /// PLINTH_MAIL_FROM), otherwise into mail/ in the data directory.
+    /// `call` and `demo` deliver what they queued before they exit.
+    SendMail,
+    /// Shows the outbox, oldest first: each message's delivery state, and
+    /// its body while it is queued (bodies are removed once delivered).
     Outbox {
         /// Prints JSON.
         #[arg(long)]
@@ -223,6 +231,8 @@ fn data_dir() -> Option<PathBuf> {
 }
 
 struct Ctx {
+    /// Where mail goes.
+    delivery: mail::Delivery,
     /// The database, if one was named or a data directory gives the default.
     db_path: Option<PathBuf>,
     plugins_dir: Option<PathBuf>,
@@ -270,6 +280,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .plugins
             .or_else(|| data.as_ref().map(|d| d.join("plugins"))),
         cache_dir: data.as_ref().map(|d| d.join("cache")),
+        delivery: mail::Delivery::from_env(data.as_deref()).map_err(Failure::usage)?,
     };
     match cli.command {
         Command::Demo => {
@@ -277,7 +288,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("database: {}", runtime.db().path().display());
             let source = plugins::find(ctx.plugins_dir.as_deref(), "auth")?;
             let auth = AuthPlugin::new(plugins::load(&runtime, &source)?)?;
-            Ok(if demo::run(&runtime, &auth)? {
+            let scratch;
+            let inbox = match &ctx.delivery {
+                mail::Delivery::Record(dir) => dir.clone(),
+                mail::Delivery::Hold => {
+                    scratch = tempfile::tempdir()?;
+                    scratch.path().to_path_buf()
+                }
+                mail::Delivery::Smtp(_) => {
+                    return Err(Failure::usage(
+                        "the demo reads its mail from the recording folder: run it without PLINTH_SMTP",
+                    ));
+                }
+            };
+            Ok(if demo::run(&runtime, &auth, &inbox)? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -302,26 +326,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::SendMail => {
+            let db = ctx.db()?;
+            println!("mail is {}", ctx.delivery.describe());
+            match ctx.delivery.deliver_due(&db)? {
+                Some(r) => println!(
+                    "{} sent, {} to retry later, {} given up on",
+                    r.sent, r.retrying, r.failed
+                ),
+                None => println!("nothing delivered"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Outbox { json, to, limit } => {
             let messages = ctx.db()?.outbox(to.as_deref(), limit)?;
             if json {
                 let list: Vec<_> = messages
                     .iter()
-                    .map(|m| serde_json::json!({"id": m.id, "to": m.to, "subject": m.subject, "body": m.body, "created_at": m.created_at}))
+                    .map(|m| {
+                        serde_json::json!({
+                            "id": m.id, "to": m.to, "subject": m.subject, "body": m.body,
+                            "created_at": m.created_at, "status": m.status.as_str(),
+                            "attempts": m.attempts, "sent_at": m.sent_at, "last_error": m.last_error,
+                        })
+                    })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if messages.is_empty() {
                 println!("the outbox is empty");
             } else {
                 for m in &messages {
+                    let state = match (m.status, m.sent_at) {
+                        (plinth_store::MailStatus::Sent, Some(at)) => format!("sent at {at}"),
+                        (status, _) => status.as_str().to_string(),
+                    };
                     println!(
-                        "#{} at {} to {}\nsubject: {}\n\n{}\n",
+                        "#{} at {} to {}: {state} ({} attempts{})\nsubject: {}",
                         m.id,
                         m.created_at,
                         m.to,
+                        m.attempts,
+                        m.last_error
+                            .as_deref()
+                            .map(|e| format!("; last error: {}", plinth_host::escape_controls(e)))
+                            .unwrap_or_default(),
                         m.subject,
-                        m.body.trim_end()
                     );
+                    if m.body.is_empty() {
+                        println!("(body removed once delivered or given up on)\n");
+                    } else {
+                        println!("\n{}\n", m.body.trim_end());
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -347,7 +402,20 @@ fn call_export(ctx: &Ctx, plugin: &str, call: &str, as_json: bool) -> Result<Exi
             println!("{}", values::wave(r));
         }
     }
+    deliver_after(ctx, runtime.db());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Delivers what a command queued before the CLI exits. A delivery that
+/// fails is recorded in the outbox and retried by the next `send-mail`; it
+/// does not fail the command that queued it.
+fn deliver_after(ctx: &Ctx, db: &Db) {
+    if let Err(e) = ctx.delivery.deliver_due(db) {
+        eprintln!(
+            "plinth: note: mail not delivered now ({}); `plinth send-mail` retries",
+            plinth_host::escape_controls(&format!("{e:#}"))
+        );
+    }
 }
 
 fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {

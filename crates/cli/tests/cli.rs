@@ -213,14 +213,28 @@ fn db_status_migrate_cleanup_and_outbox() -> Result<()> {
         "auth",
         r#"sign-up("ada", "ada@example.com", "correct horse battery staple")"#,
     ]))?;
+    // The call's mail was delivered (recorded into the data directory's
+    // mail/, with no PLINTH_SMTP) before the command exited; the outbox
+    // keeps the delivery, not the body.
     let outbox = stdout(plinth(dir.path())?.arg("outbox"))?;
     ensure!(
-        outbox.contains("Verify your email address") && outbox.contains("token: "),
+        outbox.contains("Verify your email address")
+            && outbox.contains(": sent at ")
+            && !outbox.contains("token: "),
         "{outbox}"
+    );
+    let delivered = std::fs::read_to_string(dir.path().join("mail/1.eml"))?;
+    ensure!(
+        delivered.starts_with("To: ada@example.com\n") && delivered.contains("token: "),
+        "{delivered}"
     );
     let json: serde_json::Value =
         serde_json::from_str(&stdout(plinth(dir.path())?.args(["outbox", "--json"]))?)?;
-    ensure!(json[0]["to"] == "ada@example.com");
+    ensure!(
+        json[0]["to"] == "ada@example.com" && json[0]["status"] == "sent" && json[0]["body"] == ""
+    );
+    let sent = stdout(plinth(dir.path())?.arg("send-mail"))?;
+    ensure!(sent.contains("0 sent") && sent.contains("/mail"), "{sent}");
     let cleanup = stdout(plinth(dir.path())?.args(["db", "cleanup"]))?;
     ensure!(
         cleanup.contains("sessions: 0 expired rows removed"),
@@ -724,4 +738,53 @@ fn a_read_only_database_is_a_runtime_failure() -> Result<()> {
         .arg(&db)
         .status();
     result
+}
+
+/// With PLINTH_SMTP pointing at a server that is not there, a call still
+/// succeeds; its mail stays queued (body kept, one attempt recorded) for a
+/// later `send-mail`, and the note on stderr names no password.
+#[test]
+fn mail_that_cannot_be_sent_now_stays_queued_for_send_mail() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let out = plinth(dir.path())?
+        .env("PLINTH_SMTP", format!("smtp://mailer@127.0.0.1:{port}"))
+        .env("PLINTH_SMTP_PASSWORD", "hunter2-secret")
+        .args([
+            "call",
+            "auth",
+            r#"sign-up("ada", "ada@example.com", "correct horse battery staple")"#,
+        ])
+        .output()?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(out.status.success(), "{err}");
+    ensure!(
+        err.contains("mail not delivered") || err.is_empty(),
+        "{err}"
+    );
+    ensure!(
+        !err.contains("hunter2"),
+        "the password reached stderr: {err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(plinth(dir.path())?.args(["outbox", "--json"]))?)?;
+    ensure!(
+        json[0]["status"] == "queued"
+            && json[0]["attempts"] == 1
+            && json[0]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("token: ")),
+        "{json}"
+    );
+    // The password goes in PLINTH_SMTP_PASSWORD, never in the URL.
+    fails(
+        plinth(dir.path())?
+            .env("PLINTH_SMTP", "smtp://mailer:hunter2@127.0.0.1:25")
+            .args(["send-mail"]),
+        2,
+        "PLINTH_SMTP_PASSWORD",
+    )?;
+    Ok(())
 }

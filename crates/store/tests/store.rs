@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use plinth_store::migrations::{self, MIGRATIONS, Migration};
 use plinth_store::{
-    Clock, Db, Error, FieldChange, NewUser, Options, ProfileChanges, TokenKind, UniqueField,
+    Clock, Db, Error, FieldChange, MailStatus, NewUser, Options, ProfileChanges, TokenKind,
+    UniqueField,
 };
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -860,6 +861,85 @@ mod outbox_and_attempts {
         assert_eq!(u.reserve_failure("k", 1)?, None);
         assert_eq!(u.get_failures("k")?.count, 2);
         assert_err!(u.reserve_failure("", 0), Error::InvalidInput(_));
+        Ok(())
+    }
+
+    fn with_body(to: &str, body: &str) -> Mail {
+        Mail {
+            to: to.into(),
+            subject: "s".into(),
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn queued_mail_is_due_until_sent_and_sending_scrubs_the_body() -> Result<()> {
+        let f = fresh()?;
+        let id =
+            f.db.with_unit(|u| u.record_mail(&with_body("a@example.com", "token: abc")))?;
+        // A unit that rolls back queues nothing.
+        {
+            let mut u = f.db.unit()?;
+            u.record_mail(&with_body("b@example.com", "token: rolled-back"))?;
+        }
+        let due = f.db.due_mail(10)?;
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].id, due[0].attempts), (id, 0));
+        assert_eq!(due[0].mail.body, "token: abc");
+        f.db.mail_sent(id)?;
+        assert!(f.db.due_mail(10)?.is_empty());
+        let m = &f.db.outbox(None, 10)?[0];
+        assert_eq!(m.status, MailStatus::Sent);
+        assert_eq!(
+            (m.body.as_str(), m.sent_at, m.attempts),
+            ("", Some(START), 1)
+        );
+        // Twice is not found: another sender got there first.
+        assert_err!(f.db.mail_sent(id), Error::NotFound);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_attempt_waits_its_delay_and_giving_up_scrubs_the_body() -> Result<()> {
+        let f = fresh()?;
+        let id =
+            f.db.with_unit(|u| u.record_mail(&with_body("a@example.com", "token: abc")))?;
+        f.db.mail_failed(id, "connection refused", Some(60))?;
+        assert!(f.db.due_mail(10)?.is_empty());
+        f.clock.advance(60);
+        let due = f.db.due_mail(10)?;
+        assert_eq!((due.len(), due[0].attempts), (1, 1));
+        f.db.mail_failed(id, "550 no such mailbox", None)?;
+        assert!(f.db.due_mail(10)?.is_empty());
+        let m = &f.db.outbox(None, 10)?[0];
+        assert_eq!(m.status, MailStatus::Failed);
+        assert_eq!(m.body, "");
+        assert_eq!(m.last_error.as_deref(), Some("550 no such mailbox"));
+        // Rate limits count every message, whatever became of it.
+        let unit = f.db.unit()?;
+        assert_eq!(unit.mail_sent_since("a@example.com", START - 1)?.0, 1);
+        Ok(())
+    }
+
+    /// Mail recorded before the queue (schema v2) was shown by the CLI,
+    /// which was its delivery: the migration counts it as sent and removes
+    /// its bodies, live tokens among them.
+    #[test]
+    fn the_queue_migration_scrubs_mail_recorded_before_it() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("v2.db");
+        migrations::migrate(&path, &MIGRATIONS[..2], START)?;
+        Connection::open(&path)?.execute_batch(
+            "INSERT INTO outbox (recipient, subject, body, created_at)
+                 VALUES ('a@example.com', 'Reset your password', 'token: live', 5)",
+        )?;
+        let db = Db::open(&path)?;
+        let m = &db.outbox(None, 1)?[0];
+        assert_eq!(
+            (m.status, m.body.as_str(), m.sent_at),
+            (MailStatus::Sent, "", Some(5))
+        );
+        assert!(db.due_mail(10)?.is_empty());
         Ok(())
     }
 
