@@ -125,6 +125,17 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The call wrote more rows to the database than its plugin's limit
+    /// (`[limits] rows`) allows, and was stopped. Nothing it wrote was kept.
+    #[error("{plugin}.{function} wrote more than its limit of {limit} rows and was stopped")]
+    RowLimit {
+        /// The plugin's name.
+        plugin: String,
+        /// The export called.
+        function: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The guest trapped (a panic, an unreachable, a host fault). Nothing it
     /// wrote was kept.
     #[error("{plugin}.{function} trapped: {message}")]

@@ -42,6 +42,11 @@ pub const MAX_MEMORY_BYTES: usize = 4 << 30;
 /// The longest time limit a manifest may ask for: 10 minutes.
 pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(600);
 
+/// Rows a call may write to the database when the manifest does not say.
+pub const DEFAULT_ROW_LIMIT: u64 = 10_000;
+/// The most rows a manifest may let one call write.
+pub const MAX_ROW_LIMIT: u64 = 10_000_000;
+
 /// Per-call limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -50,6 +55,9 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Longest a call may run before it is stopped.
     pub time: Duration,
+    /// Most rows the call may insert, update or delete in the database; a
+    /// call that writes more fails and keeps nothing.
+    pub rows: u64,
 }
 
 impl Default for Limits {
@@ -57,6 +65,7 @@ impl Default for Limits {
         Self {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             time: DEFAULT_TIME_LIMIT,
+            rows: DEFAULT_ROW_LIMIT,
         }
     }
 }
@@ -239,6 +248,14 @@ impl Manifest {
             }
             limits.time = time;
         }
+        if let Some(rows) = raw.limits.rows {
+            if rows == 0 || rows > MAX_ROW_LIMIT {
+                return Err(bad(format!(
+                    "limits.rows = {rows} is outside 1..={MAX_ROW_LIMIT}"
+                )));
+            }
+            limits.rows = rows;
+        }
         let reuse = raw.reuse.map(|r| r.check()).transpose().map_err(bad)?;
         Ok(Self {
             name: raw.name,
@@ -265,6 +282,7 @@ struct RawManifest {
 struct RawLimits {
     memory_mib: Option<u64>,
     time_ms: Option<u64>,
+    rows: Option<u64>,
 }
 
 #[derive(Deserialize)]

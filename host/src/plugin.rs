@@ -186,6 +186,7 @@ impl Plugin {
             inner: Arc::new(PluginInner {
                 runtime,
                 meta: Arc::new(PluginMeta {
+                    row_limit: manifest.limits.rows,
                     log_name: manifest.name.as_str().into(),
                     name: manifest.name,
                     grants: manifest.grants,
@@ -465,6 +466,13 @@ impl Plugin {
             .data_mut()
             .start_call(Instant::now() + self.inner.limits.time);
         match body(store) {
+            // Written past the limit by the call's last operation: no
+            // commit; the unit rolls back when the store is dropped.
+            Ok(_) if store.data().database.rows_over_limit().is_some() => Err(Error::RowLimit {
+                plugin: self.inner.meta.name.clone(),
+                function: function.to_string(),
+                limit: self.inner.limits.rows,
+            }),
             Ok(value) => store
                 .data_mut()
                 .database
@@ -487,6 +495,13 @@ impl Plugin {
                 plugin,
                 function,
                 limit: self.inner.limits.memory_bytes,
+            };
+        }
+        if let Some(over) = e.downcast_ref::<crate::capabilities::RowLimitExceeded>() {
+            return Error::RowLimit {
+                plugin,
+                function,
+                limit: over.limit,
             };
         }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)

@@ -235,3 +235,56 @@ fn a_writer_that_cannot_get_the_lock_in_time_answers_busy() -> Result<()> {
     ))?;
     Ok(())
 }
+
+/// A call may write only so many rows to the database (the manifest's
+/// `[limits] rows`, 10,000 by default): one that writes more is stopped with
+/// a typed error and keeps nothing, and the next call works.
+#[test]
+fn a_guest_that_writes_past_its_row_limit_is_stopped_and_keeps_nothing() -> Result<()> {
+    use plinth_host::{Limits, Manifest};
+    let f = Fixture::new()?;
+    let manifest = Manifest::from_file(MISBEHAVE.manifest.as_ref())?.limits(Limits {
+        rows: 100,
+        time: Duration::from_secs(10),
+        ..Limits::default()
+    });
+    let p = f.load_with(MISBEHAVE, manifest)?;
+    let many = |n: u32| Val::Variant("write-many".into(), Some(Box::new(Val::U32(n))));
+    match write_then(&p, "", many(500)) {
+        Err(Error::RowLimit { limit, .. }) => ensure!(limit == 100),
+        other => anyhow::bail!("expected a row limit, got {other:?}"),
+    }
+    ensure!(f.rows("users")? == 0, "rows of the stopped call were kept");
+    // Exactly at the limit is allowed; one more, even as the call's last
+    // write, is not.
+    write_then(&p, "", many(100))?;
+    ensure!(f.rows("users")? == 100);
+    match write_then(&p, "extra", many(100)) {
+        Err(Error::RowLimit { .. }) => {}
+        other => anyhow::bail!("expected a row limit, got {other:?}"),
+    }
+    ensure!(f.rows("users")? == 100);
+    // The default limit holds when the manifest says nothing of rows (this
+    // one only gives the 10,001 inserts the time they take).
+    let p = f.load_with(
+        MISBEHAVE,
+        Manifest::new("misbehave")
+            .grant(
+                plinth_host::capabilities::users::USERS,
+                plinth_host::Access::Write,
+            )
+            .limits(Limits {
+                time: Duration::from_secs(30),
+                ..Limits::default()
+            }),
+    )?;
+    match write_then(
+        &p,
+        "big",
+        Val::Variant("write-many".into(), Some(Box::new(Val::U32(10_001)))),
+    ) {
+        Err(Error::RowLimit { limit, .. }) => ensure!(limit == 10_000),
+        other => anyhow::bail!("expected a row limit, got {other:?}"),
+    }
+    runtime_still_serves(&f, &p, "after-many")
+}

@@ -31,6 +31,9 @@ pub struct Unit {
     /// When the unit's caller must have its answer: waits for the write lock
     /// end before it (see [`Unit::set_deadline`]).
     deadline: Option<Instant>,
+    /// The connection's count of changed rows when the write transaction
+    /// began.
+    changes_at_begin: u64,
 }
 
 impl Unit {
@@ -41,6 +44,16 @@ impl Unit {
             writing: false,
             reading: Cell::new(false),
             deadline: None,
+            changes_at_begin: 0,
+        }
+    }
+
+    /// Rows this unit has inserted, updated or deleted so far (rows changed
+    /// by foreign-key cascades are not counted, as SQLite counts them).
+    pub fn rows_written(&self) -> u64 {
+        match (&self.conn, self.writing) {
+            (Some(conn), true) => conn.total_changes().saturating_sub(self.changes_at_begin),
+            _ => 0,
         }
     }
 
@@ -124,6 +137,7 @@ impl Unit {
                 conn.busy_timeout(most)?;
             }
             began?;
+            self.changes_at_begin = conn.total_changes();
             self.writing = true;
         }
         self.conn()

@@ -16,6 +16,7 @@ struct Misbehave;
 
 impl bindings::Guest for Misbehave {
     fn write_then(name: String, then: Behaviour) -> Result<String, String> {
+        let prefix = name.clone();
         if !name.is_empty() {
             let created = users::create_user(&NewUser {
                 email: format!("{name}@example.com"),
@@ -40,6 +41,16 @@ impl bindings::Guest for Misbehave {
                     kept.push(vec![1u8; 1 << 20]);
                 }
                 Ok(format!("held {} MiB", std::hint::black_box(&kept).len()))
+            }
+            Behaviour::WriteMany(n) => {
+                for i in 0..n {
+                    users::create_user(&NewUser {
+                        name: format!("{prefix}many-{i}"),
+                        email: format!("{prefix}many-{i}@example.com"),
+                    })
+                    .map_err(|e| format!("{e:?}"))?;
+                }
+                Ok(format!("wrote {n}"))
             }
             Behaviour::Sleep(ms) => {
                 std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));

@@ -73,6 +73,8 @@ pub enum HostError {
 pub(crate) struct PluginMeta {
     pub(crate) name: String,
     pub(crate) grants: Grants,
+    /// Most rows one call may write.
+    pub(crate) row_limit: u64,
     /// The name again, shared by the output streams of every call.
     pub(crate) log_name: Arc<str>,
 }
@@ -140,6 +142,14 @@ impl DatabaseCtx {
         }
     }
 
+    /// The plugin's row limit, when the call's unit has written more rows
+    /// than it.
+    pub(crate) fn rows_over_limit(&self) -> Option<u64> {
+        let limit = self.plugin.row_limit;
+        let written = self.unit.as_ref().map_or(0, Unit::rows_written);
+        (written > limit).then_some(limit)
+    }
+
     /// Commits what the call wrote, ending its unit of work: the next call
     /// on the same instance (when the plugin reuses instances) starts its own.
     pub(crate) fn commit(&mut self) -> plinth_store::Result<()> {
@@ -166,6 +176,11 @@ impl DbView<'_> {
     /// the store's error when no connection can be had.
     pub fn unit(&mut self, access: Access) -> Result<&mut Unit, HostError> {
         self.check(access)?;
+        if let Some(limit) = self.ctx.rows_over_limit() {
+            // The call already wrote more than it may: stop it here; it
+            // fails as `RowLimit` and keeps nothing.
+            return Err(HostError::Trap(RowLimitExceeded { limit }.into()));
+        }
         self.ctx.unit().map_err(HostError::Store)
     }
 
@@ -188,6 +203,15 @@ impl DbView<'_> {
     pub fn ctx(&mut self) -> &mut DatabaseCtx {
         self.ctx
     }
+}
+
+/// A call wrote more rows than its plugin's limit allows: it is stopped,
+/// and fails as [`Error::RowLimit`](crate::Error::RowLimit), keeping nothing.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the call wrote more than {limit} rows to the database")]
+pub struct RowLimitExceeded {
+    /// The limit.
+    pub limit: u64,
 }
 
 /// The [`HasData`] of every database capability: its host functions run on
