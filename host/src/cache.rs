@@ -47,6 +47,7 @@ impl Hasher for ShaHasher {
 }
 
 /// Where a component's compiled form lives, and the key it must carry.
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     path: PathBuf,
     key: [u8; 32],
@@ -71,12 +72,11 @@ fn checksum(key: &[u8], code: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Why a cache directory is not used.
+/// Why a cache directory is not used. A missing one is fine: it is created
+/// (for this user only) when the first entry is written.
 pub(crate) fn check_dir(dir: &Path) -> Result<(), String> {
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_private(dir).map_err(|e| format!("cannot create it: {e}"))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e.to_string()),
         Ok(meta) if !meta.is_dir() => Err("not a directory".into()),
         Ok(meta) => check_owner(&meta),
@@ -167,6 +167,9 @@ pub(crate) fn store(component: &Component, entry: &Entry) {
         data.extend_from_slice(&entry.key);
         data.extend_from_slice(&checksum(&entry.key, &code));
         data.extend_from_slice(&code);
+        if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+            create_private(dir).map_err(|e| e.to_string())?;
+        }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, &data).map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, path).map_err(|e| e.to_string())

@@ -128,6 +128,8 @@ struct PluginInner {
     limits: Limits,
     reuse: Option<Reuse>,
     from_cache: bool,
+    /// The cache entry still to write (with `defer_cache_writes`).
+    unsaved: std::sync::Mutex<Option<crate::cache::Entry>>,
     component: Component,
     pre: InstancePre<CallState>,
     /// Live instances waiting for a call (only with `reuse`), each thread
@@ -159,7 +161,11 @@ impl Plugin {
     pub(crate) fn load(runtime: Runtime, bytes: &[u8], manifest: Manifest) -> Result<Self> {
         let name = manifest.name.clone();
         let engine = runtime.engine().clone();
-        let (component, from_cache) = compile(&runtime, &name, bytes)?;
+        let (component, compiled) = compile(&runtime, &name, bytes)?;
+        let (from_cache, unsaved) = match compiled {
+            Compiled::FromCache => (true, None),
+            Compiled::Fresh(entry) => (false, entry),
+        };
         let ty = component.component_type();
         for (import, _) in ty.imports(&engine) {
             let Some(interface) = runtime.registry().find(import) else {
@@ -194,6 +200,7 @@ impl Plugin {
                 limits: manifest.limits,
                 reuse: manifest.reuse,
                 from_cache,
+                unsaved: std::sync::Mutex::new(unsaved),
                 component,
                 pre,
                 idle: Pool::new(manifest.reuse.map_or(0, |r| r.idle)),
@@ -236,6 +243,23 @@ impl Plugin {
     /// Whether the compiled code came from the disk cache.
     pub fn loaded_from_cache(&self) -> bool {
         self.inner.from_cache
+    }
+
+    /// Writes the compiled code to the runtime's cache, when it was compiled
+    /// by this load and the runtime defers cache writes
+    /// ([`RuntimeOptions::defer_cache_writes`](crate::RuntimeOptions::defer_cache_writes)):
+    /// a tool calls it once what it was asked to do is known to be valid.
+    /// Otherwise (and the second time) it does nothing.
+    pub fn write_cache(&self) {
+        let pending = self
+            .inner
+            .unsaved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(entry) = pending {
+            crate::cache::store(&self.inner.component, &entry);
+        }
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
@@ -524,8 +548,15 @@ impl Plugin {
     }
 }
 
+/// How a component was had: from the cache, or compiled (and, when the
+/// runtime defers cache writes, the entry still to write).
+enum Compiled {
+    FromCache,
+    Fresh(Option<crate::cache::Entry>),
+}
+
 /// Compiles `bytes`, through the runtime's disk cache when it has one.
-fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<(Component, bool)> {
+fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<(Component, Compiled)> {
     let engine = runtime.engine();
     let entry = runtime
         .inner
@@ -534,16 +565,19 @@ fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<(Component, bo
         .as_deref()
         .map(|dir| crate::cache::entry(dir, engine, bytes));
     if let Some(component) = entry.as_ref().and_then(|e| crate::cache::load(engine, e)) {
-        return Ok((component, true));
+        return Ok((component, Compiled::FromCache));
     }
     let component = Component::new(engine, bytes).map_err(|e| Error::InvalidComponent {
         plugin: name.to_string(),
         source: boxed(e),
     })?;
+    if runtime.inner.options.defer_cache_writes {
+        return Ok((component, Compiled::Fresh(entry)));
+    }
     if let Some(entry) = &entry {
         crate::cache::store(&component, entry);
     }
-    Ok((component, false))
+    Ok((component, Compiled::Fresh(None)))
 }
 
 /// The epoch deadline for a time limit: whole ticks, rounded up, plus one

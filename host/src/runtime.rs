@@ -99,6 +99,11 @@ pub struct RuntimeOptions {
     /// code keeps frame pointers, so `perf record -g` walks through guest
     /// frames. Off by default: the file grows with every plugin loaded.
     pub perf_map: bool,
+    /// Whether a component compiled by a load waits for
+    /// [`Plugin::write_cache`] before it is written to the cache (a tool that
+    /// must write nothing until its input is known to be valid). Off by
+    /// default: loads write the cache.
+    pub defer_cache_writes: bool,
     /// Capabilities beyond the built-in ones ([`crate::capabilities::BUILTIN`]):
     /// the embedder's own host interfaces, or test capabilities such as a
     /// movable clock. A plugin reaches one only when the embedder's code

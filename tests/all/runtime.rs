@@ -411,7 +411,12 @@ mod cache {
             cache_dir: Some(fresh.clone()),
             ..RuntimeOptions::default()
         };
-        Runtime::with_options(Db::open(dir.path().join("db"))?, options)?;
+        let rt = Runtime::with_options(Db::open(dir.path().join("db"))?, options)?;
+        ensure!(!fresh.exists(), "created before anything was cached");
+        rt.load_file(
+            BENCH.wasm.as_ref(),
+            Manifest::from_file(BENCH.manifest.as_ref())?,
+        )?;
         let mode = std::fs::metadata(&fresh)?.permissions().mode() & 0o777;
         ensure!(mode == 0o700, "created with mode {mode:o}");
         Ok(())

@@ -260,13 +260,48 @@ impl Ctx {
     }
 
     fn runtime(&self) -> Result<Runtime> {
+        self.runtime_over(self.db()?, false)
+    }
+
+    /// A runtime over `db`; with `defer`, compiled components are written to
+    /// the cache only by `Plugin::write_cache`.
+    fn runtime_over(&self, db: Db, defer: bool) -> Result<Runtime> {
         let options = RuntimeOptions {
             cache_dir: self.cache_dir.clone(),
+            defer_cache_writes: defer,
             ..RuntimeOptions::default()
         }
         // For the built-in db-test only: `plugins::load` grants it in code.
         .capability(plinth_testing::TEST_CAPABILITY);
-        Ok(Runtime::with_options(self.db()?, options)?)
+        Ok(Runtime::with_options(db, options)?)
+    }
+
+    /// The database, not opened yet: nothing touches the file until
+    /// `ensure_open` or the first use.
+    fn deferred_db(&self) -> Result<Db> {
+        let path = self.db_path.as_ref().ok_or_else(|| {
+            Failure::usage(
+                "no data directory (PLINTH_DATA_DIR, XDG_DATA_HOME and HOME are unset): name the database with --db",
+            )
+        })?;
+        match Db::deferred(path, plinth_store::Options::default()) {
+            Ok(db) => Ok(db),
+            Err(e @ plinth_store::Error::InvalidPath { .. }) => Err(Failure::usage(e)),
+            Err(e) => Err(Failure::runtime(e)),
+        }
+    }
+
+    /// Opens a deferred database now (creating its folder when needed).
+    fn open_now(&self, db: &Db) -> Result<()> {
+        if let Some(parent) = db.path().parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        match db.ensure_open() {
+            Ok(()) => Ok(()),
+            Err(e @ plinth_store::Error::InvalidPath { .. }) => Err(Failure::usage(e)),
+            Err(e) => Err(Failure::runtime(e)),
+        }
     }
 }
 
@@ -384,16 +419,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `plinth call`: everything the user typed is checked — the call's syntax,
+/// the plugin, the function, the arguments' number and types — before
+/// anything is written: the database is opened (created, migrated) and the
+/// compiled component cached only once the call is known to be valid.
 fn call_export(ctx: &Ctx, plugin: &str, call: &str, as_json: bool) -> Result<ExitCode> {
     let (name, parsed) = values::parse_call(call).map_err(Failure::usage)?;
     let source = plugins::find(ctx.plugins_dir.as_deref(), plugin)?;
-    let runtime = ctx.runtime()?;
+    let db = ctx.deferred_db()?;
+    let runtime = ctx.runtime_over(db.clone(), true)?;
     let plugin = plugins::load(&runtime, &source)?;
     let func = plugin.function(&name).map_err(Failure::usage)?;
     let param_types: Vec<_> = func.ty.params().map(|(_, t)| t).collect();
     let args = parsed
         .to_wasm_params::<plinth_host::Val>(param_types.iter())
         .map_err(|e| Failure::usage(format!("arguments of {}: {e}", func.qualified_name())))?;
+    if args.len() != param_types.len() {
+        return Err(Failure::usage(format!(
+            "{} takes {} arguments, not {}",
+            func.qualified_name(),
+            param_types.len(),
+            args.len()
+        )));
+    }
+    plugin.write_cache();
+    ctx.open_now(&db)?;
     let results = plugin.call_dynamic(&func.qualified_name(), &args)?;
     for r in &results {
         if as_json {

@@ -788,3 +788,33 @@ fn mail_that_cannot_be_sent_now_stays_queued_for_send_mail() -> Result<()> {
     )?;
     Ok(())
 }
+
+/// A call with the wrong function, arity or argument types is refused (exit
+/// 2) before anything is written: no database is created or migrated, and
+/// nothing is cached. A valid call then creates both.
+#[test]
+fn bad_calls_are_refused_before_anything_is_written() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cache_entries =
+        |dir: &Path| -> usize { std::fs::read_dir(dir.join("cache")).map_or(0, |d| d.count()) };
+    for (call, needle) in [
+        ("no-such-function()", "no function"),
+        (r#"sign-up("only one")"#, "arguments"),
+        ("sign-up(1, 2, 3)", "arguments"),
+        ("sign-up(", "malformed"),
+    ] {
+        fails(plinth(dir.path())?.args(["call", "auth", call]), 2, needle)?;
+        ensure!(
+            !dir.path().join("plinth.db").exists(),
+            "{call}: the database was created"
+        );
+        ensure!(
+            cache_entries(dir.path()) == 0,
+            "{call}: the cache was written"
+        );
+    }
+    stdout(plinth(dir.path())?.args(["call", "template", r#"greet("x@example.com")"#]))?;
+    ensure!(dir.path().join("plinth.db").exists());
+    ensure!(cache_entries(dir.path()) == 1);
+    Ok(())
+}

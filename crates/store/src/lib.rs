@@ -139,6 +139,10 @@ struct Inner {
     path: PathBuf,
     options: Options,
     idle: pool::Pool<Connection>,
+    /// Set once the file is open (checked, migrated).
+    opened: std::sync::OnceLock<()>,
+    /// Held while the file is being opened.
+    opening: std::sync::Mutex<()>,
 }
 
 impl Db {
@@ -164,17 +168,53 @@ impl Db {
     /// As [`Db::open`]; with `migrate: false`, [`Error::SchemaTooNew`] or
     /// [`Error::InvalidMigrations`] when the file's schema is not current.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Self> {
-        check_owner(path.as_ref())?;
-        let db = Db {
+        let db = Self::deferred(path, options)?;
+        db.ensure_open()?;
+        Ok(db)
+    }
+
+    /// A database at `path` that is opened — created, checked, migrated —
+    /// only when first used (or by [`ensure_open`](Self::ensure_open)):
+    /// nothing touches the file before. For a tool that validates its input
+    /// first and must write nothing when the input is wrong.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] for a path that cannot persist (`:memory:`, a
+    /// `file:` URI, an empty path); the file itself is not looked at.
+    pub fn deferred(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        check_path(path.as_ref())?;
+        Ok(Db {
             inner: Arc::new(Inner {
                 path: path.as_ref().to_path_buf(),
                 idle: pool::Pool::new(options.max_idle_connections),
                 options,
+                opened: std::sync::OnceLock::new(),
+                opening: std::sync::Mutex::new(()),
             }),
-        };
-        let mut conn = db.connect()?;
-        let now = db.clock().now();
-        if db.inner.options.migrate {
+        })
+    }
+
+    /// Opens the file now if it is not open yet: checks that it is plinth's
+    /// (or new), and applies pending migrations. Every later use is a no-op.
+    ///
+    /// # Errors
+    /// As [`Db::open_with`]. A failed open is tried again by the next use.
+    pub fn ensure_open(&self) -> Result<()> {
+        if self.inner.opened.get().is_some() {
+            return Ok(());
+        }
+        let _one_at_a_time = self
+            .inner
+            .opening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.inner.opened.get().is_some() {
+            return Ok(());
+        }
+        check_owner(&self.inner.path)?;
+        let mut conn = self.connect()?;
+        let now = self.clock().now();
+        if self.inner.options.migrate {
             migrations::apply(&mut conn, migrations::MIGRATIONS, now)?;
         } else {
             let found = migrations::version_of(&conn)?;
@@ -192,8 +232,9 @@ impl Db {
         if id != APPLICATION_ID {
             conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
-        db.release(conn);
-        Ok(db)
+        self.release(conn);
+        let _ = self.inner.opened.set(());
+        Ok(())
     }
 
     /// The file this database lives in.
@@ -244,6 +285,7 @@ impl Db {
     }
 
     pub(crate) fn acquire(&self) -> Result<Connection> {
+        self.ensure_open()?;
         match self.inner.idle.take() {
             Some(conn) => Ok(conn),
             None => self.connect(),
@@ -288,20 +330,27 @@ impl Db {
     }
 }
 
+/// Refuses a path that names no file: SQLite's in-memory database and URIs.
+fn check_path(path: &Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+        return Err(Error::InvalidPath {
+            path: path.to_path_buf(),
+            reason: "not a database file: an in-memory database or a URI keeps nothing plinth can find again".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Refuses, before anything is written, a path that cannot hold a lasting
 /// database and a file that is not plinth's. A missing or empty file is
 /// fine: it becomes a plinth database.
 fn check_owner(path: &Path) -> Result<()> {
+    check_path(path)?;
     let invalid = |reason: &str| Error::InvalidPath {
         path: path.to_path_buf(),
         reason: reason.to_string(),
     };
-    let text = path.to_string_lossy();
-    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
-        return Err(invalid(
-            "not a database file: an in-memory database or a URI keeps nothing plinth can find again",
-        ));
-    }
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
