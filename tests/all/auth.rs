@@ -103,6 +103,23 @@ mod sign_up {
         Ok(())
     }
 
+    /// One user cannot pose as another with a name that looks the same:
+    /// `Admin` beside `admin` is the same name, and `аdmin` (a Cyrillic а)
+    /// mixes scripts.
+    #[test]
+    fn look_alike_names_are_refused() -> Result<()> {
+        let f = Fixture::new()?;
+        let auth = f.auth()?;
+        ok(auth.sign_up("admin", "admin@example.com", PW))?;
+        ensure!(refused(auth.sign_up("Admin", "x@example.com", PW))? == AuthError::NameTaken);
+        match refused(auth.sign_up("\u{430}dmin", "y@example.com", PW))? {
+            AuthError::InvalidInput(why) => ensure!(why.contains("script"), "{why}"),
+            other => anyhow::bail!("expected invalid-input, got {other:?}"),
+        }
+        ensure!(f.rows("users")? == 1);
+        Ok(())
+    }
+
     #[test]
     fn names_are_validated_with_reasons() -> Result<()> {
         let f = Fixture::new()?;

@@ -202,12 +202,12 @@ fn db_status_migrate_cleanup_and_outbox() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let status = stdout(plinth(dir.path())?.args(["db", "status"]))?;
     ensure!(
-        status.contains("schema version: 3")
+        status.contains("schema version: 4")
             && status.contains("users")
             && status.contains("outbox"),
         "{status}"
     );
-    ensure!(stdout(plinth(dir.path())?.args(["db", "migrate"]))?.contains("schema version 3"));
+    ensure!(stdout(plinth(dir.path())?.args(["db", "migrate"]))?.contains("schema version 4"));
     stdout(plinth(dir.path())?.args([
         "call",
         "auth",

@@ -37,6 +37,7 @@ mod error;
 pub mod limits;
 pub mod migrations;
 mod model;
+pub mod names;
 mod outbox;
 pub mod pool;
 mod sessions;

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "the outbox becomes a delivery queue; delivered bodies are scrubbed",
         sql: include_str!("sql/v3.sql"),
     },
+    Migration {
+        version: 4,
+        description: "a unique name key: names that differ only in case or form are one name",
+        sql: include_str!("sql/v4.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

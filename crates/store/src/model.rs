@@ -115,7 +115,7 @@ impl UniqueField {
         let first = rest.split(',').next()?.trim();
         Some(match first {
             "users.uuid" => UniqueField::Uuid,
-            "users.name" => UniqueField::Name,
+            "users.name" | "users.name_key" => UniqueField::Name,
             "users.email" => UniqueField::Email,
             "sessions.id" => UniqueField::SessionId,
             "email_verification_tokens.token" | "password_reset_tokens.token" => UniqueField::Token,

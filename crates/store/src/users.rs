@@ -69,14 +69,15 @@ impl Unit {
     pub fn create_user(&mut self, new: &NewUser) -> Result<User> {
         check_len("name", &new.name, MAX_NAME_BYTES, true)?;
         check_len("email", &new.email, MAX_EMAIL_BYTES, true)?;
+        let key = crate::names::name_key(&new.name)?;
         let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
         let now = self.now();
         let conn = self.write()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "INSERT INTO users (uuid, name, email, password_hash, email_verified, created_at, updated_at)
-             VALUES (?1, ?2, ?3, '', 0, ?4, ?4) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (uuid, name, name_key, email, password_hash, email_verified, created_at, updated_at)
+             VALUES (?1, ?2, ?5, ?3, '', 0, ?4, ?4) RETURNING {USER_COLUMNS}"
         ))?;
-        Ok(stmt.query_row((&uuid, &new.name, &new.email, now), user_from_row)?)
+        Ok(stmt.query_row((&uuid, &new.name, &new.email, now, &key), user_from_row)?)
     }
 
     /// Finds a user by exact email.
@@ -176,9 +177,13 @@ impl Unit {
     /// [`Error::InvalidInput`] when a field is over its limit or the name is empty.
     pub fn update_user_profile(&mut self, uuid: &str, changes: &ProfileChanges) -> Result<User> {
         check_id("uuid", uuid)?;
-        if let Some(name) = &changes.name {
-            check_len("name", name, MAX_NAME_BYTES, true)?;
-        }
+        let key = match &changes.name {
+            Some(name) => {
+                check_len("name", name, MAX_NAME_BYTES, true)?;
+                Some(crate::names::name_key(name)?)
+            }
+            None => None,
+        };
         check_field_change("avatar", &changes.avatar, MAX_AVATAR_BYTES)?;
         check_field_change("bio", &changes.bio, MAX_BIO_BYTES)?;
         // Each optional field is (keep?, new value): keep leaves the column alone.
@@ -193,6 +198,7 @@ impl Unit {
         let mut stmt = self.write()?.prepare_cached(&format!(
             "UPDATE users SET
                 name = COALESCE(?2, name),
+                name_key = COALESCE(?8, name_key),
                 avatar = CASE WHEN ?3 THEN avatar ELSE ?4 END,
                 bio = CASE WHEN ?5 THEN bio ELSE ?6 END,
                 updated_at = ?7
@@ -208,6 +214,7 @@ impl Unit {
                 keep_bio,
                 bio,
                 now,
+                key,
             ),
             user_from_row,
         )?)

@@ -467,6 +467,59 @@ mod users {
     }
 }
 
+mod look_alike_names {
+    use super::*;
+
+    #[test]
+    fn names_that_differ_in_case_or_form_are_one_name() -> Result<()> {
+        let f = fresh()?;
+        f.db.with_unit(|u| u.create_user(&new_user("admin", "a@example.com")))?;
+        for (name, email) in [("Admin", "b@example.com"), ("ＡＤＭＩＮ", "c@example.com")] {
+            assert_err!(
+                f.db.with_unit(|u| u.create_user(&new_user(name, email))),
+                Error::Conflict(UniqueField::Name)
+            );
+        }
+        assert_err!(
+            f.db.with_unit(|u| u.create_user(&new_user("\u{430}dmin", "d@example.com"))),
+            Error::InvalidInput(_)
+        );
+        // Renaming into a look-alike is refused the same way.
+        let bob =
+            f.db.with_unit(|u| u.create_user(&new_user("bob", "bob@example.com")))?;
+        let rename = ProfileChanges {
+            name: Some("ADMIN".into()),
+            ..ProfileChanges::default()
+        };
+        assert_err!(
+            f.db.with_unit(|u| u.update_user_profile(&bob.uuid, &rename)),
+            Error::Conflict(UniqueField::Name)
+        );
+        Ok(())
+    }
+
+    /// Users from before the name key keep their names, even where two
+    /// already collide; no new look-alike can join them.
+    #[test]
+    fn earlier_colliding_names_are_kept_and_no_new_one_joins_them() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("v3.db");
+        migrations::migrate(&path, &MIGRATIONS[..3], START)?;
+        Connection::open(&path)?.execute_batch(
+            "INSERT INTO users (uuid, name, email, password_hash, created_at, updated_at) VALUES
+                 ('u1', 'admin', 'a@example.com', '', 1, 1),
+                 ('u2', 'Admin', 'b@example.com', '', 1, 1);",
+        )?;
+        let db = Db::open(&path)?;
+        assert_eq!(db.unit()?.get_user_by_uuid("u2")?.name, "Admin");
+        assert_err!(
+            db.with_unit(|u| u.create_user(&new_user("ADMIN", "c@example.com"))),
+            Error::Conflict(UniqueField::Name)
+        );
+        Ok(())
+    }
+}
+
 mod sessions {
     use super::*;
 
