@@ -94,6 +94,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A plugin asks for more than its operator approved (it was updated, or
+    /// never approved); it is not loaded until approved again.
+    #[error("plugin {plugin} asks for more than was approved: {}; approve it with `plinth plugin install`", beyond.join(", "))]
+    NotApproved {
+        /// The plugin's name.
+        plugin: String,
+        /// What it asks for beyond the approval.
+        beyond: Vec<String>,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

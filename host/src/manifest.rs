@@ -176,6 +176,88 @@ impl Manifest {
         self
     }
 
+    /// This manifest, as the request of a plugin, held against what an
+    /// operator approved (a manifest too, written when the plugin was
+    /// installed): the request, when the approval covers all of it — every
+    /// interface at no more access, every limit no higher, reuse only if
+    /// approved and no looser. A request that grew since (an update that
+    /// asks for more) is refused until it is approved again.
+    ///
+    /// # Errors
+    /// [`Error::NotApproved`] naming everything asked for beyond the
+    /// approval.
+    pub fn within(&self, approved: &Manifest) -> Result<Manifest> {
+        let mut beyond = Vec::new();
+        for (interface, access) in self.grants.iter() {
+            match approved.grants.get(&interface) {
+                Some(granted) if granted >= access => {}
+                Some(granted) => beyond.push(format!("{interface} {access} (approved: {granted})")),
+                None => beyond.push(format!("{interface} {access} (not approved)")),
+            }
+        }
+        let (l, a) = (self.limits, approved.limits);
+        if l.memory_bytes > a.memory_bytes {
+            beyond.push(format!(
+                "memory {} MiB (approved: {} MiB)",
+                l.memory_bytes >> 20,
+                a.memory_bytes >> 20
+            ));
+        }
+        if l.time > a.time {
+            beyond.push(format!("time {:?} (approved: {:?})", l.time, a.time));
+        }
+        if l.rows > a.rows {
+            beyond.push(format!("rows {} (approved: {})", l.rows, a.rows));
+        }
+        match (self.reuse, approved.reuse) {
+            (None, _) => {}
+            (Some(_), None) => beyond.push("reuse of live instances (not approved)".into()),
+            (Some(r), Some(ok)) => {
+                if r.max_calls > ok.max_calls
+                    || r.max_memory_bytes > ok.max_memory_bytes
+                    || r.idle > ok.idle
+                {
+                    beyond.push("looser reuse of live instances than approved".into());
+                }
+            }
+        }
+        if beyond.is_empty() {
+            Ok(self.clone())
+        } else {
+            Err(Error::NotApproved {
+                plugin: self.name.clone(),
+                beyond,
+            })
+        }
+    }
+
+    /// The manifest as TOML, in the form [`Manifest::from_toml`] reads.
+    pub fn to_toml(&self) -> String {
+        let mut out = format!("name = {:?}\n\n[grants]\n", self.name);
+        for (interface, access) in self.grants.iter() {
+            out.push_str(&format!(
+                "{:?} = {:?}\n",
+                interface.name,
+                access.to_string()
+            ));
+        }
+        out.push_str(&format!(
+            "\n[limits]\nmemory-mib = {}\ntime-ms = {}\nrows = {}\n",
+            self.limits.memory_bytes.div_ceil(1 << 20),
+            self.limits.time.as_millis(),
+            self.limits.rows
+        ));
+        if let Some(r) = self.reuse {
+            out.push_str(&format!(
+                "\n[reuse]\ncalls = {}\nmemory-kib = {}\nidle = {}\n",
+                r.max_calls,
+                r.max_memory_bytes.div_ceil(1 << 10),
+                r.idle
+            ));
+        }
+        out
+    }
+
     /// Reads a manifest file: a regular file (not a device or a FIFO) of at
     /// most [`MAX_MANIFEST_BYTES`].
     ///

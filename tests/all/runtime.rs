@@ -104,6 +104,43 @@ mod grants {
         }
     }
 
+    /// A request is held against an approval: within it, it is what the
+    /// plugin gets; beyond it in any way (an interface, more access, a
+    /// higher limit, reuse), it is refused naming each excess.
+    #[test]
+    fn a_request_beyond_its_approval_is_refused_naming_the_excess() -> Result<()> {
+        use plinth_host::capabilities::credentials::CREDENTIALS;
+        let approved = Manifest::new("p").grant(USERS, Access::Write);
+        let request = Manifest::new("p").grant(USERS, Access::Read);
+        ensure!(request.within(&approved)? == request);
+        let grown = Manifest::new("p")
+            .grant(USERS, Access::Write)
+            .grant(CREDENTIALS, Access::Read)
+            .limits(plinth_host::Limits {
+                time: std::time::Duration::from_secs(60),
+                ..plinth_host::Limits::default()
+            })
+            .reuse(Some(Reuse::default()));
+        match grown.within(&approved) {
+            Err(Error::NotApproved { beyond, .. }) => {
+                let all = beyond.join("; ");
+                ensure!(beyond.len() == 3, "{all}");
+                ensure!(
+                    all.contains("plinth:database/credentials read (not approved)"),
+                    "{all}"
+                );
+                ensure!(all.contains("time") && all.contains("reuse"), "{all}");
+            }
+            other => anyhow::bail!("expected NotApproved, got {other:?}"),
+        }
+        let more_access = Manifest::new("p").grant(USERS, Access::Write);
+        ensure!(more_access.within(&request).is_err());
+        // An approval written out and read back is the same manifest.
+        let text = grown.to_toml();
+        ensure!(Manifest::from_toml(&text, "x")? == grown, "{text}");
+        Ok(())
+    }
+
     /// `plinth:test/clock` moves the clock of the whole runtime: a manifest
     /// file beside a component must not be able to hand it out, however it
     /// spells it.

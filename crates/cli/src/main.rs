@@ -52,6 +52,11 @@ enum Command {
         /// Prints the result as JSON instead of WAVE.
         #[arg(long)]
         json: bool,
+        /// For a plugin named by its path: grant what its manifest requests,
+        /// for this call only (otherwise it needs an approval from `plugin
+        /// install`).
+        #[arg(long)]
+        approve: bool,
     },
     /// Lists and inspects plugins.
     #[command(subcommand)]
@@ -99,6 +104,17 @@ enum PluginCommand {
     /// Lists the interfaces this runtime offers: who must grant each, and
     /// which of its functions write.
     Interfaces,
+    /// Installs a plugin (`name.wasm` with the `name.toml` beside it):
+    /// shows what it asks for and, once approved, copies it into the plugins
+    /// directory with the approval. It then runs with what was approved; an
+    /// update that asks for more needs a new install.
+    Install {
+        /// The `.wasm`.
+        path: PathBuf,
+        /// Approve without asking (needed when not at a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -322,7 +338,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtime = ctx.runtime()?;
             println!("database: {}", runtime.db().path().display());
             let source = plugins::find(ctx.plugins_dir.as_deref(), "auth")?;
-            let auth = AuthPlugin::new(plugins::load(&runtime, &source)?)?;
+            let auth = AuthPlugin::new(plugins::load(
+                &runtime,
+                ctx.plugins_dir.as_deref(),
+                &source,
+                false,
+            )?)?;
             let scratch;
             let inbox = match &ctx.delivery {
                 mail::Delivery::Record(dir) => dir.clone(),
@@ -342,7 +363,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Call { plugin, call, json } => call_export(&ctx, &plugin, &call, json),
+        Command::Call {
+            plugin,
+            call,
+            json,
+            approve,
+        } => call_export(&ctx, &plugin, &call, json, approve),
+        Command::Plugin(PluginCommand::Install { path, yes }) => install(&ctx, &path, yes),
         Command::Plugin(PluginCommand::List) => {
             for s in plugins::list(ctx.plugins_dir.as_deref()) {
                 println!("{:<12} {:<10} {s}", s.name, s.kind());
@@ -423,12 +450,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// the plugin, the function, the arguments' number and types — before
 /// anything is written: the database is opened (created, migrated) and the
 /// compiled component cached only once the call is known to be valid.
-fn call_export(ctx: &Ctx, plugin: &str, call: &str, as_json: bool) -> Result<ExitCode> {
+fn call_export(
+    ctx: &Ctx,
+    plugin: &str,
+    call: &str,
+    as_json: bool,
+    approve: bool,
+) -> Result<ExitCode> {
     let (name, parsed) = values::parse_call(call).map_err(Failure::usage)?;
     let source = plugins::find(ctx.plugins_dir.as_deref(), plugin)?;
     let db = ctx.deferred_db()?;
     let runtime = ctx.runtime_over(db.clone(), true)?;
-    let plugin = plugins::load(&runtime, &source)?;
+    let plugin = plugins::load(&runtime, ctx.plugins_dir.as_deref(), &source, approve)?;
     let func = plugin.function(&name).map_err(Failure::usage)?;
     let param_types: Vec<_> = func.ty.params().map(|(_, t)| t).collect();
     let args = parsed
@@ -471,7 +504,7 @@ fn deliver_after(ctx: &Ctx, db: &Db) {
 fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
     let source = plugins::find(ctx.plugins_dir.as_deref(), plugin)?;
     let runtime = ctx.runtime()?;
-    let p = plugins::load(&runtime, &source)?;
+    let p = plugins::load(&runtime, ctx.plugins_dir.as_deref(), &source, true)?;
     println!("plugin:   {} ({})", p.name(), source.kind());
     println!("file:     {source} ({} KiB)", source.size() / 1024);
     println!(
@@ -563,6 +596,85 @@ fn interfaces() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `plinth plugin install PATH`: shows the request, takes the operator's
+/// approval, and installs the plugin with it.
+fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let dir = ctx.plugins_dir.clone().ok_or_else(|| {
+        Failure::usage("no plugins directory: pass --plugins or set PLINTH_DATA_DIR")
+    })?;
+    let source = plugins::find(Some(&dir), &path.to_string_lossy())?;
+    let plugins::Origin::File { wasm } = &source.origin else {
+        return Err(Failure::usage("give the path of a .wasm to install"));
+    };
+    let request = plugins::request(&source)?;
+    let name = request.name.clone();
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        || name.starts_with('-')
+    {
+        return Err(Failure::usage(format!(
+            "plugin name {:?}: an installed plugin's name is letters, digits, - and _",
+            plinth_host::escape_controls(&name)
+        )));
+    }
+    // Load it once as requested, so that a broken component or one that
+    // imports more than it requests is refused now, not at its first call.
+    let runtime = ctx.runtime_over(
+        Db::deferred(
+            dir.join(".install-check.db"),
+            plinth_store::Options::default(),
+        )?,
+        true,
+    )?;
+    runtime
+        .load_file(wasm, request.clone())
+        .with_context(|| format!("cannot load {}", wasm.display()))?;
+    println!("plugin {name} asks for:");
+    let mut any = false;
+    for (interface, access) in request.grants.iter() {
+        println!("  {interface} ({access}): {}", interface.summary);
+        any = true;
+    }
+    if !any {
+        println!("  no interfaces");
+    }
+    let l = request.limits;
+    println!(
+        "  limits: memory {} MiB, time {} ms, {} rows per call",
+        l.memory_bytes >> 20,
+        l.time.as_millis(),
+        l.rows
+    );
+    if request.reuse.is_some() {
+        println!("  reuse of live instances between calls");
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::usage("not at a terminal: pass --yes to approve"));
+        }
+        print!("approve? [y/N] ");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("not installed");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::copy(wasm, dir.join(format!("{name}.wasm")))?;
+    std::fs::write(dir.join(format!("{name}.toml")), request.to_toml())?;
+    let approval = format!(
+        "# What the operator approved for {name} (plinth plugin install).\n# The plugin runs with at most this; a request beyond it is refused.\n{}",
+        request.to_toml()
+    );
+    std::fs::write(plugins::approval_path(&dir, &name), approval)?;
+    println!("installed {name} into {}", dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {

@@ -1,6 +1,14 @@
 //! Finding plugins: built-in by name (carried in this binary as bytes, with
 //! their manifests), installed in the plugins directory, or a path to a
 //! `.wasm` (with the `.toml` beside it when there is one).
+//!
+//! A plugin's manifest is its request; what it runs with is what the
+//! operator approved. Built-in plugins are approved by the build. An
+//! installed plugin is approved by `plinth plugin install`, which writes
+//! `NAME.approved.toml` beside it; a request that grows afterwards (an
+//! update) is refused until it is approved again. A file named by its path
+//! runs with the approval of the installed plugin of the same name, or with
+//! what it requests when the command says `--approve`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -133,12 +141,55 @@ pub fn find(plugins_dir: Option<&Path>, name: &str) -> Result<Source, Failure> {
     }
 }
 
-/// Loads a plugin. A file without a manifest is granted nothing.
+/// The approval file of the installed plugin `name`.
+pub fn approval_path(plugins_dir: &Path, name: &str) -> PathBuf {
+    plugins_dir.join(format!("{name}.approved.toml"))
+}
+
+/// What a plugin from a file asks for: its manifest, or nothing.
+pub fn request(source: &Source) -> Result<Manifest, Failure> {
+    match source.manifest_path() {
+        Some(path) => Manifest::from_file(&path).map_err(Failure::runtime),
+        None => Ok(Manifest::new(source.name.clone())),
+    }
+}
+
+/// What a plugin from a file may have: its request, held against the
+/// operator's approval (or taken as it is, with `approve_request`).
+fn approved(
+    plugins_dir: Option<&Path>,
+    source: &Source,
+    approve_request: bool,
+) -> Result<Manifest, Failure> {
+    let request = request(source)?;
+    if approve_request {
+        return Ok(request);
+    }
+    let approval = plugins_dir
+        .map(|dir| approval_path(dir, &request.name))
+        .filter(|p| p.exists());
+    let approval = match approval {
+        Some(path) => Manifest::from_file(&path).map_err(Failure::runtime)?,
+        // Nothing approved: the request must ask for no interface and no
+        // more than the default limits.
+        None => Manifest::new(request.name.clone()),
+    };
+    request.within(&approval).map_err(Failure::runtime)
+}
+
+/// Loads a plugin with what it may have (see the module docs), the plugins
+/// directory holding the approvals; `approve_request`: the command approves
+/// a file's request for itself (`--approve`).
 ///
 /// The built-in `db-test` imports `plinth:test/clock`, which no manifest can
 /// grant: this binary grants it in code to that one built-in plugin (its
 /// checks move the clock of this process only, never the database's data).
-pub fn load(runtime: &Runtime, source: &Source) -> Result<Plugin, Failure> {
+pub fn load(
+    runtime: &Runtime,
+    plugins_dir: Option<&Path>,
+    source: &Source,
+    approve_request: bool,
+) -> Result<Plugin, Failure> {
     let loaded = match &source.origin {
         Origin::BuiltIn(e) => {
             let origin = format!("built-in {}", e.name);
@@ -154,10 +205,8 @@ pub fn load(runtime: &Runtime, source: &Source) -> Result<Plugin, Failure> {
                 .with_context(|| format!("cannot load the built-in {}", e.name))
         }
         Origin::Installed { wasm } | Origin::File { wasm } => {
-            let manifest = match source.manifest_path() {
-                Some(path) => Manifest::from_file(&path).map_err(Failure::runtime)?,
-                None => Manifest::new(source.name.clone()),
-            };
+            let approve_request = approve_request && matches!(source.origin, Origin::File { .. });
+            let manifest = approved(plugins_dir, source, approve_request)?;
             runtime
                 .load_file(wasm, manifest)
                 .with_context(|| format!("cannot load {}", wasm.display()))

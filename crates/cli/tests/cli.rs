@@ -115,24 +115,37 @@ fn call_invokes_any_export_with_wave_arguments() -> Result<()> {
 fn a_plugin_file_is_called_by_path_with_its_manifest() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins)?;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src)?;
     std::fs::copy(
         plinth_guests_path("template.wasm")?,
-        plugins.join("greeter.wasm"),
+        src.join("greeter.wasm"),
     )?;
     std::fs::write(
-        plugins.join("greeter.toml"),
+        src.join("greeter.toml"),
         "name = \"greeter\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
     )?;
+    // Installed: the request is shown and approved.
+    let shown = stdout(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(src.join("greeter.wasm")),
+    )?;
+    ensure!(
+        shown.contains("plinth:database/users (read)") && shown.contains("installed greeter"),
+        "{shown}"
+    );
+    ensure!(plugins.join("greeter.approved.toml").exists());
     let out = stdout(plinth(dir.path())?.args(["call", "greeter", r#"greet("x@example.com")"#]))?;
     ensure!(
         out.contains("nobody is registered as x@example.com"),
         "{out}"
     );
+    // By path: with the approval of the installed plugin of that name.
     let by_path = stdout(
         plinth(dir.path())?
             .arg("call")
-            .arg(plugins.join("greeter.wasm"))
+            .arg(src.join("greeter.wasm"))
             .arg(r#"greet("x@example.com")"#),
     )?;
     ensure!(by_path == out);
@@ -141,12 +154,97 @@ fn a_plugin_file_is_called_by_path_with_its_manifest() -> Result<()> {
         list.contains("greeter") && list.contains("installed") && list.contains("auth"),
         "{list}"
     );
-    // Without its manifest it is granted nothing, and refused at load.
+    // Without its manifest it asks for nothing, is granted nothing, and is
+    // refused at load for the interface it imports.
     std::fs::remove_file(plugins.join("greeter.toml"))?;
     fails(
         plinth(dir.path())?.args(["call", "greeter", r#"greet("x")"#]),
         1,
         "plinth:database/users",
+    )?;
+    Ok(())
+}
+
+/// The manifest beside a `.wasm` is a request: dropped into the plugins
+/// directory without an approval, a plugin is refused; one whose request
+/// grew since it was approved is refused until approved again; a file run
+/// by its path needs `--approve`. The operator's approval, not the author's
+/// manifest, decides.
+#[test]
+fn plugins_run_with_what_the_operator_approved() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::copy(
+        plinth_guests_path("template.wasm")?,
+        plugins.join("dropped.wasm"),
+    )?;
+    std::fs::write(
+        plugins.join("dropped.toml"),
+        "name = \"dropped\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
+    )?;
+    fails(
+        plinth(dir.path())?.args(["call", "dropped", r#"greet("x")"#]),
+        1,
+        "plinth:database/users read (not approved)",
+    )?;
+    // Approved, then updated to ask for more.
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src)?;
+    std::fs::copy(
+        plinth_guests_path("template.wasm")?,
+        src.join("greeter.wasm"),
+    )?;
+    std::fs::write(
+        src.join("greeter.toml"),
+        "name = \"greeter\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
+    )?;
+    stdout(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(src.join("greeter.wasm")),
+    )?;
+    std::fs::write(
+        plugins.join("greeter.toml"),
+        "name = \"greeter\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n\"plinth:database/credentials\" = \"read\"\n",
+    )?;
+    fails(
+        plinth(dir.path())?.args(["call", "greeter", r#"greet("x")"#]),
+        1,
+        "plinth:database/credentials read (not approved)",
+    )?;
+    // Not at a terminal, an install needs --yes.
+    fails(
+        plinth(dir.path())?
+            .args(["plugin", "install"])
+            .arg(src.join("greeter.wasm")),
+        2,
+        "--yes",
+    )?;
+    // By path: refused without an approval, run with --approve.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other)?;
+    std::fs::copy(
+        plinth_guests_path("template.wasm")?,
+        other.join("visitor.wasm"),
+    )?;
+    std::fs::write(
+        other.join("visitor.toml"),
+        "name = \"visitor\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
+    )?;
+    fails(
+        plinth(dir.path())?
+            .arg("call")
+            .arg(other.join("visitor.wasm"))
+            .arg(r#"greet("x")"#),
+        1,
+        "not approved",
+    )?;
+    stdout(
+        plinth(dir.path())?
+            .args(["call", "--approve"])
+            .arg(other.join("visitor.wasm"))
+            .arg(r#"greet("x")"#),
     )?;
     Ok(())
 }
@@ -581,7 +679,7 @@ bindings::export!(Plugin with_types_in bindings);
     ]))?;
     let greeting = stdout(
         plinth(dir.path())?
-            .arg("call")
+            .args(["call", "--approve"])
             .arg(&wasm)
             .arg(r#"greet("ada@example.com")"#),
     )?;
