@@ -116,15 +116,7 @@ fn a_plugin_file_is_called_by_path_with_its_manifest() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins");
     let src = dir.path().join("src");
-    std::fs::create_dir_all(&src)?;
-    std::fs::copy(
-        plinth_guests_path("template.wasm")?,
-        src.join("greeter.wasm"),
-    )?;
-    std::fs::write(
-        src.join("greeter.toml"),
-        "name = \"greeter\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
-    )?;
+    template_as(&src, "greeter")?;
     // Installed: the request is shown and approved.
     let shown = stdout(
         plinth(dir.path())?
@@ -174,15 +166,7 @@ fn a_plugin_file_is_called_by_path_with_its_manifest() -> Result<()> {
 fn plugins_run_with_what_the_operator_approved() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins)?;
-    std::fs::copy(
-        plinth_guests_path("template.wasm")?,
-        plugins.join("dropped.wasm"),
-    )?;
-    std::fs::write(
-        plugins.join("dropped.toml"),
-        "name = \"dropped\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
-    )?;
+    template_as(&plugins, "dropped")?;
     fails(
         plinth(dir.path())?.args(["call", "dropped", r#"greet("x")"#]),
         1,
@@ -190,15 +174,7 @@ fn plugins_run_with_what_the_operator_approved() -> Result<()> {
     )?;
     // Approved, then updated to ask for more.
     let src = dir.path().join("src");
-    std::fs::create_dir_all(&src)?;
-    std::fs::copy(
-        plinth_guests_path("template.wasm")?,
-        src.join("greeter.wasm"),
-    )?;
-    std::fs::write(
-        src.join("greeter.toml"),
-        "name = \"greeter\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
-    )?;
+    template_as(&src, "greeter")?;
     stdout(
         plinth(dir.path())?
             .args(["plugin", "install", "--yes"])
@@ -223,15 +199,7 @@ fn plugins_run_with_what_the_operator_approved() -> Result<()> {
     )?;
     // By path: refused without an approval, run with --approve.
     let other = dir.path().join("other");
-    std::fs::create_dir_all(&other)?;
-    std::fs::copy(
-        plinth_guests_path("template.wasm")?,
-        other.join("visitor.wasm"),
-    )?;
-    std::fs::write(
-        other.join("visitor.toml"),
-        "name = \"visitor\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
-    )?;
+    template_as(&other, "visitor")?;
     fails(
         plinth(dir.path())?
             .arg("call")
@@ -247,6 +215,19 @@ fn plugins_run_with_what_the_operator_approved() -> Result<()> {
             .arg(r#"greet("x")"#),
     )?;
     Ok(())
+}
+
+/// The template guest copied into `dir` as plugin `name`, with a manifest
+/// that asks to read profiles.
+fn template_as(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::copy(plinth_guests_path("template.wasm")?, &wasm)?;
+    std::fs::write(
+        dir.join(format!("{name}.toml")),
+        format!("name = \"{name}\"\n[grants]\n\"plinth:database/users\" = \"read\"\n"),
+    )?;
+    Ok(wasm)
 }
 
 fn plinth_guests_path(file: &str) -> Result<std::path::PathBuf> {
