@@ -36,6 +36,12 @@ fmt:
     cargo fmt --all
     cargo fmt --all --manifest-path guests/Cargo.toml
 
+# Fuzz one target (manifest, wave_call, store_ops) on the nightly toolchain;
+# new corpus entries land in fuzz/corpus/<target>, which `cargo test` replays.
+fuzz target seconds="60":
+    cargo build -p plinth-guests
+    cargo +nightly fuzz run {{target}} fuzz/corpus/{{target}} -- -max_total_time={{seconds}}
+
 # Check formatting and lints, host and guests, with warnings as errors.
 lint:
     cargo fmt --all --check
