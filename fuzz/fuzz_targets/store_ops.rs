@@ -5,19 +5,13 @@
 
 use std::sync::OnceLock;
 
-static DB: OnceLock<(tempfile_dir::Dir, plinth_store::Db)> = OnceLock::new();
-
-mod tempfile_dir {
-    /// A directory removed when the process ends normally.
-    pub struct Dir(pub std::path::PathBuf);
-}
+static DB: OnceLock<plinth_store::Db> = OnceLock::new();
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let (_, db) = DB.get_or_init(|| {
+    let db = DB.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("plinth-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
-        let db = plinth_store::Db::open(dir.join("fuzz.db")).expect("a database");
-        (tempfile_dir::Dir(dir), db)
+        plinth_store::Db::open(dir.join("fuzz.db")).expect("a database")
     });
     plinth_fuzzing::store_ops(db, data);
 });

@@ -233,12 +233,12 @@ impl Manifest {
 
     /// The manifest as TOML, in the form [`Manifest::from_toml`] reads.
     pub fn to_toml(&self) -> String {
-        let mut out = format!("name = {:?}\n\n[grants]\n", self.name);
+        let mut out = format!("name = {}\n\n[grants]\n", toml_string(&self.name));
         for (interface, access) in self.grants.iter() {
             out.push_str(&format!(
-                "{:?} = {:?}\n",
-                interface.name,
-                access.to_string()
+                "{} = {}\n",
+                toml_string(interface.name),
+                toml_string(&access.to_string())
             ));
         }
         out.push_str(&format!(
@@ -346,6 +346,25 @@ impl Manifest {
             reuse,
         })
     }
+}
+
+/// `text` as a TOML basic string: quotes and backslashes escaped, control
+/// characters as `\uXXXX`, everything else as it is. (Rust's `{:?}` is not
+/// TOML: it writes `\u{e001}`, which TOML cannot read — the manifest fuzz
+/// target found that.)
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[derive(Deserialize)]
