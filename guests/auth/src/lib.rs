@@ -284,32 +284,33 @@ fn check_credentials(email: &str, password: &str) -> Res<User> {
         Err(DbError::NotFound) => None,
         Err(e) => return Err(db(e)),
     };
-    let Some(user) = user else {
-        password::dummy_verify(&password).map_err(internal)?;
-        if !reserved {
-            record_failure(email)?;
-        }
-        return Err(AuthError::InvalidCredentials);
+    // An unknown email, and a user with no password (created by a plugin
+    // without `credentials`), cost one Argon2 and get the answer a wrong
+    // password gets.
+    let stored = match &user {
+        Some(u) => match credentials::get_password_hash(&u.uuid) {
+            Ok(hash) => Some(hash),
+            Err(DbError::NotFound) => None,
+            Err(e) => return Err(db(e)),
+        },
+        None => None,
     };
-    // A user with no password (created by a plugin without `credentials`)
-    // cannot sign in; the answer and its cost are those of a wrong password.
-    let verified = match credentials::get_password_hash(&user.uuid) {
-        Ok(stored) => password::verify(&password, &stored).map_err(internal)?,
-        Err(DbError::NotFound) => {
+    let verified = match &stored {
+        Some(hash) => password::verify(&password, hash).map_err(internal)?,
+        None => {
             password::dummy_verify(&password).map_err(internal)?;
             password::Verified {
                 ok: false,
                 outdated: false,
             }
         }
-        Err(e) => return Err(db(e)),
     };
-    if !verified.ok {
+    let Some(user) = user.filter(|_| verified.ok) else {
         if !reserved {
             record_failure(email)?;
         }
         return Err(AuthError::InvalidCredentials);
-    }
+    };
     attempts::clear_failures(&throttle_key(email)).map_err(db)?;
     if verified.outdated {
         let upgraded = password::hash(&password).map_err(internal)?;
