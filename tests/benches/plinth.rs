@@ -47,6 +47,80 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// Spread above which a row is marked as not to be trusted: the slowest and
+/// fastest runs differ by more than this share of the median.
+const TOO_WIDE: f64 = 0.15;
+
+/// The median of repeated measurements and how far apart they lie.
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut v: Vec<f64>) -> Self {
+        v.sort_by(f64::total_cmp);
+        Self {
+            median: v[v.len() / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+
+    /// (max − min) ÷ median.
+    fn width(&self) -> f64 {
+        (self.max - self.min) / self.median
+    }
+
+    /// `median (min–max, ±w%)`, and a warning when too wide.
+    fn show(&self, unit: &str) -> String {
+        let warn = if self.width() > TOO_WIDE {
+            " — spread too wide to trust"
+        } else {
+            ""
+        };
+        format!(
+            "{:.2}{unit} ({:.2}–{:.2}, ±{:.0}%){warn}",
+            self.median,
+            self.min,
+            self.max,
+            self.width() * 50.0
+        )
+    }
+}
+
+/// The CPU, and the vector features that decide how wasm SIMD and native
+/// code run on it (from /proc/cpuinfo on Linux).
+fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let flags = field("flags");
+    let vector: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| {
+            f.starts_with("avx")
+                || f.starts_with("sse")
+                || *f == "ssse3"
+                || *f == "fma"
+                || *f == "bmi2"
+        })
+        .collect();
+    format!(
+        "{} (family {}, model {}); vector features: {}",
+        field("model name"),
+        field("cpu family"),
+        field("model\t"),
+        vector.join(" ")
+    )
+}
+
 fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     let t = Instant::now();
     let out = f();
@@ -110,8 +184,9 @@ fn main() -> Result<()> {
 
     println!("# plinth benchmarks\n");
     println!(
-        "machine: {} cores; every ratio is plugin ÷ native measured in this run\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "machine: {} cores, {}\n\nevery ratio is plugin ÷ native measured in this run\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        machine()
     );
 
     if section("load") {
@@ -311,6 +386,7 @@ fn auth_calls(
     println!("\n## Auth\n");
     println!("| what | time | compared with | ratio |");
     println!("|---|---|---|---|");
+    let mut argon2_spread = None;
     if section("argon2") {
         let reps = scaled(15);
         let mut guest_a = Vec::new();
@@ -327,6 +403,30 @@ fn auth_calls(
             let (g, c, n) = (g?, c?, n?);
             ensure!(g == n && c == n, "guest and native Argon2 disagree");
         }
+        // Each repetition measures the three side by side: the ratio of
+        // each pair, and the spread of each, say how far one run can be
+        // trusted.
+        let ratios: Vec<f64> = guest_a
+            .iter()
+            .zip(&native_a)
+            .map(|(g, n)| g.as_secs_f64() / n.as_secs_f64())
+            .collect();
+        let spread_ms = |v: &[Duration]| Spread::of(v.iter().map(|d| ms(*d)).collect());
+        argon2_spread = Some((
+            reps,
+            [
+                ("in the guest (SIMD128)", spread_ms(&guest_a).show(" ms")),
+                (
+                    "in the guest (the argon2 crate)",
+                    spread_ms(&crate_a).show(" ms"),
+                ),
+                ("native", spread_ms(&native_a).show(" ms")),
+                (
+                    "guest ÷ native, per repetition",
+                    Spread::of(ratios).show("×"),
+                ),
+            ],
+        ));
         let (guest_a, crate_a, native_a) = (median(guest_a), median(crate_a), median(native_a));
         let mut sign_up = Vec::new();
         for i in 0..reps {
@@ -426,6 +526,14 @@ fn auth_calls(
                 us(took),
                 took.as_secs_f64() / of.as_secs_f64()
             );
+        }
+    }
+    if let Some((reps, rows)) = argon2_spread {
+        println!("\n### Argon2id: median and spread over {reps} repetitions\n");
+        println!("| what | median (min–max, ± half the spread) |");
+        println!("|---|---|");
+        for (what, shown) in rows {
+            println!("| {what} | {shown} |");
         }
     }
     Ok(())
