@@ -258,13 +258,19 @@ fn a_refusing_server_fails_the_message_for_good_and_scrubs_it() -> Result<()> {
     Ok(())
 }
 
+/// A fixture in which ada has signed up (her verification mail queued),
+/// the token in that mail, and a port nothing listens on yet.
+fn signed_up_with_no_server() -> Result<(Fixture, String, u16)> {
+    let f = Fixture::new()?;
+    let port = free_port()?;
+    ok(f.auth()?.sign_up("ada", "ada@example.com", PW))?;
+    let token = f.mailed_token("ada@example.com")?;
+    Ok((f, token, port))
+}
+
 #[test]
 fn a_server_that_is_down_is_retried_with_backoff_until_it_is_up() -> Result<()> {
-    let f = Fixture::new()?;
-    let port = free_port()?; // nothing listens there yet
-    let auth = f.auth()?;
-    ok(auth.sign_up("ada", "ada@example.com", PW))?;
-    let token = f.mailed_token("ada@example.com")?;
+    let (f, token, port) = signed_up_with_no_server()?;
     let retry = Retry {
         max_attempts: 4,
         first_delay: 30,
@@ -301,11 +307,7 @@ fn a_server_that_is_down_is_retried_with_backoff_until_it_is_up() -> Result<()> 
 
 #[test]
 fn a_server_down_for_every_attempt_fails_the_message_and_scrubs_it() -> Result<()> {
-    let f = Fixture::new()?;
-    let port = free_port()?;
-    let auth = f.auth()?;
-    ok(auth.sign_up("ada", "ada@example.com", PW))?;
-    let token = f.mailed_token("ada@example.com")?;
+    let (f, token, port) = signed_up_with_no_server()?;
     let retry = Retry {
         max_attempts: 3,
         first_delay: 10,

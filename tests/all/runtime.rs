@@ -832,23 +832,21 @@ mod observability {
         Ok((out, String::from_utf8(log)?))
     }
 
+    /// The log of one call in which misbehave prints `text`.
+    fn printed(p: &plinth_host::Plugin, text: &str) -> Result<String> {
+        let (result, log) = capture(tracing::Level::DEBUG, || {
+            let print = Val::Variant("print".into(), Some(Box::new(Val::String(text.into()))));
+            p.call_dynamic("write-then", &[Val::String(String::new()), print])
+        })?;
+        result?;
+        Ok(log)
+    }
+
     #[test]
     fn guest_output_and_calls_show_up_in_tracing_under_the_plugin_name() -> Result<()> {
         let f = Fixture::new()?;
         let p = f.load(MISBEHAVE)?;
-        let (result, log) = capture(tracing::Level::DEBUG, || {
-            p.call_dynamic(
-                "write-then",
-                &[
-                    Val::String(String::new()),
-                    Val::Variant(
-                        "print".into(),
-                        Some(Box::new(Val::String("hello from the guest".into()))),
-                    ),
-                ],
-            )
-        })?;
-        result?;
+        let log = printed(&p, "hello from the guest")?;
         let lines: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("hello from the guest"))
@@ -868,19 +866,7 @@ mod observability {
         ensure!(log.contains("micros="), "no call duration: {log}");
         // What a guest prints cannot rewrite the log or the terminal it is
         // read on: control characters arrive escaped.
-        let (result, log) = capture(tracing::Level::DEBUG, || {
-            p.call_dynamic(
-                "write-then",
-                &[
-                    Val::String(String::new()),
-                    Val::Variant(
-                        "print".into(),
-                        Some(Box::new(Val::String("\x1b[2Jcleared\rover\x07".into()))),
-                    ),
-                ],
-            )
-        })?;
-        result?;
+        let log = printed(&p, "\x1b[2Jcleared\rover\x07")?;
         ensure!(
             !log.chars().any(|c| c.is_control() && c != '\n'),
             "raw control characters in the log: {log:?}"

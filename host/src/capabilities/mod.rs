@@ -176,7 +176,11 @@ impl DbView<'_> {
     /// the store's error when no connection can be had.
     pub fn unit(&mut self, access: Access) -> Result<&mut Unit, HostError> {
         self.check(access)?;
-        if let Some(limit) = self.ctx.rows_over_limit() {
+        // Only a write can take the count further: reads skip the check
+        // (the call's end checks again before committing).
+        if access == Access::Write
+            && let Some(limit) = self.ctx.rows_over_limit()
+        {
             // The call already wrote more than it may: stop it here; it
             // fails as `RowLimit` and keeps nothing.
             return Err(HostError::Trap(RowLimitExceeded { limit }.into()));
