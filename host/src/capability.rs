@@ -20,6 +20,7 @@
 //! /// `acme:audit/log`: a plugin may append to the host's audit log.
 //! pub const AUDIT_LOG: Interface = Interface {
 //!     name: "acme:audit/log",
+//!     version: "1.0.0",
 //!     summary: "appends to the host's audit log",
 //!     gate: Gate::Code,
 //!     functions: &[Function::write("append")],
@@ -120,14 +121,20 @@ impl Function {
 #[derive(Debug, Clone, Copy)]
 pub struct Interface {
     /// Its WIT name without a version (`plinth:database/users`). A name that
-    /// ends in `*` covers every interface it prefixes (`wasi:*`).
+    /// ends in `*` covers every interface it prefixes (`wasi:io/*`).
     pub name: &'static str,
+    /// The version of its WIT package that the host implements (`0.1.0`);
+    /// for a family, the release track (`0.2` for WASI 0.2.x). A component
+    /// built against a compatible version links (wasmtime's rule: the same
+    /// major version, or for `0.x` the same `0.x`); another is refused
+    /// before it is compiled, naming both versions.
+    pub version: &'static str,
     /// One line for `plinth plugin inspect` and the docs.
     pub summary: &'static str,
     /// Who must grant it.
     pub gate: Gate,
     /// Its functions and the access each needs (empty for a family such as
-    /// `wasi:*`, whose rules are its own).
+    /// a WASI package, whose rules are its own).
     pub functions: &'static [Function],
 }
 
@@ -158,6 +165,36 @@ impl Interface {
         match self.name.strip_suffix('*') {
             Some(prefix) => bare.starts_with(prefix),
             None => bare == self.name,
+        }
+    }
+
+    /// Whether a component built against `version` of this interface's
+    /// package links with the host's: the same major version, or for
+    /// `0.x.y` the same `0.x` (`0.0.z`: the same `z`), as wasmtime's
+    /// linker matches versions. An empty `version` (an import with none)
+    /// matches only an interface that has none.
+    pub fn version_compatible(&self, version: &str) -> bool {
+        fn track(v: &str) -> Option<Vec<&str>> {
+            let v = v.split(['-', '+']).next()?;
+            let parts: Vec<&str> = v.split('.').collect();
+            if parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                return None;
+            }
+            let keep = match parts.as_slice() {
+                ["0", "0", ..] => 3,
+                ["0", ..] => 2,
+                _ => 1,
+            };
+            Some(parts.into_iter().take(keep).collect())
+        }
+        if self.version.is_empty() || version.is_empty() {
+            return self.version == version;
+        }
+        match (track(self.version), track(version)) {
+            (Some(ours), Some(theirs)) => {
+                ours.len() <= theirs.len() && theirs[..ours.len()] == ours[..]
+            }
+            _ => false,
         }
     }
 

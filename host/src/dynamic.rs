@@ -28,6 +28,41 @@ impl ExportedFunc {
     }
 }
 
+/// Exports that language toolchains add for their own use (pre-initialising
+/// the interpreter at build time), not for callers: `(interface, function,
+/// parameter names, toolchain)`. Matched by all three, so a plugin's own
+/// `init` with other parameters stays visible.
+const TOOLCHAIN_EXPORTS: &[(Option<&str>, &str, &[&str], &str)] = &[
+    (
+        Some("exports"),
+        "init",
+        &["app-name", "symbols", "stub-wasi"],
+        "componentize-py",
+    ),
+    (
+        None,
+        "init",
+        &["shim", "script", "entry-path", "disable-gc"],
+        "componentize-qjs",
+    ),
+];
+
+impl ExportedFunc {
+    /// The toolchain that added this export for its own use, if it is one
+    /// of those ([`Plugin::functions`] leaves them out, and they cannot be
+    /// called by name).
+    pub fn toolchain_internal(&self) -> Option<&'static str> {
+        TOOLCHAIN_EXPORTS
+            .iter()
+            .find(|(interface, name, params, _)| {
+                self.interface.as_deref() == *interface
+                    && self.name == *name
+                    && self.ty.params().map(|(n, _)| n).eq(params.iter().copied())
+            })
+            .map(|(.., toolchain)| *toolchain)
+    }
+}
+
 impl std::fmt::Debug for ExportedFunc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.qualified_name())
@@ -35,7 +70,9 @@ impl std::fmt::Debug for ExportedFunc {
 }
 
 impl Plugin {
-    /// Every exported function, top-level ones first.
+    /// Every exported function a caller may call, top-level ones first
+    /// (not the exports a language toolchain adds for itself, see
+    /// [`ExportedFunc::toolchain_internal`]).
     pub fn functions(&self) -> Vec<ExportedFunc> {
         let engine = self.engine();
         let ty = self.component().component_type();
@@ -63,6 +100,7 @@ impl Plugin {
             }
         }
         top.extend(nested);
+        top.retain(|f| f.toolchain_internal().is_none());
         top
     }
 

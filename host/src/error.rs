@@ -30,20 +30,38 @@ pub enum Error {
         source: BoxError,
     },
     /// The component imports a plinth interface its manifest does not grant.
-    #[error("plugin {plugin} imports {interface}, which its manifest does not grant")]
+    #[error("plugin {plugin} imports {interface}, which its manifest does not grant: {hint}")]
     NotGranted {
         /// The plugin's name.
         plugin: String,
         /// The import, as the component names it.
         interface: String,
+        /// What to do about it.
+        hint: String,
     },
     /// The component imports something the runtime does not provide at all.
-    #[error("plugin {plugin} imports {import}, which this runtime does not provide")]
+    #[error("plugin {plugin} imports {import}, which this runtime does not provide: {hint}")]
     UnknownImport {
         /// The plugin's name.
         plugin: String,
         /// The import, as the component names it.
         import: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The component was built against a version of an interface that does
+    /// not link with the one this runtime implements.
+    #[error(
+        "plugin {plugin} was built against {import}, but this runtime implements version {offered}: \
+         rebuild it against the WIT that `plinth wit DIR` writes"
+    )]
+    IncompatibleImport {
+        /// The plugin's name.
+        plugin: String,
+        /// The import, as the component names it (with its version).
+        import: String,
+        /// The version the runtime implements.
+        offered: &'static str,
     },
     /// The component's imports do not type-check against the host's.
     #[error("plugin {plugin}: its imports do not match the host's interfaces")]

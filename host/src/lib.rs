@@ -30,7 +30,7 @@
 //! let plugin = runtime.load_file("template.wasm".as_ref(), manifest)?;
 //! // Typed: parameters and results are Rust values.
 //! let (greeting,): (String,) = plugin.call_export(
-//!     "plinth:template/template", None, "greet", ("ada@example.com",))?;
+//!     "local:plugin/plugin", None, "greet", ("ada@example.com",))?;
 //! // Dynamic: any export, for tools.
 //! let results = plugin.call_dynamic("greet", &[Val::String("ada@example.com".into())])?;
 //! # let _ = (greeting, results);
@@ -42,12 +42,13 @@
 //! blocking pool, never on a worker thread.
 
 pub mod bindings;
-mod cache;
+pub mod cache;
 pub mod capabilities;
 pub mod capability;
 mod dynamic;
 mod error;
 pub mod grants;
+pub mod imports;
 pub mod manifest;
 mod plugin;
 mod runtime;

@@ -9,7 +9,6 @@ use wasmtime::component::{Component, ComponentNamedList, Instance, InstancePre, 
 use wasmtime::{Store, Trap};
 
 use crate::capabilities::PluginMeta;
-use crate::capability::Gate;
 use crate::error::boxed;
 use crate::manifest::{Limits, Manifest, Reuse};
 use crate::runtime::{EPOCH_TICK, Runtime};
@@ -158,29 +157,26 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    pub(crate) fn load(runtime: Runtime, bytes: &[u8], manifest: Manifest) -> Result<Self> {
+    pub(crate) fn load(
+        runtime: Runtime,
+        bytes: &[u8],
+        manifest: Manifest,
+        source: Option<(&std::path::Path, &std::fs::Metadata)>,
+    ) -> Result<Self> {
         let name = manifest.name.clone();
-        let engine = runtime.engine().clone();
-        let (component, compiled) = compile(&runtime, &name, bytes)?;
+        // By names and versions, before the compile: a refusal is immediate
+        // however large the component.
+        let imports =
+            crate::imports::component_imports(bytes).map_err(|e| Error::InvalidComponent {
+                plugin: name.clone(),
+                source: e.into(),
+            })?;
+        crate::imports::check(runtime.registry(), &manifest, &imports)?;
+        let (component, compiled) = compile(&runtime, &name, bytes, source)?;
         let (from_cache, unsaved) = match compiled {
             Compiled::FromCache => (true, None),
             Compiled::Fresh(entry) => (false, entry),
         };
-        let ty = component.component_type();
-        for (import, _) in ty.imports(&engine) {
-            let Some(interface) = runtime.registry().find(import) else {
-                return Err(Error::UnknownImport {
-                    plugin: name,
-                    import: import.to_string(),
-                });
-            };
-            if interface.gate != Gate::Open && manifest.grants.get(interface).is_none() {
-                return Err(Error::NotGranted {
-                    plugin: name,
-                    interface: import.to_string(),
-                });
-            }
-        }
         let link_err = |e: wasmtime::Error| Error::Link {
             plugin: name.clone(),
             source: boxed(e),
@@ -287,6 +283,9 @@ impl Plugin {
         let engine = self.inner.runtime.engine();
         let ty = self.inner.component.component_type();
         ty.imports(engine)
+            .filter(|(_, item)| {
+                !matches!(item.ty, wasmtime::component::types::ComponentItem::Type(_))
+            })
             .map(|(name, _)| name.to_string())
             .collect()
     }
@@ -556,14 +555,19 @@ enum Compiled {
 }
 
 /// Compiles `bytes`, through the runtime's disk cache when it has one.
-fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<(Component, Compiled)> {
+fn compile(
+    runtime: &Runtime,
+    name: &str,
+    bytes: &[u8],
+    source: Option<(&std::path::Path, &std::fs::Metadata)>,
+) -> Result<(Component, Compiled)> {
     let engine = runtime.engine();
     let entry = runtime
         .inner
         .options
         .cache_dir
         .as_deref()
-        .map(|dir| crate::cache::entry(dir, engine, bytes));
+        .map(|dir| crate::cache::entry(dir, engine, bytes, name, source));
     if let Some(component) = entry.as_ref().and_then(|e| crate::cache::load(engine, e)) {
         return Ok((component, Compiled::FromCache));
     }

@@ -214,8 +214,18 @@ impl Runtime {
     /// [`Error::Io`] when unreadable, not a regular file or over the size
     /// limit, and the errors of [`Runtime::load_bytes`].
     pub fn load_file(&self, wasm: &Path, manifest: Manifest) -> Result<Plugin> {
+        // Its metadata before its bytes: the compile cache may skip hashing
+        // a file whose identity is unchanged since it was hashed, and a
+        // write after this point changes the identity.
+        let meta = std::fs::metadata(wasm).map_err(|source| Error::Io {
+            path: wasm.to_path_buf(),
+            source,
+        })?;
         let bytes = read_regular_file(wasm, MAX_COMPONENT_BYTES)?;
-        self.load_bytes(&bytes, manifest)
+        // The cache entry is labelled with the file, so that a rebuild's
+        // entry replaces the one before.
+        let source = std::fs::canonicalize(wasm).unwrap_or_else(|_| wasm.to_path_buf());
+        Plugin::load(self.clone(), &bytes, manifest, Some((&source, &meta)))
     }
 
     /// Loads a component from its bytes: compiles it, checks every import
@@ -226,7 +236,14 @@ impl Runtime {
     /// [`Error::NotGranted`] naming the first import the manifest does not
     /// grant; [`Error::UnknownImport`]; [`Error::Link`].
     pub fn load_bytes(&self, bytes: &[u8], manifest: Manifest) -> Result<Plugin> {
-        Plugin::load(self.clone(), bytes, manifest)
+        Plugin::load(self.clone(), bytes, manifest, None)
+    }
+
+    /// The file the compiled form of `wasm` is (or would be) cached in, when
+    /// this runtime has a cache: what `plinth cache prune` keeps.
+    pub fn cache_entry(&self, wasm: &[u8]) -> Option<std::path::PathBuf> {
+        let dir = self.inner.options.cache_dir.as_deref()?;
+        Some(crate::cache::entry_path(dir, self.engine(), wasm))
     }
 }
 

@@ -20,7 +20,9 @@ mod grants {
         let mut manifest = Manifest::from_file(DB_TEST.manifest.as_ref())?;
         manifest.grants = plinth_host::Grants::all_database();
         match f.runtime.load_file(DB_TEST.wasm.as_ref(), manifest) {
-            Err(Error::NotGranted { plugin, interface }) => {
+            Err(Error::NotGranted {
+                plugin, interface, ..
+            }) => {
                 ensure!(
                     plugin == "db-test" && interface == "plinth:test/clock@0.1.0",
                     "{plugin} {interface}"
@@ -328,12 +330,23 @@ mod cache {
         )?)
     }
 
+    /// The compiled code files (each entry's `.cwasm`; its `.meta` is
+    /// beside it).
     fn entries(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
         let mut v: Vec<_> = std::fs::read_dir(dir.join("cache"))?
             .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
         v.sort();
         Ok(v)
+    }
+
+    /// Past the window in which a file's change time could still move
+    /// within one timestamp tick: identities are recorded after it.
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_millis(2100));
     }
 
     #[test]
@@ -408,6 +421,10 @@ mod cache {
             .find(|e| *e != bench_entry)
             .ok_or_else(|| anyhow::anyhow!("no second entry"))?;
         std::fs::copy(&bench_entry, &template_entry)?;
+        std::fs::copy(
+            bench_entry.with_extension("meta"),
+            template_entry.with_extension("meta"),
+        )?;
         let again = rt.load_file(TEMPLATE.wasm.as_ref(), template)?;
         ensure!(!again.loaded_from_cache(), "the swapped entry was used");
         ensure!(
@@ -419,6 +436,85 @@ mod cache {
         ensure!(
             matches!(&out[..], [Val::String(s)] if s.contains("nobody is registered")),
             "{out:?}"
+        );
+        Ok(())
+    }
+
+    /// Once an entry's identity is recorded its checksum is not recomputed;
+    /// a byte changed after that (which changes the file's change time) is
+    /// still caught.
+    #[test]
+    fn an_entry_changed_after_it_was_verified_is_not_trusted() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let rt = runtime(dir.path())?;
+        let manifest = Manifest::from_file(BENCH.manifest.as_ref())?;
+        rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?;
+        settle();
+        // Verified by its checksum, and its identity recorded.
+        ensure!(
+            rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?
+                .loaded_from_cache()
+        );
+        ensure!(
+            rt.load_file(BENCH.wasm.as_ref(), manifest.clone())?
+                .loaded_from_cache()
+        );
+        let entry = entries(dir.path())?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no entry"))?;
+        let mut bytes = std::fs::read(&entry)?;
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x40;
+        // In place: same inode, same size.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&entry)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))?;
+        let again = rt.load_file(BENCH.wasm.as_ref(), manifest)?;
+        ensure!(!again.loaded_from_cache(), "a changed entry was used");
+        plinth_testing::BenchPlugin::new(again)?.noop()?;
+        Ok(())
+    }
+
+    /// The key of a component file is remembered by the file's identity;
+    /// the file rewritten in place (a rebuild) is hashed again and runs its
+    /// new code, and the old build's entry is deleted.
+    #[test]
+    fn a_component_rebuilt_in_place_runs_its_new_code_and_replaces_its_entry() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let rt = runtime(dir.path())?;
+        let path = dir.path().join("plugin.wasm");
+        std::fs::copy(TEMPLATE.wasm, &path)?;
+        let manifest = Manifest::from_file(BENCH.manifest.as_ref())?;
+        settle();
+        ensure!(!rt.load_file(&path, manifest.clone())?.loaded_from_cache());
+        let srcs = || -> Result<usize> {
+            Ok(std::fs::read_dir(dir.path().join("cache"))?
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "src"))
+                .count())
+        };
+        ensure!(srcs()? == 1, "the file's key was not recorded");
+        let cached = rt.load_file(&path, manifest.clone())?;
+        ensure!(cached.loaded_from_cache());
+        ensure!(cached.functions().iter().any(|f| f.name == "greet"));
+        // The same file, other bytes.
+        std::fs::write(&path, std::fs::read(BENCH.wasm)?)?;
+        let rebuilt = rt.load_file(&path, manifest.clone())?;
+        ensure!(!rebuilt.loaded_from_cache(), "served the old build's code");
+        ensure!(
+            rebuilt.functions().iter().any(|f| f.name == "noop"),
+            "{:?}",
+            rebuilt.functions()
+        );
+        ensure!(
+            entries(dir.path())?.len() == 1,
+            "the old build's entry is left"
+        );
+        let listed = plinth_host::cache::list(&dir.path().join("cache"))?;
+        ensure!(
+            matches!(&listed[..], [e] if e.well_formed && e.source.as_deref() == Some(&*std::fs::canonicalize(&path)?)),
+            "{listed:?}"
         );
         Ok(())
     }
@@ -996,6 +1092,142 @@ mod profiling {
             ensure!(
                 map.lines().any(|l| l.contains(name)),
                 "`{name}` is not named in {path}:\n{map}"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The import check reads a component's import section before compiling
+/// it, and says what to do in one line.
+mod imports {
+    use super::*;
+
+    fn replace_all(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+        assert_eq!(
+            from.len(),
+            to.len(),
+            "a same-length rename keeps the binary's layout"
+        );
+        let (from, to) = (from.as_bytes(), to.as_bytes());
+        let mut out = bytes.to_vec();
+        let mut i = 0;
+        while i + from.len() <= out.len() {
+            if &out[i..i + from.len()] == from {
+                out[i..i + from.len()].copy_from_slice(to);
+                i += from.len();
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// The template with the middle of its largest core module overwritten:
+    /// its top-level sections are intact, its code does not compile.
+    fn template_with_broken_code() -> Result<Vec<u8>> {
+        let mut bytes = std::fs::read(TEMPLATE.wasm)?;
+        let mut largest = 0..0;
+        for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+            if let wasmparser::Payload::ModuleSection {
+                unchecked_range, ..
+            } = payload?
+                && unchecked_range.len() > largest.len()
+            {
+                largest = unchecked_range;
+            }
+        }
+        let mid = largest.start + largest.len() / 2;
+        bytes[mid..mid + 64].fill(0xff);
+        Ok(bytes)
+    }
+
+    #[test]
+    fn an_ungranted_import_is_refused_before_the_code_is_compiled() -> Result<()> {
+        let f = Fixture::new()?;
+        let broken = template_with_broken_code()?;
+        // Granted nothing: refused by the import check, which never looks
+        // at the code.
+        match f.runtime.load_bytes(&broken, Manifest::new("template")) {
+            Err(e @ Error::NotGranted { .. }) => {
+                let msg = e.to_string();
+                ensure!(
+                    msg.contains("plinth:database/users@0.1.0")
+                        && msg.contains(r#"add `"plinth:database/users" = "read"`"#),
+                    "{msg}"
+                );
+            }
+            other => anyhow::bail!("expected NotGranted, got {other:?}"),
+        }
+        // Granted: the import check passes and the compile fails.
+        let granted = Manifest::new("template").grant(USERS, Access::Read);
+        ensure!(matches!(
+            f.runtime.load_bytes(&broken, granted),
+            Err(Error::InvalidComponent { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_component_built_against_another_database_version_is_told_to_rebuild() -> Result<()> {
+        let f = Fixture::new()?;
+        let old = replace_all(
+            &std::fs::read(TEMPLATE.wasm)?,
+            "plinth:database/users@0.1.0",
+            "plinth:database/users@0.0.9",
+        );
+        let granted = Manifest::new("template").grant(USERS, Access::Read);
+        match f.runtime.load_bytes(&old, granted) {
+            Err(e @ Error::IncompatibleImport { .. }) => {
+                let msg = e.to_string();
+                ensure!(
+                    msg.contains("plinth:database/users@0.0.9")
+                        && msg.contains("version 0.1.0")
+                        && msg.contains("plinth wit"),
+                    "{msg}"
+                );
+            }
+            other => anyhow::bail!("expected IncompatibleImport, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn wasi_http_is_refused_with_how_to_build_without_it() -> Result<()> {
+        let f = Fixture::new()?;
+        let http = replace_all(
+            &std::fs::read(TEMPLATE.wasm)?,
+            "wasi:cli/stderr@",
+            "wasi:http/types@",
+        );
+        let granted = Manifest::new("template").grant(USERS, Access::Read);
+        match f.runtime.load_bytes(&http, granted) {
+            Err(e @ Error::UnknownImport { .. }) => {
+                let msg = e.to_string();
+                ensure!(
+                    msg.contains("wasi:http/types@") && msg.contains("--disable http"),
+                    "{msg}"
+                );
+            }
+            other => anyhow::bail!("expected UnknownImport, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_core_module_or_garbage_is_not_a_component() -> Result<()> {
+        let f = Fixture::new()?;
+        for bytes in [
+            &b"\0asm\x01\0\0\0"[..],
+            b"\0asm\x0d\0\x01\0\x07\xff\xff",
+            b"not wasm",
+        ] {
+            ensure!(
+                matches!(
+                    f.runtime.load_bytes(bytes, Manifest::new("x")),
+                    Err(Error::InvalidComponent { .. })
+                ),
+                "{bytes:?}"
             );
         }
         Ok(())

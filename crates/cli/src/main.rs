@@ -7,6 +7,7 @@
 
 mod demo;
 mod mail;
+mod new;
 mod plugins;
 mod values;
 mod wit;
@@ -33,6 +34,10 @@ struct Cli {
     /// [default: plugins/ in the data directory]
     #[arg(long, global = true, value_name = "DIR")]
     plugins: Option<PathBuf>,
+    /// Where compiled plugins are cached (writable by this user only).
+    /// [default: cache/ in the data directory]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,9 +63,25 @@ enum Command {
         #[arg(long)]
         approve: bool,
     },
+    /// Writes a new plugin into DIR (default: ./NAME): its source, a world
+    /// that imports what the source calls, the WIT it builds against, a
+    /// manifest and a README with the build and call commands.
+    New {
+        /// The plugin's name: lowercase words joined by hyphens.
+        name: String,
+        /// The language it is written in.
+        #[arg(long, value_enum, default_value_t = new::Lang::Rust)]
+        lang: new::Lang,
+        /// Where to write it.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Lists and inspects plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Lists, prunes or clears the cache of compiled plugins.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Manages the database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -115,6 +136,17 @@ enum PluginCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Lists the cached entries: size, age, and the plugin each belongs to.
+    List,
+    /// Deletes every entry that no built-in or installed plugin uses (an
+    /// earlier build, a file loaded once by its path, another engine's).
+    Prune,
+    /// Deletes every entry.
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -330,7 +362,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         plugins_dir: cli
             .plugins
             .or_else(|| data.as_ref().map(|d| d.join("plugins"))),
-        cache_dir: data.as_ref().map(|d| d.join("cache")),
+        cache_dir: cli
+            .cache_dir
+            .or_else(|| data.as_ref().map(|d| d.join("cache"))),
         delivery: mail::Delivery::from_env(data.as_deref()).map_err(Failure::usage)?,
     };
     match cli.command {
@@ -369,6 +403,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             approve,
         } => call_export(&ctx, &plugin, &call, json, approve),
+        Command::New { name, lang, dir } => {
+            new::check_name(&name).map_err(Failure::usage)?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written = new::create(&dir, &name, lang).map_err(Failure::usage)?;
+            for path in &written {
+                println!("wrote {}", path.display());
+            }
+            println!(
+                "\nbuild it:  cd {} && {}\ncall it:   plinth call ./{name}.wasm 'greet(\"ada@example.com\")' --approve",
+                dir.display(),
+                new::build_command(&name, lang)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cache(cmd) => cache_command(&ctx, cmd),
         Command::Plugin(PluginCommand::Install { path, yes }) => install(&ctx, &path, yes),
         Command::Plugin(PluginCommand::List) => {
             for s in plugins::list(ctx.plugins_dir.as_deref()) {
@@ -675,6 +724,112 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
     std::fs::write(plugins::approval_path(&dir, &name), approval)?;
     println!("installed {name} into {}", dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `plinth cache …`.
+fn cache_command(ctx: &Ctx, cmd: CacheCommand) -> Result<ExitCode> {
+    let dir = ctx.cache_dir.clone().ok_or_else(|| {
+        Failure::usage("no cache directory: pass --cache-dir or set PLINTH_DATA_DIR")
+    })?;
+    let entries =
+        plinth_host::cache::list(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    match cmd {
+        CacheCommand::List => {
+            println!("cache: {}", dir.display());
+            let mut total = 0;
+            for e in &entries {
+                total += e.bytes;
+                let age = e
+                    .modified
+                    .and_then(|m| m.elapsed().ok())
+                    .map_or("?".to_string(), |a| human_age(a.as_secs()));
+                let whose = if !e.well_formed {
+                    "(not a cache entry)".to_string()
+                } else {
+                    match &e.source {
+                        Some(s) => format!("{} from {}", e.plugin, s.display()),
+                        None => e.plugin.clone(),
+                    }
+                };
+                let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
+                println!(
+                    "  {:<20} {:>8} KiB {:>6} old  {}",
+                    name.as_deref().map_or("?", |n| &n[..n.len().min(16)]),
+                    e.bytes / 1024,
+                    age,
+                    plinth_host::escape_controls(&whose)
+                );
+            }
+            println!("{} entries, {} KiB", entries.len(), total / 1024);
+        }
+        CacheCommand::Prune => {
+            let keep = used_entries(ctx)?;
+            let (mut n, mut bytes) = (0, 0);
+            for e in entries.iter().filter(|e| !keep.contains(&e.path)) {
+                remove_files(e)?;
+                n += 1;
+                bytes += e.bytes;
+            }
+            plinth_host::cache::remove_orphans(&dir);
+            println!(
+                "removed {n} entries ({} KiB); kept {}",
+                bytes / 1024,
+                entries.len() - n
+            );
+        }
+        CacheCommand::Clear => {
+            let bytes: u64 = entries.iter().map(|e| e.bytes).sum();
+            for e in &entries {
+                remove_files(e)?;
+            }
+            plinth_host::cache::remove_orphans(&dir);
+            println!("removed {} entries ({} KiB)", entries.len(), bytes / 1024);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove_files(e: &plinth_host::cache::CachedEntry) -> Result<()> {
+    for file in e.files() {
+        match std::fs::remove_file(&file) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Failure::runtime(
+                    anyhow::Error::new(err).context(format!("cannot remove {}", file.display())),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The cache files of every built-in and installed plugin, on this build's
+/// engine.
+fn used_entries(ctx: &Ctx) -> Result<Vec<PathBuf>> {
+    let runtime = ctx.runtime_over(ctx.deferred_db()?, true)?;
+    let mut keep = Vec::new();
+    for source in plugins::list(ctx.plugins_dir.as_deref()) {
+        let bytes = match &source.origin {
+            plugins::Origin::BuiltIn(e) => std::borrow::Cow::Borrowed(e.wasm),
+            plugins::Origin::Installed { wasm } | plugins::Origin::File { wasm } => {
+                match std::fs::read(wasm) {
+                    Ok(b) => std::borrow::Cow::Owned(b),
+                    Err(_) => continue,
+                }
+            }
+        };
+        keep.extend(runtime.cache_entry(&bytes));
+    }
+    Ok(keep)
+}
+
+fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
 }
 
 fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {

@@ -24,18 +24,10 @@ world plugin {
 /// Writes every package into `dir/deps/<package>/`, and `dir/world.wit` when
 /// `dir` holds no `.wit` file of its own. Returns one line per file written.
 pub fn write(dir: &Path) -> Result<Vec<String>> {
-    let mut written = Vec::new();
-    for package in PACKAGES {
-        let folder = dir.join("deps").join(package.dir);
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
-        for (name, text) in package.files {
-            let path = folder.join(name);
-            std::fs::write(&path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            written.push(format!("{} ({})", path.display(), package.name));
-        }
-    }
+    let mut written: Vec<String> = write_packages(dir)?
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let has_own = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .flatten()
@@ -45,6 +37,23 @@ pub fn write(dir: &Path) -> Result<Vec<String>> {
         std::fs::write(&path, STARTER_WORLD)
             .with_context(|| format!("cannot write {}", path.display()))?;
         written.push(format!("{} (a starter world: edit it)", path.display()));
+    }
+    Ok(written)
+}
+
+/// Writes every package into `dir/deps/<package>/`; returns the files.
+pub fn write_packages(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut written = Vec::new();
+    for package in PACKAGES {
+        let folder = dir.join("deps").join(package.dir);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        for (name, text) in package.files {
+            let path = folder.join(name);
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written.push(path);
+        }
     }
     Ok(written)
 }

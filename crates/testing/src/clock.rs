@@ -14,6 +14,7 @@ use crate::bindings::db_test::plinth::test::{clock, report};
 /// registers the test capability.
 pub const TEST_REPORT: Interface = Interface {
     name: "plinth:test/report",
+    version: "0.1.0",
     summary: "the record test guests report their checks in (tests only)",
     gate: Gate::Open,
     functions: &[],
@@ -22,6 +23,7 @@ pub const TEST_REPORT: Interface = Interface {
 /// `plinth:test/clock`: granted in code only ([`Gate::Code`]).
 pub const TEST_CLOCK: Interface = Interface {
     name: "plinth:test/clock",
+    version: "0.1.0",
     summary: "moves the runtime's clock forward (tests only)",
     gate: Gate::Code,
     functions: &[Function::write("advance")],

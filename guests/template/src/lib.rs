@@ -1,7 +1,7 @@
-//! The smallest useful plinth plugin. Copy `guests/template`, rename it,
-//! edit `wit/world.wit`, build with
-//! `cargo build --target wasm32-wasip2 --release`, put `template.toml`
-//! beside the `.wasm`, and call it with `plinth call path/to/x.wasm 'greet("…")'`.
+//! A plinth plugin in Rust: `plinth new NAME --lang rust` writes this file
+//! (it is also the repository's template guest). Build it with
+//! `cargo build --target wasm32-wasip2 --release`; the README beside it has
+//! the call.
 //!
 //! It uses `std`, the easy start. A `std` guest imports WASI's stdio,
 //! terminal, environment and exit interfaces for its panic message; the
@@ -13,7 +13,7 @@ mod bindings {
         // This plugin's own WIT package; the plinth packages it uses are in
         // wit/deps/ (`plinth wit wit` writes them there).
         path: "wit",
-        world: "plinth:template/template",
+        world: "local:plugin/plugin",
         generate_all,
     });
 }
@@ -21,9 +21,9 @@ mod bindings {
 use bindings::plinth::database::types::{Error, User};
 use bindings::plinth::database::users;
 
-struct Template;
+struct Plugin;
 
-impl bindings::Guest for Template {
+impl bindings::Guest for Plugin {
     fn greet(email: String) -> String {
         match users::get_user_by_email(&email) {
             Ok(user) => format!("hello, {}!", user.name),
@@ -37,4 +37,4 @@ impl bindings::Guest for Template {
     }
 }
 
-bindings::export!(Template with_types_in bindings);
+bindings::export!(Plugin with_types_in bindings);

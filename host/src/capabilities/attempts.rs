@@ -9,6 +9,7 @@ use crate::grants::Access;
 /// `plinth:auth/attempts`.
 pub const ATTEMPTS: Interface = Interface {
     name: "plinth:auth/attempts",
+    version: "0.1.0",
     summary: "consecutive-failure counters under a key, for throttling",
     gate: Gate::Manifest,
     functions: &[

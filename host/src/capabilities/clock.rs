@@ -7,6 +7,7 @@ use crate::capability::{Capability, Function, Gate, Interface};
 /// `plinth:database/clock`: a harmless read, open to every plugin.
 pub const CLOCK: Interface = Interface {
     name: "plinth:database/clock",
+    version: "0.1.0",
     summary: "the host's clock (Unix seconds), the one that stamps every row",
     gate: Gate::Open,
     functions: &[Function::read("now")],

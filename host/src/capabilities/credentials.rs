@@ -9,6 +9,7 @@ use crate::grants::Access;
 /// `plinth:database/credentials`.
 pub const CREDENTIALS: Interface = Interface {
     name: "plinth:database/credentials",
+    version: "0.1.0",
     summary: "password hashes: read one, replace one",
     gate: Gate::Manifest,
     functions: &[

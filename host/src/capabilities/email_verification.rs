@@ -21,6 +21,7 @@ const FUNCTIONS: [Function; 5] = functions(&NAMES);
 /// `plinth:database/email-verification`.
 pub const EMAIL_VERIFICATION: Interface = Interface {
     name: "plinth:database/email-verification",
+    version: "0.1.0",
     summary: "email verification tokens: issue, read, consume once, revoke",
     gate: Gate::Manifest,
     functions: &FUNCTIONS,

@@ -16,6 +16,7 @@ pub const MAIL_WINDOW_SECONDS: i64 = 600;
 /// `plinth:auth/mailer`.
 pub const MAILER: Interface = Interface {
     name: "plinth:auth/mailer",
+    version: "0.1.0",
     summary: "sends mail (recorded in the outbox), rate limited per recipient",
     gate: Gate::Manifest,
     functions: &[Function::write("send")],

@@ -21,6 +21,7 @@ const FUNCTIONS: [Function; 5] = functions(&NAMES);
 /// `plinth:database/password-reset`.
 pub const PASSWORD_RESET: Interface = Interface {
     name: "plinth:database/password-reset",
+    version: "0.1.0",
     summary: "password reset tokens: issue, read, consume once, revoke",
     gate: Gate::Manifest,
     functions: &FUNCTIONS,

@@ -9,6 +9,7 @@ use crate::grants::Access;
 /// `plinth:database/sessions`.
 pub const SESSIONS: Interface = Interface {
     name: "plinth:database/sessions",
+    version: "0.1.0",
     summary: "sessions by the SHA-256 of their token: create, read, extend, revoke",
     gate: Gate::Manifest,
     functions: &[

@@ -11,6 +11,7 @@ use crate::capability::{Capability, Gate, Interface};
 /// `plinth:database/types`: types only, open to every plugin.
 pub const TYPES: Interface = Interface {
     name: "plinth:database/types",
+    version: "0.1.0",
     summary: "the records and the error variant the database interfaces share",
     gate: Gate::Open,
     functions: &[],

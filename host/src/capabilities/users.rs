@@ -9,6 +9,7 @@ use crate::grants::Access;
 /// `plinth:database/users`.
 pub const USERS: Interface = Interface {
     name: "plinth:database/users",
+    version: "0.1.0",
     summary: "profiles: create, look up, update, delete (no password hashes)",
     gate: Gate::Manifest,
     functions: &[

@@ -25,17 +25,43 @@ use wasmtime_wasi_io::bindings::wasi::io::poll as async_poll;
 use crate::capability::{Capability, Gate, Interface};
 use crate::state::CallState;
 
-/// Every `wasi:` interface.
-pub const WASI: Interface = Interface {
-    name: "wasi:*",
-    summary: "WASI 0.2, nothing granted (no files, environment, arguments or network)",
-    gate: Gate::Open,
-    functions: &[],
-};
+/// A WASI 0.2 package: every interface in it, open to every plugin.
+const fn package(name: &'static str, summary: &'static str) -> Interface {
+    Interface {
+        name,
+        version: "0.2",
+        summary,
+        gate: Gate::Open,
+        functions: &[],
+    }
+}
+
+/// The WASI 0.2 packages linked (wasmtime-wasi's, at 0.2.12), each with
+/// nothing granted. `wasi:http` is not among them: a plugin has no network.
+pub const PACKAGES: &[Interface] = &[
+    package(
+        "wasi:cli/*",
+        "WASI 0.2 command line: no environment or arguments; output goes to the host's log",
+    ),
+    package("wasi:clocks/*", "WASI 0.2 clocks"),
+    package(
+        "wasi:filesystem/*",
+        "WASI 0.2 files: nothing preopened, so no file can be reached",
+    ),
+    package(
+        "wasi:io/*",
+        "WASI 0.2 streams and polls (a wait ends at the call's deadline)",
+    ),
+    package("wasi:random/*", "WASI 0.2 random numbers"),
+    package(
+        "wasi:sockets/*",
+        "WASI 0.2 sockets: no network is granted, so none can be opened",
+    ),
+];
 
 /// The capability: links WASI 0.2 (synchronous).
 pub const CAPABILITY: Capability = Capability {
-    interfaces: &[WASI],
+    interfaces: PACKAGES,
     add_to_linker: |linker| {
         wasmtime_wasi::p2::add_to_linker_sync(linker)?;
         // wasmtime-wasi's poll waits as long as the guest asks; this one

@@ -1,0 +1,300 @@
+//! Plugins in Rust, Python and JavaScript, as an author makes them: `plinth
+//! new` writes one, the language's own tool builds it with the command its
+//! README gives, and `plinth call` runs it unedited. The shipped Python and
+//! JavaScript examples (`guests/python`, `guests/js`) are built and called
+//! the same way, so the WIT cannot drift from what those languages consume.
+
+mod tools;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use assert_cmd::Command;
+
+/// `plinth` with its data directory in `data`, run in `cwd`.
+fn plinth(data: &Path, cwd: &Path) -> Result<Command> {
+    let mut cmd = Command::cargo_bin("plinth")?;
+    cmd.env("PLINTH_DATA_DIR", data)
+        .env_remove("PLINTH_LOG")
+        .current_dir(cwd);
+    Ok(cmd)
+}
+
+fn stdout(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output()?;
+    ensure!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Runs and expects failure with `needle` on stderr.
+fn fails(cmd: &mut Command, needle: &str) -> Result<()> {
+    let out = cmd.output()?;
+    let err = String::from_utf8(out.stderr)?;
+    ensure!(!out.status.success(), "succeeded; stderr {err}");
+    ensure!(err.contains(needle), "{err:?} lacks {needle:?}");
+    Ok(())
+}
+
+/// The last line of the README's build block: the build command.
+fn readme_build_command(dir: &Path) -> Result<String> {
+    let readme = std::fs::read_to_string(dir.join("README.md"))?;
+    let block = readme
+        .split("## Build\n\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .context("no build block in the README")?;
+    block
+        .lines()
+        .last()
+        .map(str::to_string)
+        .context("an empty build block")
+}
+
+fn sh(cmd: &str, cwd: &Path, path: Option<&Path>) -> Result<()> {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(cmd).current_dir(cwd);
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR"] {
+        c.env_remove(var);
+    }
+    if let Some(p) = path {
+        c.env("PATH", tools::path_with(p));
+    }
+    let out = c.output()?;
+    ensure!(
+        out.status.success(),
+        "`{cmd}` failed in {}:\n{}{}",
+        cwd.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Signs `ada` up through the built-in auth plugin.
+fn sign_up(data: &Path, name: &str, email: &str) -> Result<String> {
+    let out = stdout(plinth(data, data)?.args([
+        "call",
+        "auth",
+        &format!(r#"sign-up("{name}", "{email}", "correct horse battery staple")"#),
+        "--json",
+    ]))?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    v["ok"]["uuid"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("no uuid in {out}"))
+}
+
+/// `plinth new NAME --lang LANG`, built by its README's command (with
+/// `tool` first on PATH), then greet / profile through `plinth call` from
+/// its folder, as the README says.
+fn new_plugin_builds_and_runs(lang: &str, tool: Option<PathBuf>) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let name = format!("hello-{lang}");
+    let project = dir.path().join(&name);
+    let out = stdout(
+        plinth(&data, dir.path())?
+            .args(["new", &name, "--lang", lang, "--dir"])
+            .arg(&project),
+    )?;
+    ensure!(out.contains("build it:"), "{out}");
+    // The manifest requests exactly what the world imports.
+    let manifest = std::fs::read_to_string(project.join(format!("{name}.toml")))?;
+    ensure!(
+        manifest.contains(r#""plinth:database/users" = "read""#),
+        "{manifest}"
+    );
+    if lang == "rust" {
+        // One target folder for every run, so dependencies build once.
+        let shared = tools::target_dir().join("new-plugin-rust");
+        std::fs::create_dir_all(&shared)?;
+        std::os::unix::fs::symlink(&shared, project.join("target"))?;
+        let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+        std::fs::copy(guests.join("Cargo.lock"), project.join("Cargo.lock"))?;
+    }
+    sh(&readme_build_command(&project)?, &project, tool.as_deref())?;
+    ensure!(
+        project.join(format!("{name}.wasm")).exists(),
+        "no {name}.wasm"
+    );
+
+    sign_up(&data, "ada", "ada@example.com")?;
+    let wasm = format!("./{name}.wasm");
+    let call = |expr: &str| -> Result<String> {
+        stdout(plinth(&data, &project)?.args(["call", &wasm, expr, "--approve"]))
+    };
+    let greeting = call(r#"greet("ada@example.com")"#)?;
+    ensure!(greeting.trim() == r#""hello, ada!""#, "{lang}: {greeting}");
+    let profile = call(r#"profile("ada@example.com")"#)?;
+    ensure!(
+        profile.starts_with("ok({uuid: ") && profile.contains(r#"name: "ada""#),
+        "{lang}: {profile}"
+    );
+    let missing = call(r#"profile("nobody@example.com")"#)?;
+    ensure!(missing.trim() == "err(not-found)", "{lang}: {missing}");
+    // Language toolchains' own exports are neither listed nor callable.
+    let inspect = stdout(plinth(&data, &project)?.args(["plugin", "inspect", &wasm]))?;
+    let exports = inspect
+        .split("\nexports:\n")
+        .nth(1)
+        .context("no exports section")?;
+    ensure!(
+        exports.lines().filter(|l| !l.trim().is_empty()).count() == 2,
+        "{lang}: {exports}"
+    );
+    fails(
+        plinth(&data, &project)?.args([
+            "call",
+            &wasm,
+            r#"init("a", "b", none, false)"#,
+            "--approve",
+        ]),
+        "has no function init",
+    )?;
+    println!(
+        "{lang}: plinth new {name} built and called: {}",
+        greeting.trim()
+    );
+    Ok(())
+}
+
+#[test]
+fn plinth_new_rust_builds_with_cargo_and_runs() -> Result<()> {
+    new_plugin_builds_and_runs("rust", None)
+}
+
+#[test]
+fn plinth_new_python_builds_with_componentize_py_and_runs() -> Result<()> {
+    match tools::componentize_py()? {
+        Some(bin) => new_plugin_builds_and_runs("python", Some(bin)),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn plinth_new_js_builds_with_componentize_qjs_and_runs() -> Result<()> {
+    // The generated package.json names componentize-qjs; `npm install`
+    // fetches it (from npm's cache once the tools are installed).
+    match tools::componentize_qjs()? {
+        Some(_) => new_plugin_builds_and_runs("js", None),
+        None => Ok(()),
+    }
+}
+
+fn example(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../guests")
+        .join(path)
+}
+
+/// The Python example: a profile card, and a bio changed through a WIT
+/// variant built in Python.
+#[test]
+fn the_python_profile_card_example_runs_through_the_host() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wasm = dir.path().join("profile-card.wasm");
+    let src = example("python/profile-card");
+    if tools::build_python(&src, "profile-card", &wasm)?.is_none() {
+        return Ok(());
+    }
+    std::fs::copy(
+        src.join("profile-card.toml"),
+        dir.path().join("profile-card.toml"),
+    )?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    sign_up(&data, "ada", "ada@example.com")?;
+    let call = |expr: &str| -> Result<String> {
+        stdout(
+            plinth(&data, dir.path())?
+                .arg("call")
+                .arg(&wasm)
+                .arg(expr)
+                .arg("--approve"),
+        )
+    };
+    let card = call(r#"card("ada@example.com")"#)?;
+    ensure!(
+        card.starts_with("ok(\"+---") && card.contains("| ada ") && card.contains("(no bio yet)"),
+        "{card}"
+    );
+    let set = call(r#"set-bio("ada@example.com", set("Countess of Lovelace"))"#)?;
+    ensure!(set.contains("Countess of Lovelace"), "{set}");
+    // Written through the host: a fresh call reads it back.
+    ensure!(call(r#"card("ada@example.com")"#)?.contains("Countess of Lovelace"));
+    let cleared = call(r#"set-bio("ada@example.com", clear)"#)?;
+    ensure!(cleared.contains("(no bio yet)"), "{cleared}");
+    let long = format!(r#"set-bio("ada@example.com", set("{}"))"#, "x".repeat(300));
+    let refused = call(&long)?;
+    ensure!(refused.starts_with("err(invalid-input("), "{refused}");
+    ensure!(call(r#"card("nobody@example.com")"#)?.trim() == "err(not-found)");
+    // The manifest opts into reuse; its request grants users read-write.
+    let inspect = stdout(
+        plinth(&data, dir.path())?
+            .args(["plugin", "inspect"])
+            .arg(&wasm),
+    )?;
+    ensure!(
+        inspect.contains("reuse:    up to 1000 calls") && !inspect.contains("exports#init"),
+        "{inspect}"
+    );
+    println!("python: profile-card example called through the host");
+    Ok(())
+}
+
+/// The JavaScript example: a directory lookup returning a list of records,
+/// and a rename whose typed errors (`conflict(name)`, `invalid-input`) cross
+/// from JavaScript.
+#[test]
+fn the_js_directory_example_runs_through_the_host() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wasm = dir.path().join("directory.wasm");
+    let src = example("js/directory");
+    if tools::build_js(&src, &wasm)?.is_none() {
+        return Ok(());
+    }
+    std::fs::copy(
+        src.join("directory.toml"),
+        dir.path().join("directory.toml"),
+    )?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let ada = sign_up(&data, "ada", "ada@example.com")?;
+    sign_up(&data, "grace", "grace@example.com")?;
+    let call = |expr: &str| -> Result<String> {
+        stdout(
+            plinth(&data, dir.path())?
+                .arg("call")
+                .arg(&wasm)
+                .arg(expr)
+                .arg("--approve"),
+        )
+    };
+    let by_name = call(r#"lookup("ada")"#)?;
+    ensure!(
+        by_name.trim()
+            == r#"[{name: "ada", email: "ada@example.com", verified: false, matched-by: "name"}]"#,
+        "{by_name}"
+    );
+    ensure!(call(r#"lookup("grace@example.com")"#)?.contains(r#"matched-by: "email""#));
+    ensure!(call(&format!(r#"lookup("{ada}")"#))?.contains(r#"matched-by: "uuid""#));
+    ensure!(call(r#"lookup("nobody")"#)?.trim() == "[]");
+    let taken = call(&format!(r#"rename("{ada}", "grace")"#))?;
+    ensure!(taken.trim() == "err(conflict(name))", "{taken}");
+    let blank = call(&format!(r#"rename("{ada}", "  ")"#))?;
+    ensure!(
+        blank.trim() == r#"err(invalid-input("a name cannot be blank"))"#,
+        "{blank}"
+    );
+    let renamed = call(&format!(r#"rename("{ada}", "ada-lovelace")"#))?;
+    ensure!(renamed.contains(r#"name: "ada-lovelace""#), "{renamed}");
+    ensure!(call(r#"lookup("ada-lovelace")"#)?.contains("ada@example.com"));
+    println!("js: directory example called through the host");
+    Ok(())
+}
