@@ -629,7 +629,10 @@ fn interfaces() -> Result<()> {
             Gate::Code => "granted in code only (never by a manifest)",
             _ => "granted otherwise",
         };
-        println!("{}\n  {}\n  {gate}", i.name, i.summary);
+        println!(
+            "{}\n  {}\n  version {} · {gate}",
+            i.name, i.summary, i.version
+        );
         let writes: Vec<&str> = i.writes().collect();
         let reads: Vec<&str> = i
             .functions

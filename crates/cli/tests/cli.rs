@@ -269,6 +269,8 @@ fn plugin_interfaces_lists_the_registry_with_reads_and_writes() -> Result<()> {
         "reads:  get-password-hash",
         "plinth:test/clock\n",
         "granted in code only (never by a manifest)",
+        "version 0.1.0 · granted by the manifest",
+        "version 0.2 · open to every plugin",
         "wasi:io/*",
     ] {
         ensure!(out.contains(needle), "{needle:?} not in\n{out}");
@@ -874,8 +876,14 @@ fn mail_that_cannot_be_sent_now_stays_queued_for_send_mail() -> Result<()> {
 #[test]
 fn bad_calls_are_refused_before_anything_is_written() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let cache_entries =
-        |dir: &Path| -> usize { std::fs::read_dir(dir.join("cache")).map_or(0, |d| d.count()) };
+    // Compiled code files (each with its `.meta` beside it).
+    let cache_entries = |dir: &Path| -> usize {
+        std::fs::read_dir(dir.join("cache")).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                .count()
+        })
+    };
     for (call, needle) in [
         ("no-such-function()", "no function"),
         (r#"sign-up("only one")"#, "arguments"),
@@ -895,5 +903,107 @@ fn bad_calls_are_refused_before_anything_is_written() -> Result<()> {
     stdout(plinth(dir.path())?.args(["call", "template", r#"greet("x@example.com")"#]))?;
     ensure!(dir.path().join("plinth.db").exists());
     ensure!(cache_entries(dir.path()) == 1);
+    Ok(())
+}
+
+/// `plinth cache`: entries say whose they are; prune keeps what built-in and
+/// installed plugins use and removes the rest (a file called once by its
+/// path, stray files); clear removes everything; `--cache-dir` moves it.
+#[test]
+fn cache_list_prune_and_clear() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let files = dir.path().join("files");
+    let wasm = template_as(&files, "greeter")?;
+    let call_file = |d: &Path| -> Result<String> {
+        stdout(
+            plinth(d)?
+                .args(["call", "--approve"])
+                .arg(&wasm)
+                .arg(r#"greet("x@example.com")"#),
+        )
+    };
+    call_file(dir.path())?;
+    stdout(plinth(dir.path())?.args(["call", "auth", r#"validate-session("nope")"#]))?;
+    std::fs::write(dir.path().join("cache/stray.tmp42"), b"half an entry")?;
+    let list = stdout(plinth(dir.path())?.args(["cache", "list"]))?;
+    let canonical = std::fs::canonicalize(&wasm)?;
+    ensure!(
+        list.contains(&format!("greeter from {}", canonical.display()))
+            && list.contains(" auth\n")
+            && list.contains("(not a cache entry)")
+            && list.contains("3 entries"),
+        "{list}"
+    );
+    // Installed, the template's entry is in use again.
+    let installed_dir = dir.path().join("plugins");
+    stdout(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(&wasm),
+    )?;
+    stdout(plinth(dir.path())?.args(["call", "greeter", r#"greet("x@example.com")"#]))?;
+    ensure!(installed_dir.join("greeter.wasm").exists());
+    let pruned = stdout(plinth(dir.path())?.args(["cache", "prune"]))?;
+    ensure!(pruned.contains("removed 1 entries"), "{pruned}");
+    let list = stdout(plinth(dir.path())?.args(["cache", "list"]))?;
+    ensure!(
+        list.contains(" auth\n")
+            && !list.contains("not a cache entry")
+            && list.contains("2 entries"),
+        "{list}"
+    );
+    let cleared = stdout(plinth(dir.path())?.args(["cache", "clear"]))?;
+    ensure!(cleared.contains("removed 2 entries"), "{cleared}");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("cache"))?.collect();
+    ensure!(left.is_empty(), "{left:?}");
+    // Elsewhere with --cache-dir: nothing lands in the data directory.
+    let other = dir.path().join("other-cache");
+    stdout(
+        plinth(dir.path())?
+            .arg("--cache-dir")
+            .arg(&other)
+            .args(["call", "--approve"])
+            .arg(&wasm)
+            .arg(r#"greet("x@example.com")"#),
+    )?;
+    ensure!(
+        std::fs::read_dir(dir.path().join("cache"))?
+            .next()
+            .is_none()
+    );
+    let list = stdout(
+        plinth(dir.path())?
+            .arg("--cache-dir")
+            .arg(&other)
+            .args(["cache", "list"]),
+    )?;
+    ensure!(list.contains("1 entries"), "{list}");
+    Ok(())
+}
+
+/// `plinth new` refuses a name that is not a WIT identifier and a folder
+/// that is not empty, and writes nothing then.
+#[test]
+fn plinth_new_refuses_bad_names_and_full_folders() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    fails(
+        plinth(dir.path())?
+            .args(["new", "My_Plugin"])
+            .current_dir(dir.path()),
+        2,
+        "lowercase words",
+    )?;
+    ensure!(!dir.path().join("My_Plugin").exists());
+    let full = dir.path().join("full");
+    std::fs::create_dir_all(&full)?;
+    std::fs::write(full.join("keep.txt"), "mine")?;
+    fails(
+        plinth(dir.path())?
+            .args(["new", "ok-name", "--dir"])
+            .arg(&full),
+        2,
+        "not empty",
+    )?;
+    ensure!(std::fs::read_dir(&full)?.count() == 1);
     Ok(())
 }

@@ -54,26 +54,6 @@ fn readme_build_command(dir: &Path) -> Result<String> {
         .context("an empty build block")
 }
 
-fn sh(cmd: &str, cwd: &Path, path: Option<&Path>) -> Result<()> {
-    let mut c = std::process::Command::new("sh");
-    c.arg("-c").arg(cmd).current_dir(cwd);
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR"] {
-        c.env_remove(var);
-    }
-    if let Some(p) = path {
-        c.env("PATH", tools::path_with(p));
-    }
-    let out = c.output()?;
-    ensure!(
-        out.status.success(),
-        "`{cmd}` failed in {}:\n{}{}",
-        cwd.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
 /// Signs `ada` up through the built-in auth plugin.
 fn sign_up(data: &Path, name: &str, email: &str) -> Result<String> {
     let out = stdout(plinth(data, data)?.args([
@@ -118,7 +98,7 @@ fn new_plugin_builds_and_runs(lang: &str, tool: Option<PathBuf>) -> Result<()> {
         let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
         std::fs::copy(guests.join("Cargo.lock"), project.join("Cargo.lock"))?;
     }
-    sh(&readme_build_command(&project)?, &project, tool.as_deref())?;
+    tools::sh(&readme_build_command(&project)?, &project, tool.as_deref())?;
     ensure!(
         project.join(format!("{name}.wasm")).exists(),
         "no {name}.wasm"

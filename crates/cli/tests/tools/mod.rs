@@ -162,3 +162,18 @@ pub fn build_js(src: &Path, out: &Path) -> Result<Option<()>> {
         .current_dir(src))?;
     Ok(Some(()))
 }
+
+/// Runs `cmd` with `sh -c` in `cwd` (with `path_dir` first on PATH), as an
+/// author would type it: cargo's own variables of the surrounding build are
+/// removed, so a build runs as it would from a shell.
+pub fn sh(cmd: &str, cwd: &Path, path_dir: Option<&Path>) -> Result<()> {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(cmd).current_dir(cwd);
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR"] {
+        c.env_remove(var);
+    }
+    if let Some(p) = path_dir {
+        c.env("PATH", path_with(p));
+    }
+    run(&mut c).with_context(|| format!("`{cmd}` in {}", cwd.display()))
+}
