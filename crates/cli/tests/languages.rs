@@ -137,10 +137,10 @@ fn new_plugin_builds_and_runs(lang: &str, tool: Option<PathBuf>) -> Result<()> {
         ]),
         "has no function init",
     )?;
-    println!(
-        "{lang}: plinth new {name} built and called: {}",
+    tools::say(&format!(
+        "{lang}: plinth new {name}: built and called, greet answered {}",
         greeting.trim()
-    );
+    ));
     Ok(())
 }
 
@@ -224,7 +224,7 @@ fn the_python_profile_card_example_runs_through_the_host() -> Result<()> {
         inspect.contains("reuse:    up to 1000 calls") && !inspect.contains("exports#init"),
         "{inspect}"
     );
-    println!("python: profile-card example called through the host");
+    tools::say("python: the profile-card example built and called through the host");
     Ok(())
 }
 
@@ -275,6 +275,6 @@ fn the_js_directory_example_runs_through_the_host() -> Result<()> {
     let renamed = call(&format!(r#"rename("{ada}", "ada-lovelace")"#))?;
     ensure!(renamed.contains(r#"name: "ada-lovelace""#), "{renamed}");
     ensure!(call(r#"lookup("ada-lovelace")"#)?.contains("ada@example.com"));
-    println!("js: directory example called through the host");
+    tools::say("js: the directory example built and called through the host");
     Ok(())
 }

@@ -35,11 +35,18 @@ fn unavailable<T>(what: &str, why: &anyhow::Error) -> Result<Option<T>> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         bail!("{what} is needed under CI and could not be installed: {why:#}");
     }
-    eprintln!(
+    say(&format!(
         "\n!!! SKIPPED: {what} could not be installed ({why:#}); \
          the tests that build plugins with it did not run !!!\n"
-    );
+    ));
     Ok(None)
+}
+
+/// A line on the test run's own stderr, past the harness's capture (which
+/// keeps a passing test's output to itself): the CI log shows it.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
