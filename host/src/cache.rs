@@ -547,7 +547,8 @@ impl CachedEntry {
 }
 
 /// Every entry in the cache directory `dir`, with what its `.meta` says,
-/// and every stray file. The `.src` records (which file had which key) are
+/// and every stray file the cache left (code without its `.meta`, a
+/// temporary file); files the cache does not write are not listed. The `.src` records (which file had which key) are
 /// not listed: they are kept while their entry is. A missing directory lists
 /// nothing.
 ///
@@ -565,7 +566,11 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<CachedEntry>> {
             continue;
         };
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !file_meta.is_file() || ext == "meta" || ext == "src" {
+        // Only what the cache writes: code, and temporary files a crash
+        // left. Anything else in the directory is not the cache's to list
+        // or delete (`plinth --cache-dir ~/somewhere cache clear` must not
+        // empty a folder of someone's files).
+        if !file_meta.is_file() || !(ext == "cwasm" || ext.starts_with("tmp")) {
             continue;
         }
         let meta = (ext == "cwasm")

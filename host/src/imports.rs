@@ -118,7 +118,7 @@ pub(crate) fn check(registry: &Registry, manifest: &Manifest, imports: &[String]
 fn unknown_hint(registry: &Registry, bare: &str) -> String {
     if bare.starts_with("wasi:http/") {
         return "plugins have no network, so wasi:http is not linked; build without it \
-                (componentize-js: `--disable http --disable fetch-event`; componentize-qjs \
+                (componentize-js: `--disable http fetch-event`; componentize-qjs \
                 and componentize-py import it only when the world does)"
             .into();
     }

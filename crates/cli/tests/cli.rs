@@ -925,6 +925,8 @@ fn cache_list_prune_and_clear() -> Result<()> {
     call_file(dir.path())?;
     stdout(plinth(dir.path())?.args(["call", "auth", r#"validate-session("nope")"#]))?;
     std::fs::write(dir.path().join("cache/stray.tmp42"), b"half an entry")?;
+    // Not the cache's: never listed, pruned or cleared.
+    std::fs::write(dir.path().join("cache/notes.txt"), b"mine")?;
     let list = stdout(plinth(dir.path())?.args(["cache", "list"]))?;
     let canonical = std::fs::canonicalize(&wasm)?;
     ensure!(
@@ -954,8 +956,11 @@ fn cache_list_prune_and_clear() -> Result<()> {
     );
     let cleared = stdout(plinth(dir.path())?.args(["cache", "clear"]))?;
     ensure!(cleared.contains("removed 2 entries"), "{cleared}");
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("cache"))?.collect();
-    ensure!(left.is_empty(), "{left:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("cache"))?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    ensure!(left == [std::ffi::OsString::from("notes.txt")], "{left:?}");
     // Elsewhere with --cache-dir: nothing lands in the data directory.
     let other = dir.path().join("other-cache");
     stdout(
@@ -966,11 +971,7 @@ fn cache_list_prune_and_clear() -> Result<()> {
             .arg(&wasm)
             .arg(r#"greet("x@example.com")"#),
     )?;
-    ensure!(
-        std::fs::read_dir(dir.path().join("cache"))?
-            .next()
-            .is_none()
-    );
+    ensure!(std::fs::read_dir(dir.path().join("cache"))?.count() == 1);
     let list = stdout(
         plinth(dir.path())?
             .arg("--cache-dir")
