@@ -273,6 +273,22 @@ fn engine_config() -> Config {
         .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config.memory_init_cow(true);
+    // Cranelift lowers wasm's widening 64-bit multiply
+    // (`i64x2.extmul_{low,high}_i32x4_u`, on the critical path of Argon2's
+    // compression and of most 64-bit hashes) to `vpmovzxdq` + `vpmullq` when
+    // the CPU has AVX-512 DQ, instead of `pmuludq`: `vpmullq` is 3 µops with
+    // ~15 cycles' latency on Intel. Without DQ it emits `pmuludq`
+    // (`cargo run --release -p plinth-host --example extmul` shows both,
+    // timed; docs/BENCHMARKS.md). What is given up: a general `i64x2.mul`
+    // takes three `pmuludq` instead of one `vpmullq`.
+    // SAFETY: turning a CPU feature off only narrows what Cranelift may
+    // emit; the code still runs on this CPU. (An x86-64 flag: other
+    // targets do not know it.)
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    unsafe {
+        config.cranelift_flag_set("has_avx512dq", "false");
+    }
     config
 }
 
