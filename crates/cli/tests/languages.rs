@@ -278,3 +278,74 @@ fn the_js_directory_example_runs_through_the_host() -> Result<()> {
     tools::say("js: the directory example built and called through the host");
     Ok(())
 }
+
+/// ComponentizeJS (SpiderMonkey) imports `wasi:http` unless told not to.
+/// Built as it comes, the plugin is refused at once, naming the import and
+/// the flag that leaves it out; built with that flag, it runs.
+#[test]
+fn componentize_js_s_wasi_http_import_is_refused_with_the_fix() -> Result<()> {
+    let Some(bin) = tools::componentize_js()? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("wit"))?;
+    std::fs::write(
+        src.join("wit/world.wit"),
+        "package local:plugin@0.1.0;\n\
+         world plugin {\n    import plinth:database/users@0.1.0;\n    \
+         export greet: func(email: string) -> string;\n}\n",
+    )?;
+    let data = dir.path().join("data");
+    stdout(plinth(&data, dir.path())?.arg("wit").arg(src.join("wit")))?;
+    // ComponentizeJS takes named imports.
+    std::fs::write(
+        src.join("plugin.js"),
+        r#"import { getUserByEmail } from "plinth:database/users@0.1.0";
+export function greet(email) {
+    try { return `hello, ${getUserByEmail(email).name}!`; }
+    catch (e) { return `nobody is registered as ${email}`; }
+}
+"#,
+    )?;
+    let manifest = "name = \"js-plugin\"\n[grants]\n\"plinth:database/users\" = \"read\"\n";
+    for (out, flags) in [
+        ("with-http", ""),
+        ("no-http", " --disable http fetch-event"),
+    ] {
+        tools::sh(
+            &format!("componentize-js plugin.js --wit wit -n plugin{flags} -o ../{out}.wasm"),
+            &src,
+            Some(&bin),
+        )?;
+        std::fs::write(dir.path().join(format!("{out}.toml")), manifest)?;
+    }
+    for needle in [
+        "imports wasi:http/",
+        "componentize-js: `--disable http fetch-event`",
+    ] {
+        fails(
+            plinth(&data, dir.path())?.args([
+                "call",
+                "./with-http.wasm",
+                r#"greet("a@example.com")"#,
+                "--approve",
+            ]),
+            needle,
+        )?;
+    }
+    let ok = stdout(plinth(&data, dir.path())?.args([
+        "call",
+        "./no-http.wasm",
+        r#"greet("a@example.com")"#,
+        "--approve",
+    ]))?;
+    ensure!(
+        ok.trim() == r#""nobody is registered as a@example.com""#,
+        "{ok}"
+    );
+    tools::say(
+        "js: a ComponentizeJS build importing wasi:http refused with the fix; built without it, called",
+    );
+    Ok(())
+}

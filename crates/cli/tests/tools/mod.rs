@@ -16,6 +16,9 @@ use anyhow::{Context, Result, bail};
 pub const COMPONENTIZE_PY: &str = "0.25.0";
 /// See [`COMPONENTIZE_PY`].
 pub const COMPONENTIZE_QJS: &str = "0.4.5";
+/// ComponentizeJS (SpiderMonkey), for the test that its default build's
+/// `wasi:http` import is refused with the fix.
+pub const COMPONENTIZE_JS: &str = "0.23.0";
 
 /// `target/`, found from the `plinth` binary the tests run.
 pub fn target_dir() -> PathBuf {
@@ -105,11 +108,16 @@ pub fn componentize_py() -> Result<Option<PathBuf>> {
     }
 }
 
-/// The folder holding the `componentize-qjs` executable, or `None` (skip).
-pub fn componentize_qjs() -> Result<Option<PathBuf>> {
-    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let got = DIR.get_or_init(|| {
-        let dir = tools_dir().join(format!("componentize-qjs-{COMPONENTIZE_QJS}"));
+/// An npm package installed once into its own folder under the tools
+/// folder: the folder holding its executables, or `None` (skip).
+fn npm_tool(
+    cell: &'static OnceLock<Result<PathBuf, String>>,
+    package: &str,
+    version: &str,
+) -> Result<Option<PathBuf>> {
+    let got = cell.get_or_init(|| {
+        let folder = package.trim_start_matches('@').replace('/', "-");
+        let dir = tools_dir().join(format!("{folder}-{version}"));
         install_once(&dir, |dir| {
             run(Command::new("npm")
                 .args([
@@ -120,7 +128,7 @@ pub fn componentize_qjs() -> Result<Option<PathBuf>> {
                     "--prefix",
                 ])
                 .arg(dir)
-                .arg(format!("componentize-qjs@{COMPONENTIZE_QJS}")))
+                .arg(format!("{package}@{version}")))
         })
         .map(|()| dir.join("node_modules/.bin"))
         .map_err(|e| format!("{e:#}"))
@@ -128,10 +136,22 @@ pub fn componentize_qjs() -> Result<Option<PathBuf>> {
     match got {
         Ok(dir) => Ok(Some(dir.clone())),
         Err(e) => unavailable(
-            &format!("componentize-qjs {COMPONENTIZE_QJS} (npm)"),
+            &format!("{package} {version} (npm)"),
             &anyhow::anyhow!("{e}"),
         ),
     }
+}
+
+/// The folder holding the `componentize-qjs` executable, or `None` (skip).
+pub fn componentize_qjs() -> Result<Option<PathBuf>> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    npm_tool(&DIR, "componentize-qjs", COMPONENTIZE_QJS)
+}
+
+/// The folder holding the `componentize-js` executable, or `None` (skip).
+pub fn componentize_js() -> Result<Option<PathBuf>> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    npm_tool(&DIR, "@bytecodealliance/componentize-js", COMPONENTIZE_JS)
 }
 
 /// `PATH` with `dir` first.
