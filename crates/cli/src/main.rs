@@ -754,10 +754,16 @@ fn cache_command(ctx: &Ctx, cmd: CacheCommand) -> Result<ExitCode> {
                         None => e.plugin.clone(),
                     }
                 };
-                let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
+                // The first 16 characters (an entry's name is its key in
+                // hex); a stray file's name may be anything.
+                let name: String = e
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().chars().take(16).collect())
+                    .unwrap_or_else(|| "?".into());
                 println!(
                     "  {:<20} {:>8} KiB {:>6} old  {}",
-                    name.as_deref().map_or("?", |n| &n[..n.len().min(16)]),
+                    plinth_host::escape_controls(&name),
                     e.bytes / 1024,
                     age,
                     plinth_host::escape_controls(&whose)
