@@ -12,6 +12,11 @@
 //!   [`plinth_host::Plugin::call_dynamic`] on a real plugin: parsed against
 //!   the export's types, then called. Any input ends as a value or a typed
 //!   error.
+//! * [`component_imports`]: bytes as a component, read by the import check
+//!   that runs before the compile ([`plinth_host::imports::component_imports`],
+//!   which skips nested modules unread). For every valid component it lists
+//!   exactly the top-level imports a full parse finds: skipping cannot hide
+//!   an import.
 //! * [`store_ops`]: bytes as a sequence of the operations behind the
 //!   `plinth:database` interfaces, on small domains of names, emails and
 //!   tokens so that collisions happen, checked against a model: no two users
@@ -23,6 +28,46 @@ use std::collections::{BTreeMap, BTreeSet};
 use plinth_host::wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use plinth_host::{Manifest, Plugin, Val};
 use plinth_store::{Db, NewUser, TokenKind};
+
+/// Bytes as a component, through the import reader that runs before the
+/// compile.
+///
+/// # Panics
+/// When the reader panics, or lists other imports than a full parse for a
+/// component the validator accepts.
+pub fn component_imports(data: &[u8]) {
+    let ours = plinth_host::imports::component_imports(data);
+    let valid = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(data)
+        .is_ok();
+    if !valid || !wasmparser::Parser::is_component(data) {
+        return;
+    }
+    let mut theirs = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(data) {
+        let Ok(payload) = payload else { return };
+        match payload {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader.into_iter().flatten() {
+                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+                        theirs.push(import.name.name.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    match ours {
+        Ok(names) => assert_eq!(
+            names, theirs,
+            "the import reader disagrees with a full parse"
+        ),
+        Err(e) => panic!("a valid component was refused by the import reader: {e}"),
+    }
+}
 
 /// Bytes as a manifest file.
 ///
@@ -206,6 +251,34 @@ mod tests {
             .into_iter()
             .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
             .collect()
+    }
+
+    #[test]
+    fn the_component_imports_corpus_replays_clean() {
+        for (_, data) in corpus("component_imports") {
+            component_imports(&data);
+        }
+        // The shipped guests, whole: each lists its imports as a full
+        // parse does.
+        for guest in plinth_guests::ALL {
+            if let Ok(bytes) = std::fs::read(guest.wasm) {
+                // Valid, so the comparison with the full parse runs.
+                assert!(
+                    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+                        .validate_all(&bytes)
+                        .is_ok(),
+                    "{}",
+                    guest.name
+                );
+                component_imports(&bytes);
+                assert!(
+                    plinth_host::imports::component_imports(&bytes)
+                        .is_ok_and(|names| !names.is_empty()),
+                    "{}",
+                    guest.name
+                );
+            }
+        }
     }
 
     #[test]
