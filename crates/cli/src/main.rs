@@ -411,8 +411,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("wrote {}", path.display());
             }
             println!(
-                "\nbuild it:  cd {} && {}\ncall it:   plinth call ./{name}.wasm 'greet(\"ada@example.com\")' --approve",
+                "\nnext, in {}:\n  the tool:  {}\n  build it:  {}\n  call it:   plinth call ./{name}.wasm 'greet(\"ada@example.com\")' --approve",
                 dir.display(),
+                new::setup(lang),
                 new::build_command(&name, lang)
             );
             Ok(ExitCode::SUCCESS)

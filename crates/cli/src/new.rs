@@ -186,7 +186,8 @@ pub fn build_command(name: &str, lang: Lang) -> String {
     }
 }
 
-fn setup(lang: Lang) -> String {
+/// What to install once before the first build.
+pub fn setup(lang: Lang) -> String {
     match lang {
         Lang::Rust => "rustup target add wasm32-wasip2".into(),
         Lang::Python => format!(

@@ -83,7 +83,10 @@ fn new_plugin_builds_and_runs(lang: &str, tool: Option<PathBuf>) -> Result<()> {
             .args(["new", &name, "--lang", lang, "--dir"])
             .arg(&project),
     )?;
-    ensure!(out.contains("build it:"), "{out}");
+    ensure!(
+        out.contains("the tool:") && out.contains("build it:"),
+        "{out}"
+    );
     // The manifest requests exactly what the world imports.
     let manifest = std::fs::read_to_string(project.join(format!("{name}.toml")))?;
     ensure!(
