@@ -123,16 +123,16 @@ fn unknown_hint(registry: &Registry, bare: &str) -> String {
             .into();
     }
     let package = bare.split_once('/').map_or(bare, |(p, _)| p);
-    let siblings: Vec<&str> = registry
-        .interfaces()
-        .map(|i| i.name)
-        .filter(|name| name.split_once('/').is_some_and(|(p, _)| p == package))
-        .collect();
     if package.starts_with("wasi:") {
         return "plinth links WASI 0.2's cli, clocks, filesystem, io, random and sockets \
                 (with nothing granted), nothing else"
             .into();
     }
+    let siblings: Vec<&str> = registry
+        .interfaces()
+        .map(|i| i.name)
+        .filter(|name| name.split_once('/').is_some_and(|(p, _)| p == package))
+        .collect();
     if siblings.is_empty() {
         "`plinth plugin interfaces` lists what this runtime offers".into()
     } else {

@@ -30,6 +30,13 @@ pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 /// opened; a file that grows while it is read is cut off past `max` and
 /// refused.
 pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    read_regular_file_and_metadata(path, max).map(|(bytes, _)| bytes)
+}
+
+/// [`read_regular_file`], with the file's metadata as read before its
+/// bytes (a write after that point changes the file's identity, which the
+/// compile cache relies on).
+fn read_regular_file_and_metadata(path: &Path, max: u64) -> Result<(Vec<u8>, std::fs::Metadata)> {
     use std::io::Read;
     let refuse = |kind: std::io::ErrorKind, why: String| Error::Io {
         path: path.to_path_buf(),
@@ -64,7 +71,7 @@ pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>> {
             format!("over the limit of {max} bytes"),
         ));
     }
-    Ok(bytes)
+    Ok((bytes, meta))
 }
 
 /// Most instances alive at once across all calls (the pooling allocator's
@@ -214,14 +221,9 @@ impl Runtime {
     /// [`Error::Io`] when unreadable, not a regular file or over the size
     /// limit, and the errors of [`Runtime::load_bytes`].
     pub fn load_file(&self, wasm: &Path, manifest: Manifest) -> Result<Plugin> {
-        // Its metadata before its bytes: the compile cache may skip hashing
-        // a file whose identity is unchanged since it was hashed, and a
-        // write after this point changes the identity.
-        let meta = std::fs::metadata(wasm).map_err(|source| Error::Io {
-            path: wasm.to_path_buf(),
-            source,
-        })?;
-        let bytes = read_regular_file(wasm, MAX_COMPONENT_BYTES)?;
+        // Its metadata is read before its bytes: the compile cache may skip
+        // hashing a file whose identity is unchanged since it was hashed.
+        let (bytes, meta) = read_regular_file_and_metadata(wasm, MAX_COMPONENT_BYTES)?;
         // The cache entry is labelled with the file, so that a rebuild's
         // entry replaces the one before.
         let source = std::fs::canonicalize(wasm).unwrap_or_else(|_| wasm.to_path_buf());

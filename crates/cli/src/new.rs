@@ -120,7 +120,6 @@ fn fill(template: &str, name: &str, lang: Lang) -> String {
     };
     template
         .replace("{{name}}", name)
-        .replace("{{snake}}", &name.replace('-', "_"))
         .replace("{{memory_mib}}", memory_mib)
         .replace("{{reuse}}", reuse)
         .replace("{{qjs}}", COMPONENTIZE_QJS)
