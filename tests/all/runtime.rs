@@ -1123,6 +1123,18 @@ mod imports {
         out
     }
 
+    /// The template with every `from` in its bytes renamed `to`, loaded with
+    /// users granted.
+    fn load_renamed(
+        f: &Fixture,
+        from: &str,
+        to: &str,
+    ) -> Result<plinth_host::Result<plinth_host::Plugin>> {
+        let renamed = replace_all(&std::fs::read(TEMPLATE.wasm)?, from, to);
+        let granted = Manifest::new("template").grant(USERS, Access::Read);
+        Ok(f.runtime.load_bytes(&renamed, granted))
+    }
+
     /// The template with the middle of its largest core module overwritten:
     /// its top-level sections are intact, its code does not compile.
     fn template_with_broken_code() -> Result<Vec<u8>> {
@@ -1171,13 +1183,11 @@ mod imports {
     #[test]
     fn a_component_built_against_another_database_version_is_told_to_rebuild() -> Result<()> {
         let f = Fixture::new()?;
-        let old = replace_all(
-            &std::fs::read(TEMPLATE.wasm)?,
+        match load_renamed(
+            &f,
             "plinth:database/users@0.1.0",
             "plinth:database/users@0.0.9",
-        );
-        let granted = Manifest::new("template").grant(USERS, Access::Read);
-        match f.runtime.load_bytes(&old, granted) {
+        )? {
             Err(e @ Error::IncompatibleImport { .. }) => {
                 let msg = e.to_string();
                 ensure!(
@@ -1195,13 +1205,7 @@ mod imports {
     #[test]
     fn wasi_http_is_refused_with_how_to_build_without_it() -> Result<()> {
         let f = Fixture::new()?;
-        let http = replace_all(
-            &std::fs::read(TEMPLATE.wasm)?,
-            "wasi:cli/stderr@",
-            "wasi:http/types@",
-        );
-        let granted = Manifest::new("template").grant(USERS, Access::Read);
-        match f.runtime.load_bytes(&http, granted) {
+        match load_renamed(&f, "wasi:cli/stderr@", "wasi:http/types@")? {
             Err(e @ Error::UnknownImport { .. }) => {
                 let msg = e.to_string();
                 ensure!(

@@ -35,38 +35,11 @@ fn spread(v: &[Duration]) -> f64 {
     (hi.as_secs_f64() - lo.as_secs_f64()) / median(v).as_secs_f64().max(1e-12) * 100.0
 }
 
-/// `plinth new hello-LANG --lang LANG` in `dir`, built; returns the
-/// `.wasm` and its manifest's path.
+/// `plinth new hello-LANG --lang LANG` in `dir`, built by its README's
+/// command; returns the `.wasm` and its manifest's path.
 fn build(dir: &Path, lang: &str, tool: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
-    let name = format!("hello-{lang}");
-    let project = dir.join(&name);
-    let out = std::process::Command::new(PLINTH)
-        .args(["new", &name, "--lang", lang, "--dir"])
-        .arg(&project)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "plinth new: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let build = match lang {
-        "python" => format!("componentize-py -d wit -w plugin componentize app -o {name}.wasm"),
-        "js" => format!("componentize-qjs --sync --wit wit --js plugin.js -o {name}.wasm"),
-        _ => {
-            let shared = tools::target_dir().join("new-plugin-rust");
-            std::fs::create_dir_all(&shared)?;
-            std::os::unix::fs::symlink(&shared, project.join("target"))?;
-            format!(
-                "cargo build --target wasm32-wasip2 --release && cp target/wasm32-wasip2/release/{}.wasm {name}.wasm",
-                name.replace('-', "_")
-            )
-        }
-    };
-    tools::sh(&build, &project, tool)?;
-    Ok((
-        project.join(format!("{name}.wasm")),
-        project.join(format!("{name}.toml")),
-    ))
+    let built = tools::build_new_plugin(dir, lang, tool)?;
+    Ok((built.wasm(), built.manifest()))
 }
 
 fn runtime(dir: &Path, cache: Option<PathBuf>) -> Result<Runtime> {

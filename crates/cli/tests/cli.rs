@@ -5,22 +5,9 @@ use std::path::Path;
 use anyhow::{Result, ensure};
 use assert_cmd::Command;
 
-/// `plinth` with its data directory and database in `dir`.
-fn plinth(dir: &Path) -> Result<Command> {
-    let mut cmd = Command::cargo_bin("plinth")?;
-    cmd.env("PLINTH_DATA_DIR", dir).env_remove("PLINTH_LOG");
-    Ok(cmd)
-}
+mod tools;
 
-fn stdout(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output()?;
-    ensure!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
+use tools::{plinth, stdout};
 
 /// Runs and expects `code`, with one line on stderr that contains `needle`.
 fn fails(cmd: &mut Command, code: i32, needle: &str) -> Result<()> {
@@ -232,12 +219,9 @@ fn template_as(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
 
 fn plinth_guests_path(file: &str) -> Result<std::path::PathBuf> {
     // The built guests sit in the workspace target dir.
-    let exe = assert_cmd::cargo::cargo_bin("plinth");
-    let target = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .ok_or_else(|| anyhow::anyhow!("no target dir"))?;
-    Ok(target.join("wasm-guests/wasm32-wasip2/release").join(file))
+    Ok(tools::target_dir()
+        .join("wasm-guests/wasm32-wasip2/release")
+        .join(file))
 }
 
 #[test]
@@ -446,12 +430,7 @@ fn a_copied_binary_runs_the_demo_from_anywhere_without_the_build_folder() -> Res
     std::fs::create_dir_all(&elsewhere)?;
     let copy = bin.join("plinth");
     std::fs::copy(plinth_exe(), &copy)?;
-    let guests_dir = plinth_guests_path("")?;
-    let guests_dir = guests_dir
-        .parent()
-        .and_then(|p| p.parent())
-        .ok_or_else(|| anyhow::anyhow!("no guest dir"))?
-        .to_path_buf();
+    let guests_dir = tools::target_dir().join("wasm-guests");
     let needle = guests_dir.to_string_lossy().into_owned();
     ensure!(needle.ends_with("wasm-guests"), "{needle}");
     // No path into the guests' build folder is in the binary at all.
@@ -626,11 +605,7 @@ bindings::export!(Plugin with_types_in bindings);
 "#,
     )?;
     // Its own target dir, kept between runs inside the workspace's.
-    let target = plinth_exe()
-        .parent()
-        .and_then(|p| p.parent())
-        .ok_or_else(|| anyhow::anyhow!("no target dir"))?
-        .join("fresh-plugin");
+    let target = tools::target_dir().join("fresh-plugin");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = std::process::Command::new(cargo)
         .args(["build", "--release", "--target", "wasm32-wasip2"])

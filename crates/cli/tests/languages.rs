@@ -11,23 +11,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use assert_cmd::Command;
 
+use tools::stdout;
+
 /// `plinth` with its data directory in `data`, run in `cwd`.
 fn plinth(data: &Path, cwd: &Path) -> Result<Command> {
-    let mut cmd = Command::cargo_bin("plinth")?;
-    cmd.env("PLINTH_DATA_DIR", data)
-        .env_remove("PLINTH_LOG")
-        .current_dir(cwd);
+    let mut cmd = tools::plinth(data)?;
+    cmd.current_dir(cwd);
     Ok(cmd)
-}
-
-fn stdout(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output()?;
-    ensure!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// Runs and expects failure with `needle` on stderr.
@@ -37,21 +27,6 @@ fn fails(cmd: &mut Command, needle: &str) -> Result<()> {
     ensure!(!out.status.success(), "succeeded; stderr {err}");
     ensure!(err.contains(needle), "{err:?} lacks {needle:?}");
     Ok(())
-}
-
-/// The last line of the README's build block: the build command.
-fn readme_build_command(dir: &Path) -> Result<String> {
-    let readme = std::fs::read_to_string(dir.join("README.md"))?;
-    let block = readme
-        .split("## Build\n\n```sh\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .context("no build block in the README")?;
-    block
-        .lines()
-        .last()
-        .map(str::to_string)
-        .context("an empty build block")
 }
 
 /// Signs `ada` up through the built-in auth plugin.
@@ -76,41 +51,25 @@ fn new_plugin_builds_and_runs(lang: &str, tool: Option<PathBuf>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data)?;
-    let name = format!("hello-{lang}");
-    let project = dir.path().join(&name);
-    let out = stdout(
-        plinth(&data, dir.path())?
-            .args(["new", &name, "--lang", lang, "--dir"])
-            .arg(&project),
-    )?;
+    let built = tools::build_new_plugin(dir.path(), lang, tool.as_deref())?;
+    let (name, project) = (&built.name, &built.project);
+    let out = &built.printed;
     ensure!(
         out.contains("the tool:") && out.contains("build it:"),
         "{out}"
     );
     // The manifest requests exactly what the world imports.
-    let manifest = std::fs::read_to_string(project.join(format!("{name}.toml")))?;
+    let manifest = std::fs::read_to_string(built.manifest())?;
     ensure!(
         manifest.contains(r#""plinth:database/users" = "read""#),
         "{manifest}"
     );
-    if lang == "rust" {
-        // One target folder for every run, so dependencies build once.
-        let shared = tools::target_dir().join("new-plugin-rust");
-        std::fs::create_dir_all(&shared)?;
-        std::os::unix::fs::symlink(&shared, project.join("target"))?;
-        let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
-        std::fs::copy(guests.join("Cargo.lock"), project.join("Cargo.lock"))?;
-    }
-    tools::sh(&readme_build_command(&project)?, &project, tool.as_deref())?;
-    ensure!(
-        project.join(format!("{name}.wasm")).exists(),
-        "no {name}.wasm"
-    );
+    ensure!(built.wasm().exists(), "no {name}.wasm");
 
     sign_up(&data, "ada", "ada@example.com")?;
     let wasm = format!("./{name}.wasm");
     let call = |expr: &str| -> Result<String> {
-        stdout(plinth(&data, &project)?.args(["call", &wasm, expr, "--approve"]))
+        stdout(plinth(&data, project)?.args(["call", &wasm, expr, "--approve"]))
     };
     let greeting = call(r#"greet("ada@example.com")"#)?;
     ensure!(greeting.trim() == r#""hello, ada!""#, "{lang}: {greeting}");
@@ -122,7 +81,7 @@ fn new_plugin_builds_and_runs(lang: &str, tool: Option<PathBuf>) -> Result<()> {
     let missing = call(r#"profile("nobody@example.com")"#)?;
     ensure!(missing.trim() == "err(not-found)", "{lang}: {missing}");
     // Language toolchains' own exports are neither listed nor callable.
-    let inspect = stdout(plinth(&data, &project)?.args(["plugin", "inspect", &wasm]))?;
+    let inspect = stdout(plinth(&data, project)?.args(["plugin", "inspect", &wasm]))?;
     let exports = inspect
         .split("\nexports:\n")
         .nth(1)
@@ -132,7 +91,7 @@ fn new_plugin_builds_and_runs(lang: &str, tool: Option<PathBuf>) -> Result<()> {
         "{lang}: {exports}"
     );
     fails(
-        plinth(&data, &project)?.args([
+        plinth(&data, project)?.args([
             "call",
             &wasm,
             r#"init("a", "b", none, false)"#,
@@ -176,32 +135,64 @@ fn example(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// A shipped example, built into a temp folder as `NAME.wasm` with its
+/// manifest beside it, and a data directory of its own.
+struct Built {
+    dir: tempfile::TempDir,
+    wasm: PathBuf,
+    data: PathBuf,
+}
+
+impl Built {
+    /// `build(src, out)` builds the example at `guests/PATH` into `out`;
+    /// `None` when its tool is missing (the test skips).
+    fn example(
+        path: &str,
+        name: &str,
+        build: impl FnOnce(&Path, &Path) -> Result<Option<()>>,
+    ) -> Result<Option<Self>> {
+        let dir = tempfile::tempdir()?;
+        let wasm = dir.path().join(format!("{name}.wasm"));
+        let src = example(path);
+        if build(&src, &wasm)?.is_none() {
+            return Ok(None);
+        }
+        let manifest = format!("{name}.toml");
+        std::fs::copy(src.join(&manifest), dir.path().join(&manifest))?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        Ok(Some(Self { dir, wasm, data }))
+    }
+
+    /// `plinth ARGS… PLUGIN`-style commands: `plinth` in the folder.
+    fn plinth(&self) -> Result<Command> {
+        plinth(&self.data, self.dir.path())
+    }
+
+    /// `plinth call PLUGIN EXPR --approve`, its output.
+    fn call(&self, expr: &str) -> Result<String> {
+        stdout(
+            self.plinth()?
+                .arg("call")
+                .arg(&self.wasm)
+                .arg(expr)
+                .arg("--approve"),
+        )
+    }
+}
+
 /// The Python example: a profile card, and a bio changed through a WIT
 /// variant built in Python.
 #[test]
 fn the_python_profile_card_example_runs_through_the_host() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let wasm = dir.path().join("profile-card.wasm");
-    let src = example("python/profile-card");
-    if tools::build_python(&src, "profile-card", &wasm)?.is_none() {
+    let Some(ex) = Built::example("python/profile-card", "profile-card", |src, out| {
+        tools::build_python(src, "profile-card", out)
+    })?
+    else {
         return Ok(());
-    }
-    std::fs::copy(
-        src.join("profile-card.toml"),
-        dir.path().join("profile-card.toml"),
-    )?;
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data)?;
-    sign_up(&data, "ada", "ada@example.com")?;
-    let call = |expr: &str| -> Result<String> {
-        stdout(
-            plinth(&data, dir.path())?
-                .arg("call")
-                .arg(&wasm)
-                .arg(expr)
-                .arg("--approve"),
-        )
     };
+    sign_up(&ex.data, "ada", "ada@example.com")?;
+    let call = |expr: &str| ex.call(expr);
     let card = call(r#"card("ada@example.com")"#)?;
     ensure!(
         card.starts_with("ok(\"+---") && card.contains("| ada ") && card.contains("(no bio yet)"),
@@ -218,11 +209,7 @@ fn the_python_profile_card_example_runs_through_the_host() -> Result<()> {
     ensure!(refused.starts_with("err(invalid-input("), "{refused}");
     ensure!(call(r#"card("nobody@example.com")"#)?.trim() == "err(not-found)");
     // The manifest opts into reuse; its request grants users read-write.
-    let inspect = stdout(
-        plinth(&data, dir.path())?
-            .args(["plugin", "inspect"])
-            .arg(&wasm),
-    )?;
+    let inspect = stdout(ex.plinth()?.args(["plugin", "inspect"]).arg(&ex.wasm))?;
     ensure!(
         inspect.contains("reuse:    up to 1000 calls") && !inspect.contains("exports#init"),
         "{inspect}"
@@ -236,29 +223,12 @@ fn the_python_profile_card_example_runs_through_the_host() -> Result<()> {
 /// from JavaScript.
 #[test]
 fn the_js_directory_example_runs_through_the_host() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let wasm = dir.path().join("directory.wasm");
-    let src = example("js/directory");
-    if tools::build_js(&src, &wasm)?.is_none() {
+    let Some(ex) = Built::example("js/directory", "directory", tools::build_js)? else {
         return Ok(());
-    }
-    std::fs::copy(
-        src.join("directory.toml"),
-        dir.path().join("directory.toml"),
-    )?;
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data)?;
-    let ada = sign_up(&data, "ada", "ada@example.com")?;
-    sign_up(&data, "grace", "grace@example.com")?;
-    let call = |expr: &str| -> Result<String> {
-        stdout(
-            plinth(&data, dir.path())?
-                .arg("call")
-                .arg(&wasm)
-                .arg(expr)
-                .arg("--approve"),
-        )
     };
+    let ada = sign_up(&ex.data, "ada", "ada@example.com")?;
+    sign_up(&ex.data, "grace", "grace@example.com")?;
+    let call = |expr: &str| ex.call(expr);
     let by_name = call(r#"lookup("ada")"#)?;
     ensure!(
         by_name.trim()

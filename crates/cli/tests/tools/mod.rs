@@ -1,8 +1,11 @@
-//! The plugin toolchains of other languages, installed once into the build's
-//! target folder (`target/plugin-tools/`) and kept between runs:
-//! componentize-py from PyPI in a virtual environment, componentize-qjs from
-//! npm. Where one cannot be installed the tests that need it say so loudly
-//! and skip; under `CI=true` they fail instead.
+//! What the CLI's tests and the languages benchmark share: the `plinth`
+//! command and its output, and the plugin toolchains of other languages,
+//! installed once into the build's target folder (`target/plugin-tools/`)
+//! and kept between runs: componentize-py from PyPI in a virtual
+//! environment, componentize-qjs and ComponentizeJS from npm. Where one
+//! cannot be installed the tests that need it say so loudly and skip; under
+//! `CI=true` they fail instead. `build_new_plugin` makes a plugin with
+//! `plinth new` and builds it with the command its README gives.
 
 #![allow(dead_code)]
 
@@ -66,28 +69,51 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Installs into `dir` with `install` unless `dir/.installed` says it was;
-/// a half-finished install is removed first.
-fn install_once(dir: &Path, install: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let marker = dir.join(".installed");
-    if marker.exists() {
-        return Ok(());
+/// A tool installed once into `tools_dir()/folder` by `install`: the folder
+/// holding its executables (`bin` inside it), or `None` (skip) when it
+/// cannot be had. `cell` keeps the answer for the rest of the run. A
+/// `.installed` marker says an install finished; a half-finished one is
+/// removed and done again.
+fn installed(
+    cell: &'static OnceLock<Result<PathBuf, String>>,
+    what: &str,
+    folder: &str,
+    bin: &str,
+    install: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Option<PathBuf>> {
+    let got = cell.get_or_init(|| {
+        let dir = tools_dir().join(folder);
+        let marker = dir.join(".installed");
+        (|| -> Result<()> {
+            if marker.exists() {
+                return Ok(());
+            }
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            std::fs::create_dir_all(&dir)?;
+            install(&dir)?;
+            std::fs::write(&marker, "")?;
+            Ok(())
+        })()
+        .map(|()| dir.join(bin))
+        .map_err(|e| format!("{e:#}"))
+    });
+    match got {
+        Ok(dir) => Ok(Some(dir.clone())),
+        Err(e) => unavailable(what, &anyhow::anyhow!("{e}")),
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::create_dir_all(dir)?;
-    install(dir)?;
-    std::fs::write(marker, "")?;
-    Ok(())
 }
 
 /// The folder holding the `componentize-py` executable, or `None` (skip).
 pub fn componentize_py() -> Result<Option<PathBuf>> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let got = DIR.get_or_init(|| {
-        let venv = tools_dir().join(format!("componentize-py-{COMPONENTIZE_PY}"));
-        install_once(&venv, |venv| {
+    installed(
+        &DIR,
+        &format!("componentize-py {COMPONENTIZE_PY} (PyPI)"),
+        &format!("componentize-py-{COMPONENTIZE_PY}"),
+        "bin",
+        |venv| {
             run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
             run(Command::new(venv.join("bin/pip")).args([
                 "install",
@@ -95,30 +121,24 @@ pub fn componentize_py() -> Result<Option<PathBuf>> {
                 "--disable-pip-version-check",
                 &format!("componentize-py=={COMPONENTIZE_PY}"),
             ]))
-        })
-        .map(|()| venv.join("bin"))
-        .map_err(|e| format!("{e:#}"))
-    });
-    match got {
-        Ok(dir) => Ok(Some(dir.clone())),
-        Err(e) => unavailable(
-            &format!("componentize-py {COMPONENTIZE_PY} (PyPI)"),
-            &anyhow::anyhow!("{e}"),
-        ),
-    }
+        },
+    )
 }
 
-/// An npm package installed once into its own folder under the tools
-/// folder: the folder holding its executables, or `None` (skip).
+/// An npm package installed into its own folder: the folder holding its
+/// executables, or `None` (skip).
 fn npm_tool(
     cell: &'static OnceLock<Result<PathBuf, String>>,
     package: &str,
     version: &str,
 ) -> Result<Option<PathBuf>> {
-    let got = cell.get_or_init(|| {
-        let folder = package.trim_start_matches('@').replace('/', "-");
-        let dir = tools_dir().join(format!("{folder}-{version}"));
-        install_once(&dir, |dir| {
+    let folder = package.trim_start_matches('@').replace('/', "-");
+    installed(
+        cell,
+        &format!("{package} {version} (npm)"),
+        &format!("{folder}-{version}"),
+        "node_modules/.bin",
+        |dir| {
             run(Command::new("npm")
                 .args([
                     "install",
@@ -129,17 +149,8 @@ fn npm_tool(
                 ])
                 .arg(dir)
                 .arg(format!("{package}@{version}")))
-        })
-        .map(|()| dir.join("node_modules/.bin"))
-        .map_err(|e| format!("{e:#}"))
-    });
-    match got {
-        Ok(dir) => Ok(Some(dir.clone())),
-        Err(e) => unavailable(
-            &format!("{package} {version} (npm)"),
-            &anyhow::anyhow!("{e}"),
-        ),
-    }
+        },
+    )
 }
 
 /// The folder holding the `componentize-qjs` executable, or `None` (skip).
@@ -203,4 +214,86 @@ pub fn sh(cmd: &str, cwd: &Path, path_dir: Option<&Path>) -> Result<()> {
         c.env("PATH", path_with(p));
     }
     run(&mut c).with_context(|| format!("`{cmd}` in {}", cwd.display()))
+}
+
+/// `plinth` with its data directory in `data` and no `PLINTH_LOG`.
+pub fn plinth(data: &Path) -> Result<assert_cmd::Command> {
+    let mut cmd = assert_cmd::Command::cargo_bin("plinth")?;
+    cmd.env("PLINTH_DATA_DIR", data).env_remove("PLINTH_LOG");
+    Ok(cmd)
+}
+
+/// Runs `cmd`, expects success, and returns its standard output.
+pub fn stdout(cmd: &mut assert_cmd::Command) -> Result<String> {
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A plugin written by `plinth new` and built.
+pub struct NewPlugin {
+    /// Its name, `hello-LANG`.
+    pub name: String,
+    /// Its folder.
+    pub project: PathBuf,
+    /// What `plinth new` printed.
+    pub printed: String,
+}
+
+impl NewPlugin {
+    /// The built component, `NAME.wasm` in its folder.
+    pub fn wasm(&self) -> PathBuf {
+        self.project.join(format!("{}.wasm", self.name))
+    }
+
+    /// Its manifest, `NAME.toml` beside the component.
+    pub fn manifest(&self) -> PathBuf {
+        self.project.join(format!("{}.toml", self.name))
+    }
+}
+
+/// The last line of the README's build block: the build command.
+fn readme_build_command(dir: &Path) -> Result<String> {
+    let readme = std::fs::read_to_string(dir.join("README.md"))?;
+    let block = readme
+        .split("## Build\n\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .context("no build block in the README")?;
+    block
+        .lines()
+        .last()
+        .map(str::to_string)
+        .context("an empty build block")
+}
+
+/// `plinth new hello-LANG --lang LANG` in `parent`, built by the command its
+/// README gives (with `tool` first on PATH). A Rust plugin builds into one
+/// target folder shared by every run, with the guests' lock file, so its
+/// dependencies build once.
+pub fn build_new_plugin(parent: &Path, lang: &str, tool: Option<&Path>) -> Result<NewPlugin> {
+    let name = format!("hello-{lang}");
+    let project = parent.join(&name);
+    let printed = stdout(
+        plinth(parent)?
+            .args(["new", &name, "--lang", lang, "--dir"])
+            .arg(&project),
+    )?;
+    if lang == "rust" {
+        let shared = target_dir().join("new-plugin-rust");
+        std::fs::create_dir_all(&shared)?;
+        std::os::unix::fs::symlink(&shared, project.join("target"))?;
+        let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+        std::fs::copy(guests.join("Cargo.lock"), project.join("Cargo.lock"))?;
+    }
+    sh(&readme_build_command(&project)?, &project, tool)?;
+    Ok(NewPlugin {
+        name,
+        project,
+        printed,
+    })
 }
