@@ -41,8 +41,13 @@ impl Fixture {
         })
     }
 
+    /// The database file (SQLite fixtures).
     pub fn db_path(&self) -> PathBuf {
-        self.runtime.db().path().to_path_buf()
+        self.runtime
+            .db()
+            .path()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// A direct connection to the file, to read back what plugins wrote.

@@ -299,7 +299,7 @@ fn calls(bench: &BenchPlugin) -> Result<()> {
 /// `times` lookups of `email` in native Rust, in one unit of work as a
 /// plugin call has; how many found the user.
 fn native_lookups(db: &Db, email: &str, times: u32) -> Result<u32> {
-    let unit = db.unit()?;
+    let mut unit = db.unit()?;
     let mut found = 0;
     for _ in 0..times {
         if unit.get_user_by_email(email).is_ok() {
@@ -597,7 +597,7 @@ fn native_validate(db: &Db, token: &str) -> Result<plinth_store::User> {
         id.push(char::from(HEX[usize::from(b >> 4)]));
         id.push(char::from(HEX[usize::from(b & 15)]));
     }
-    let unit = db.unit()?;
+    let mut unit = db.unit()?;
     let session = unit.get_session(&id)?;
     let user = unit.get_user_by_uuid(&session.user_uuid)?;
     unit.commit()?;

@@ -17,16 +17,9 @@ impl Unit {
     ///
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key.
-    pub fn get_failures(&self, key: &str) -> Result<Failures> {
+    pub fn get_failures(&mut self, key: &str) -> Result<Failures> {
         check_len("key", key, MAX_ATTEMPT_KEY_BYTES, true)?;
-        let mut stmt = self
-            .read()?
-            .prepare_cached("SELECT count, last_at FROM failed_attempts WHERE key = ?1")?;
-        match stmt.query_row([key], failures) {
-            Ok(f) => Ok(f),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(Failures::default()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.tx().failures(key)?.unwrap_or_default())
     }
 
     /// Records one more failure under `key`, stamped now.
@@ -36,45 +29,19 @@ impl Unit {
     pub fn record_failure(&mut self, key: &str) -> Result<Failures> {
         check_len("key", key, MAX_ATTEMPT_KEY_BYTES, true)?;
         let now = self.now();
-        let mut stmt = self.write()?.prepare_cached(
-            "INSERT INTO failed_attempts (key, count, last_at) VALUES (?1, 1, ?2)
-             ON CONFLICT (key) DO UPDATE SET count = count + 1, last_at = excluded.last_at
-             RETURNING count, last_at",
-        )?;
-        Ok(stmt.query_row((key, now), failures)?)
+        self.tx().record_failure(key, now)
     }
 
     /// Records one more failure under `key` only if its count is still
-    /// `expected`; `None` when another unit changed it first. The check and
-    /// the increment are one statement, run under the write lock.
+    /// `expected`; `None` when another unit (on any host) changed it first.
+    /// The check and the increment are one statement.
     ///
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key.
     pub fn reserve_failure(&mut self, key: &str, expected: u32) -> Result<Option<Failures>> {
         check_len("key", key, MAX_ATTEMPT_KEY_BYTES, true)?;
         let now = self.now();
-        // No row is a count of 0 (clearing deletes the row).
-        let sql = if expected == 0 {
-            "INSERT INTO failed_attempts (key, count, last_at) VALUES (?1, 1, ?2)
-             ON CONFLICT (key) DO NOTHING
-             RETURNING count, last_at"
-        } else {
-            "UPDATE failed_attempts SET count = count + 1, last_at = ?2
-             WHERE key = ?1 AND count = ?3
-             RETURNING count, last_at"
-        };
-        let conn = self.write()?;
-        let mut stmt = conn.prepare_cached(sql)?;
-        let row = if expected == 0 {
-            stmt.query_row((key, now), failures)
-        } else {
-            stmt.query_row((key, now, expected), failures)
-        };
-        match row {
-            Ok(f) => Ok(Some(f)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.tx().reserve_failure(key, expected, now)
     }
 
     /// Forgets the failures under `key`.
@@ -83,16 +50,6 @@ impl Unit {
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key.
     pub fn clear_failures(&mut self, key: &str) -> Result<()> {
         check_len("key", key, MAX_ATTEMPT_KEY_BYTES, true)?;
-        self.write()?
-            .prepare_cached("DELETE FROM failed_attempts WHERE key = ?1")?
-            .execute([key])?;
-        Ok(())
+        self.tx().clear_failures(key)
     }
-}
-
-fn failures(r: &rusqlite::Row<'_>) -> rusqlite::Result<Failures> {
-    Ok(Failures {
-        count: r.get(0)?,
-        last_at: r.get(1)?,
-    })
 }

@@ -81,6 +81,21 @@ pub enum Error {
         /// The file.
         path: std::path::PathBuf,
     },
+    /// The database server cannot be reached: a connection could not be
+    /// made (the server is down, refuses the login, the URL is wrong).
+    #[error("cannot connect to {url}")]
+    Connect {
+        /// The server's URL, without its password.
+        url: String,
+        /// What the client reported.
+        #[source]
+        source: EngineError,
+    },
+    /// The connection to the database server was lost during the unit of
+    /// work: what it wrote was rolled back by the server. The next unit
+    /// gets a new connection.
+    #[error("the database connection was lost")]
+    Unavailable(#[source] EngineError),
     /// Any other failure of the database engine.
     #[error("database: {0}")]
     Engine(#[source] EngineError),
@@ -97,11 +112,24 @@ pub struct EngineError {
 }
 
 impl EngineError {
-    fn new(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self {
             message: source.to_string(),
             source: Box::new(source),
         }
+    }
+
+    /// An error that is only a message (no engine error behind it).
+    pub(crate) fn from_message(message: &str) -> Self {
+        #[derive(Debug)]
+        struct Message(String);
+        impl std::fmt::Display for Message {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::error::Error for Message {}
+        Self::new(Message(message.to_string()))
     }
 
     /// What the engine said.

@@ -5,6 +5,11 @@
 //! transaction that re-reads the version first, so two processes opening the
 //! same file cannot both apply it. The applied versions are rows of
 //! `schema_version`, as in the seed schema.
+//!
+//! [`MIGRATIONS`] is SQLite's list, [`POSTGRES`] PostgreSQL's: the same
+//! versions, the same descriptions, each step in its engine's dialect. On
+//! PostgreSQL the steps run under an advisory lock, so that hosts starting
+//! at once apply each step once.
 
 use std::path::Path;
 
@@ -44,6 +49,31 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         description: "a unique name key: names that differ only in case or form are one name",
         sql: include_str!("sql/v4.sql"),
+    },
+];
+
+/// The same schema on PostgreSQL: the same versions, each doing what its
+/// SQLite namesake does, in PostgreSQL's types.
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users, sessions, email verification and password reset tokens",
+        sql: include_str!("sql/postgres/v1.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "mail outbox and failure counters",
+        sql: include_str!("sql/postgres/v2.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "the outbox becomes a delivery queue; delivered bodies are scrubbed",
+        sql: include_str!("sql/postgres/v3.sql"),
+    },
+    Migration {
+        version: 4,
+        description: "a unique name key: names that differ only in case or form are one name",
+        sql: include_str!("sql/postgres/v4.sql"),
     },
 ];
 

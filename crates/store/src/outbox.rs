@@ -3,6 +3,7 @@
 //! and marks it sent — scrubbing the body, which may carry a token — or
 //! failed for now (retried later) or for good (scrubbed too).
 
+use crate::backend::MailQueued;
 use crate::limits::{MAX_EMAIL_BYTES, MAX_MAIL_BODY_BYTES, MAX_MAIL_SUBJECT_BYTES, check_len};
 use crate::{Db, Error, Result, Timestamp, Unit};
 
@@ -30,7 +31,7 @@ pub enum MailStatus {
 }
 
 impl MailStatus {
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "sent" => MailStatus::Sent,
             "failed" => MailStatus::Failed,
@@ -112,19 +113,32 @@ impl Unit {
     /// over [`MAX_MAIL_SUBJECT_BYTES`] or with a line break, a body over
     /// [`MAX_MAIL_BODY_BYTES`].
     pub fn record_mail(&mut self, mail: &Mail) -> Result<i64> {
-        check_len("recipient", &mail.to, MAX_EMAIL_BYTES, true)?;
-        check_len("subject", &mail.subject, MAX_MAIL_SUBJECT_BYTES, false)?;
-        check_len("body", &mail.body, MAX_MAIL_BODY_BYTES, false)?;
-        if mail.subject.contains(['\r', '\n']) {
-            return Err(Error::invalid("subject must be one line"));
-        }
+        check_mail(mail)?;
         let now = self.now();
-        let mut stmt = self.write()?.prepare_cached(
-            "INSERT INTO outbox (recipient, subject, body, created_at, status, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, 'queued', ?4)
-             RETURNING id",
-        )?;
-        Ok(stmt.query_row((&mail.to, &mail.subject, &mail.body, now), |r| r.get(0))?)
+        match self.tx().queue_mail(mail, now, None)? {
+            MailQueued::Queued(id) => Ok(id),
+            MailQueued::Limited { .. } => Err(Error::invalid("no limit was asked for")),
+        }
+    }
+
+    /// Queues a message as [`record_mail`](Self::record_mail) does, unless
+    /// `most` messages to its recipient were queued in the last
+    /// `window_seconds` already. The count and the insert are atomic
+    /// against every other unit queuing to the same recipient, on this host
+    /// or another: two racing callers cannot both take the last place.
+    ///
+    /// # Errors
+    /// As [`record_mail`](Self::record_mail).
+    pub fn queue_mail_limited(
+        &mut self,
+        mail: &Mail,
+        window_seconds: u32,
+        most: u32,
+    ) -> Result<MailQueued> {
+        check_mail(mail)?;
+        let now = self.now();
+        let since = now - i64::from(window_seconds);
+        self.tx().queue_mail(mail, now, Some((since, most)))
     }
 
     /// How many messages `recipient` was sent after `since`, and when the
@@ -133,16 +147,23 @@ impl Unit {
     /// # Errors
     /// [`Error::InvalidInput`] for an oversized recipient.
     pub fn mail_sent_since(
-        &self,
+        &mut self,
         recipient: &str,
         since: Timestamp,
     ) -> Result<(u32, Option<Timestamp>)> {
         check_len("recipient", recipient, MAX_EMAIL_BYTES, true)?;
-        let mut stmt = self.read()?.prepare_cached(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE recipient = ?1 AND created_at > ?2",
-        )?;
-        Ok(stmt.query_row((recipient, since), |r| Ok((r.get(0)?, r.get(1)?)))?)
+        self.tx().mail_sent_since(recipient, since)
     }
+}
+
+fn check_mail(mail: &Mail) -> Result<()> {
+    check_len("recipient", &mail.to, MAX_EMAIL_BYTES, true)?;
+    check_len("subject", &mail.subject, MAX_MAIL_SUBJECT_BYTES, false)?;
+    check_len("body", &mail.body, MAX_MAIL_BODY_BYTES, false)?;
+    if mail.subject.contains(['\r', '\n']) {
+        return Err(Error::invalid("subject must be one line"));
+    }
+    Ok(())
 }
 
 impl Db {
@@ -150,57 +171,20 @@ impl Db {
     /// to `recipient` when given.
     ///
     /// # Errors
-    /// [`Error::Engine`] when the file cannot be read.
+    /// [`Error::Engine`] when the database cannot be read.
     pub fn outbox(&self, recipient: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>> {
-        let unit = self.unit()?;
-        let mut stmt = unit.read()?.prepare_cached(
-            "SELECT id, recipient, subject, body, created_at, status, attempts, sent_at, last_error
-             FROM (
-                 SELECT * FROM outbox WHERE ?1 IS NULL OR recipient = ?1
-                 ORDER BY id DESC LIMIT ?2
-             ) ORDER BY id",
-        )?;
-        let rows = stmt.query_map((recipient, limit), |r| {
-            Ok(OutboxMessage {
-                id: r.get(0)?,
-                to: r.get(1)?,
-                subject: r.get(2)?,
-                body: r.get(3)?,
-                created_at: r.get(4)?,
-                status: MailStatus::parse(&r.get::<_, String>(5)?),
-                attempts: r.get(6)?,
-                sent_at: r.get(7)?,
-                last_error: r.get(8)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.unit()?.tx().outbox(recipient, limit)
     }
 
     /// Queued messages whose next attempt is due by now, oldest first, at
     /// most `limit`.
     ///
     /// # Errors
-    /// [`Error::Engine`] when the file cannot be read.
+    /// [`Error::Engine`] when the database cannot be read.
     pub fn due_mail(&self, limit: u32) -> Result<Vec<DueMail>> {
-        let unit = self.unit()?;
+        let mut unit = self.unit()?;
         let now = unit.now();
-        let mut stmt = unit.read()?.prepare_cached(
-            "SELECT id, recipient, subject, body, attempts FROM outbox
-             WHERE status = 'queued' AND next_attempt_at <= ?1
-             ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map((now, limit), |r| {
-            Ok(DueMail {
-                id: r.get(0)?,
-                mail: Mail {
-                    to: r.get(1)?,
-                    subject: r.get(2)?,
-                    body: r.get(3)?,
-                },
-                attempts: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        unit.tx().due_mail(now, limit)
     }
 
     /// Marks a queued message delivered, now, and scrubs its body.
@@ -211,15 +195,7 @@ impl Db {
     pub fn mail_sent(&self, id: i64) -> Result<()> {
         self.with_unit(|u| {
             let now = u.now();
-            let changed = u
-                .write()?
-                .prepare_cached(
-                    "UPDATE outbox SET status = 'sent', sent_at = ?2, body = '',
-                         attempts = attempts + 1, last_error = NULL
-                     WHERE id = ?1 AND status = 'queued'",
-                )?
-                .execute((id, now))?;
-            if changed == 0 {
+            if u.tx().mark_sent(id, now)? == 0 {
                 return Err(Error::NotFound);
             }
             Ok(())
@@ -236,58 +212,29 @@ impl Db {
     pub fn mail_failed(&self, id: i64, error: &str, retry_in: Option<u32>) -> Result<()> {
         let error: String = error.chars().take(1000).collect();
         self.with_unit(|u| {
-            let now = u.now();
-            let changed = match retry_in {
-                Some(delay) => u
-                    .write()?
-                    .prepare_cached(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
-                             next_attempt_at = ?3
-                         WHERE id = ?1 AND status = 'queued'",
-                    )?
-                    .execute((id, &error, now + i64::from(delay)))?,
-                None => u
-                    .write()?
-                    .prepare_cached(
-                        "UPDATE outbox SET status = 'failed', attempts = attempts + 1,
-                             last_error = ?2, body = ''
-                         WHERE id = ?1 AND status = 'queued'",
-                    )?
-                    .execute((id, &error))?,
-            };
-            if changed == 0 {
+            let retry_at = retry_in.map(|delay| u.now() + i64::from(delay));
+            if u.tx().mark_failed(id, &error, retry_at)? == 0 {
                 return Err(Error::NotFound);
             }
             Ok(())
         })
     }
 
-    /// Copies the write-ahead log into the database file and empties the
-    /// log, so that older versions of rewritten pages (a mail body before it
-    /// was scrubbed) do not stay in it. Best effort: with readers active the
-    /// log may not be emptied, and a later checkpoint does it.
+    /// Makes older versions of rewritten rows (a mail body before it was
+    /// scrubbed) unreadable where that is the engine's job: on SQLite,
+    /// copies the write-ahead log into the database file and empties it.
+    /// Best effort: with readers active the log may not be emptied, and a
+    /// later checkpoint does it.
     pub fn checkpoint(&self) {
-        if let Ok(conn) = self.acquire() {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            self.release(conn);
-        }
+        self.backend().checkpoint();
     }
 
     /// Row counts of every table.
     ///
     /// # Errors
-    /// [`Error::Engine`] when the file cannot be read.
+    /// [`Error::Engine`] when the database cannot be read.
     pub fn table_counts(&self) -> Result<Vec<TableCount>> {
-        let unit = self.unit()?;
-        let conn = unit.read()?;
-        TABLES
-            .iter()
-            .map(|table| {
-                let rows =
-                    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
-                Ok(TableCount { table, rows })
-            })
-            .collect()
+        self.unit()?.tx().table_counts()
     }
 
     /// Deletes expired sessions and tokens; returns how many of each.

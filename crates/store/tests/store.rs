@@ -40,9 +40,55 @@ fn new_user(name: &str, email: &str) -> NewUser {
     }
 }
 
+/// Rows in `table`, through the store (the same on both backends).
 fn count(db: &Db, table: &str) -> Result<i64> {
-    let conn = Connection::open(db.path())?;
-    Ok(conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+    db.table_counts()?
+        .into_iter()
+        .find(|c| c.table == table)
+        .map(|c| c.rows)
+        .ok_or_else(|| anyhow::anyhow!("no table {table}"))
+}
+
+/// The file of an SQLite fixture.
+fn file(db: &Db) -> Result<&std::path::Path> {
+    db.path()
+        .ok_or_else(|| anyhow::anyhow!("not a file database"))
+}
+
+/// The two backends a contract test runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database on `backend`, on a clock frozen at `START`; `None`
+/// when this machine has no PostgreSQL (and the run is not under CI).
+fn fresh_on(backend: Backend, test: &str) -> Result<Option<Fixture>> {
+    let Backend::Postgres = backend else {
+        return fresh().map(Some);
+    };
+    let Some((_, url)) = plinth_pg_cluster::test_database(test)? else {
+        return Ok(None);
+    };
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(Clock::fixed(START));
+    let db = Db::connect(
+        &url,
+        Options {
+            clock: clock.clone(),
+            ..Options::default()
+        },
+    )?;
+    Ok(Some(Fixture { dir, db, clock }))
+}
+
+/// Runs a contract test on `backend`.
+fn on(backend: Backend, test: &str, body: fn(Fixture) -> Result<()>) -> Result<()> {
+    match fresh_on(backend, test)? {
+        Some(f) => body(f),
+        None => Ok(()),
+    }
 }
 
 macro_rules! assert_err {
@@ -77,7 +123,7 @@ mod migrations_ {
     fn a_fresh_database_gets_every_table_and_index_of_v1() -> Result<()> {
         let f = fresh()?;
         assert_eq!(f.db.schema_version()?, migrations::latest_version());
-        let conn = Connection::open(f.db.path())?;
+        let conn = Connection::open(file(&f.db)?)?;
         let names: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name")?
             .query_map([], |r| r.get(0))?
@@ -180,7 +226,7 @@ mod migrations_ {
         drop(conn);
         let db = Db::open(&path)?;
         assert_eq!(db.schema_version()?, migrations::latest_version());
-        let unit = db.unit()?;
+        let mut unit = db.unit()?;
         assert_eq!(unit.get_user_by_uuid("u1")?.name, "ada");
         assert_eq!(unit.get_session("s1")?.user_uuid, "u1");
         let counts = db.table_counts()?;
@@ -216,10 +262,10 @@ mod migrations_ {
     #[test]
     fn a_database_from_a_newer_build_is_refused() -> Result<()> {
         let f = fresh()?;
-        let conn = Connection::open(f.db.path())?;
+        let conn = Connection::open(file(&f.db)?)?;
         conn.execute("INSERT INTO schema_version VALUES (999, 0)", [])?;
         assert_err!(
-            Db::open(f.db.path()),
+            Db::open(file(&f.db)?),
             Error::SchemaTooNew { found: 999, .. }
         );
         Ok(())
@@ -313,15 +359,13 @@ mod migrations_ {
 mod users {
     use super::*;
 
-    #[test]
-    fn a_created_user_is_found_by_email_uuid_and_name() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn a_created_user_is_found_by_email_uuid_and_name(f: Fixture) -> Result<()> {
         let user =
             f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
         assert_eq!(user.uuid.len(), 36);
         assert!(!user.email_verified);
         assert_eq!((user.created_at, user.updated_at), (START, START));
-        let u = f.db.unit()?;
+        let mut u = f.db.unit()?;
         assert_eq!(u.get_user_by_email("ada@example.com")?, user);
         assert_eq!(u.get_user_by_uuid(&user.uuid)?, user);
         assert_eq!(u.get_user_by_name("ada")?, user);
@@ -333,9 +377,9 @@ mod users {
         Ok(())
     }
 
-    #[test]
-    fn duplicate_emails_and_names_are_conflicts_naming_the_field() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn duplicate_emails_and_names_are_conflicts_naming_the_field(
+        f: Fixture,
+    ) -> Result<()> {
         f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
         let mut u = f.db.unit()?;
         assert_err!(
@@ -349,9 +393,7 @@ mod users {
         Ok(())
     }
 
-    #[test]
-    fn missing_users_are_not_found() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn missing_users_are_not_found(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         assert_err!(u.get_user_by_email("nobody@example.com"), Error::NotFound);
         assert_err!(u.get_user_by_uuid("no-such-uuid"), Error::NotFound);
@@ -370,9 +412,9 @@ mod users {
         Ok(())
     }
 
-    #[test]
-    fn empty_and_oversized_fields_are_invalid_input_and_write_nothing() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn empty_and_oversized_fields_are_invalid_input_and_write_nothing(
+        f: Fixture,
+    ) -> Result<()> {
         let mut u = f.db.unit()?;
         assert_err!(
             u.create_user(&new_user("", "a@example.com")),
@@ -395,13 +437,11 @@ mod users {
         Ok(())
     }
 
-    #[test]
-    fn sql_looking_strings_are_stored_verbatim() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn sql_looking_strings_are_stored_verbatim(f: Fixture) -> Result<()> {
         let name = "robert'); DROP TABLE users; --";
         let email = "x' OR '1'='1@example.com";
         let user = f.db.with_unit(|u| u.create_user(&new_user(name, email)))?;
-        let u = f.db.unit()?;
+        let mut u = f.db.unit()?;
         assert_eq!(u.get_user_by_name(name)?.uuid, user.uuid);
         assert_eq!(u.get_user_by_email(email)?.name, name);
         assert_err!(u.get_user_by_email("' OR 1=1 --"), Error::NotFound);
@@ -409,9 +449,9 @@ mod users {
         Ok(())
     }
 
-    #[test]
-    fn password_verified_flag_and_profile_updates_stick_and_stamp_updated_at() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn password_verified_flag_and_profile_updates_stick_and_stamp_updated_at(
+        f: Fixture,
+    ) -> Result<()> {
         let user =
             f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
         f.clock.advance(60);
@@ -447,9 +487,7 @@ mod users {
         Ok(())
     }
 
-    #[test]
-    fn renaming_to_a_taken_name_is_a_conflict() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn renaming_to_a_taken_name_is_a_conflict(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         u.create_user(&new_user("ada", "ada@example.com"))?;
         let bob = u.create_user(&new_user("bob", "bob@example.com"))?;
@@ -470,9 +508,7 @@ mod users {
 mod look_alike_names {
     use super::*;
 
-    #[test]
-    fn names_that_differ_in_case_or_form_are_one_name() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn names_that_differ_in_case_or_form_are_one_name(f: Fixture) -> Result<()> {
         f.db.with_unit(|u| u.create_user(&new_user("admin", "a@example.com")))?;
         for (name, email) in [("Admin", "b@example.com"), ("ＡＤＭＩＮ", "c@example.com")] {
             assert_err!(
@@ -523,9 +559,7 @@ mod look_alike_names {
 mod sessions {
     use super::*;
 
-    #[test]
-    fn sessions_live_until_they_expire_and_then_are_hidden() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn sessions_live_until_they_expire_and_then_are_hidden(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         let user = u.create_user(&new_user("ada", "ada@example.com"))?;
         let s = u.create_session("sid-1", &user.uuid, 3600)?;
@@ -540,9 +574,7 @@ mod sessions {
         Ok(())
     }
 
-    #[test]
-    fn extending_a_session_moves_its_expiry_from_now() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn extending_a_session_moves_its_expiry_from_now(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         let user = u.create_user(&new_user("ada", "ada@example.com"))?;
         u.create_session("sid-1", &user.uuid, 100)?;
@@ -553,9 +585,7 @@ mod sessions {
         Ok(())
     }
 
-    #[test]
-    fn deleting_and_cleaning_up_sessions_counts_what_went() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn deleting_and_cleaning_up_sessions_counts_what_went(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
         let bob = u.create_user(&new_user("bob", "bob@example.com"))?;
@@ -574,9 +604,9 @@ mod sessions {
         Ok(())
     }
 
-    #[test]
-    fn a_session_for_an_unknown_user_is_not_found_and_a_reused_id_is_a_conflict() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn a_session_for_an_unknown_user_is_not_found_and_a_reused_id_is_a_conflict(
+        f: Fixture,
+    ) -> Result<()> {
         let mut u = f.db.unit()?;
         assert_err!(u.create_session("sid", "no-such-user", 60), Error::NotFound);
         let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
@@ -669,9 +699,7 @@ mod tokens {
         Ok(())
     }
 
-    #[test]
-    fn two_threads_consuming_one_token_get_it_exactly_once() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn two_threads_consuming_one_token_get_it_exactly_once(f: Fixture) -> Result<()> {
         let ada =
             f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
         for round in 0..20 {
@@ -741,7 +769,7 @@ mod units {
         reader.commit()?;
         // A read-only unit that ends leaves no transaction on its connection:
         // the next unit (on the same pooled connection) sees new commits.
-        let stale = f.db.unit()?;
+        let mut stale = f.db.unit()?;
         stale.get_user_by_name("bob")?;
         stale.commit()?;
         f.db.with_unit(|u| u.delete_user(&before.uuid))?;
@@ -749,9 +777,7 @@ mod units {
         Ok(())
     }
 
-    #[test]
-    fn deleting_a_user_cascades_to_its_sessions_and_tokens() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn deleting_a_user_cascades_to_its_sessions_and_tokens(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
         let bob = u.create_user(&new_user("bob", "bob@example.com"))?;
@@ -783,9 +809,7 @@ mod units {
         Ok(())
     }
 
-    #[test]
-    fn an_uncommitted_unit_leaves_nothing_behind() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn an_uncommitted_unit_leaves_nothing_behind(f: Fixture) -> Result<()> {
         {
             let mut u = f.db.unit()?;
             u.create_user(&new_user("ada", "ada@example.com"))?;
@@ -799,15 +823,13 @@ mod units {
         Ok(())
     }
 
-    #[test]
-    fn a_writer_does_not_block_readers() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn a_writer_does_not_block_readers(f: Fixture) -> Result<()> {
         f.db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")))?;
         let mut writer = f.db.unit()?;
         writer.create_user(&new_user("bob", "bob@example.com"))?;
         // The writer holds the lock; a reader on another connection still reads
         // the last committed state.
-        let reader = f.db.unit()?;
+        let mut reader = f.db.unit()?;
         assert!(reader.get_user_by_name("ada").is_ok());
         assert_err!(reader.get_user_by_name("bob"), Error::NotFound);
         writer.commit()?;
@@ -851,9 +873,7 @@ mod outbox_and_attempts {
         }
     }
 
-    #[test]
-    fn mail_is_recorded_and_read_back_in_order() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn mail_is_recorded_and_read_back_in_order(f: Fixture) -> Result<()> {
         f.db.with_unit(|u| {
             u.record_mail(&mail("a@example.com", "one"))?;
             u.record_mail(&mail("b@example.com", "two"))?;
@@ -868,9 +888,7 @@ mod outbox_and_attempts {
         Ok(())
     }
 
-    #[test]
-    fn bad_mail_is_refused() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn bad_mail_is_refused(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         assert_err!(u.record_mail(&mail("", "s")), Error::InvalidInput(_));
         assert_err!(
@@ -883,9 +901,7 @@ mod outbox_and_attempts {
         Ok(())
     }
 
-    #[test]
-    fn failures_count_up_and_clear() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn failures_count_up_and_clear(f: Fixture) -> Result<()> {
         let mut u = f.db.unit()?;
         assert_eq!(u.get_failures("k")?.count, 0);
         u.record_failure("k")?;
@@ -899,9 +915,9 @@ mod outbox_and_attempts {
         Ok(())
     }
 
-    #[test]
-    fn a_failure_is_reserved_only_while_the_count_is_what_the_caller_read() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn a_failure_is_reserved_only_while_the_count_is_what_the_caller_read(
+        f: Fixture,
+    ) -> Result<()> {
         let mut u = f.db.unit()?;
         // No row is a count of 0.
         assert_eq!(u.reserve_failure("k", 1)?, None);
@@ -925,9 +941,9 @@ mod outbox_and_attempts {
         }
     }
 
-    #[test]
-    fn queued_mail_is_due_until_sent_and_sending_scrubs_the_body() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn queued_mail_is_due_until_sent_and_sending_scrubs_the_body(
+        f: Fixture,
+    ) -> Result<()> {
         let id =
             f.db.with_unit(|u| u.record_mail(&with_body("a@example.com", "token: abc")))?;
         // A unit that rolls back queues nothing.
@@ -952,9 +968,9 @@ mod outbox_and_attempts {
         Ok(())
     }
 
-    #[test]
-    fn a_failed_attempt_waits_its_delay_and_giving_up_scrubs_the_body() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn a_failed_attempt_waits_its_delay_and_giving_up_scrubs_the_body(
+        f: Fixture,
+    ) -> Result<()> {
         let id =
             f.db.with_unit(|u| u.record_mail(&with_body("a@example.com", "token: abc")))?;
         f.db.mail_failed(id, "connection refused", Some(60))?;
@@ -969,7 +985,7 @@ mod outbox_and_attempts {
         assert_eq!(m.body, "");
         assert_eq!(m.last_error.as_deref(), Some("550 no such mailbox"));
         // Rate limits count every message, whatever became of it.
-        let unit = f.db.unit()?;
+        let mut unit = f.db.unit()?;
         assert_eq!(unit.mail_sent_since("a@example.com", START - 1)?.0, 1);
         Ok(())
     }
@@ -996,9 +1012,7 @@ mod outbox_and_attempts {
         Ok(())
     }
 
-    #[test]
-    fn cleanup_removes_only_expired_rows() -> Result<()> {
-        let f = fresh()?;
+    pub(super) fn cleanup_removes_only_expired_rows(f: Fixture) -> Result<()> {
         f.db.with_unit(|u| {
             let ada = u.create_user(&new_user("ada", "ada@example.com"))?;
             u.create_session("old", &ada.uuid, 10)?;
@@ -1019,3 +1033,54 @@ mod outbox_and_attempts {
         Ok(())
     }
 }
+
+/// Runs each contract test on both backends: `on_sqlite::NAME` and
+/// `on_postgres::NAME`.
+macro_rules! on_both {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[test]
+                fn $test() -> anyhow::Result<()> {
+                    let name = concat!(stringify!($module), "::", stringify!($test));
+                    super::on(super::Backend::Sqlite, name, super::$module::$test)
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[test]
+                fn $test() -> anyhow::Result<()> {
+                    let name = concat!(stringify!($module), "::", stringify!($test));
+                    super::on(super::Backend::Postgres, name, super::$module::$test)
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    users::a_created_user_is_found_by_email_uuid_and_name,
+    users::duplicate_emails_and_names_are_conflicts_naming_the_field,
+    users::missing_users_are_not_found,
+    users::empty_and_oversized_fields_are_invalid_input_and_write_nothing,
+    users::sql_looking_strings_are_stored_verbatim,
+    users::password_verified_flag_and_profile_updates_stick_and_stamp_updated_at,
+    users::renaming_to_a_taken_name_is_a_conflict,
+    look_alike_names::names_that_differ_in_case_or_form_are_one_name,
+    sessions::sessions_live_until_they_expire_and_then_are_hidden,
+    sessions::extending_a_session_moves_its_expiry_from_now,
+    sessions::deleting_and_cleaning_up_sessions_counts_what_went,
+    sessions::a_session_for_an_unknown_user_is_not_found_and_a_reused_id_is_a_conflict,
+    tokens::two_threads_consuming_one_token_get_it_exactly_once,
+    units::deleting_a_user_cascades_to_its_sessions_and_tokens,
+    units::an_uncommitted_unit_leaves_nothing_behind,
+    units::a_writer_does_not_block_readers,
+    outbox_and_attempts::mail_is_recorded_and_read_back_in_order,
+    outbox_and_attempts::bad_mail_is_refused,
+    outbox_and_attempts::failures_count_up_and_clear,
+    outbox_and_attempts::a_failure_is_reserved_only_while_the_count_is_what_the_caller_read,
+    outbox_and_attempts::queued_mail_is_due_until_sent_and_sending_scrubs_the_body,
+    outbox_and_attempts::a_failed_attempt_waits_its_delay_and_giving_up_scrubs_the_body,
+    outbox_and_attempts::cleanup_removes_only_expired_rows,
+);

@@ -1,0 +1,184 @@
+//! The seam between the store's public API and a database engine.
+//!
+//! [`Db`](crate::Db) and [`Unit`](crate::Unit) validate every argument,
+//! stamp times and generate identifiers; a backend only runs statements. A
+//! backend receives arguments already checked against [`crate::limits`],
+//! and answers in the store's own types and [`Error`](crate::Error)s: no
+//! engine type crosses this seam, so the public API names neither rusqlite
+//! nor postgres.
+//!
+//! Two implement it: [`crate::sqlite`] (the embedded default) and
+//! [`crate::postgres`] (several hosts on one server).
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use crate::{
+    DueMail, Failures, FieldChange, Mail, OutboxMessage, Result, Session, TableCount, Timestamp,
+    Token, TokenKind, User,
+};
+
+/// A database engine behind [`Db`](crate::Db).
+pub(crate) trait Backend: Debug + Send + Sync {
+    /// Connects, checks that the database is plinth's (or new) and applies
+    /// or checks the migrations. Every later call is a no-op; a failed one
+    /// is tried again by the next.
+    fn ensure_open(&self) -> Result<()>;
+    /// A unit of work on a connection of its own (lazily: a backend may
+    /// take the connection only at the unit's first statement).
+    fn begin(&self) -> Result<Box<dyn Tx>>;
+    /// The version recorded in the database.
+    fn schema_version(&self) -> Result<u32>;
+    /// Makes what was scrubbed unreadable from the engine's logs, where
+    /// that is the engine's job (SQLite's write-ahead log); best effort.
+    fn checkpoint(&self) {}
+}
+
+/// The unique column a user is looked up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserKey {
+    Email,
+    Uuid,
+    Name,
+}
+
+/// The columns of a new user row.
+#[derive(Debug)]
+pub(crate) struct UserRow<'a> {
+    pub uuid: &'a str,
+    pub name: &'a str,
+    pub name_key: &'a str,
+    pub email: &'a str,
+    pub now: Timestamp,
+}
+
+/// A profile update: `None` for a column to keep.
+#[derive(Debug)]
+pub(crate) struct ProfileRow<'a> {
+    pub name: Option<(&'a str, &'a str)>,
+    pub avatar: &'a FieldChange,
+    pub bio: &'a FieldChange,
+    pub now: Timestamp,
+}
+
+/// What queuing a message under a per-recipient limit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailQueued {
+    /// Queued under this outbox id.
+    Queued(i64),
+    /// Not queued: `recent` messages went to the recipient inside the
+    /// window already, the oldest of them at `oldest`.
+    Limited {
+        /// Messages inside the window.
+        recent: u32,
+        /// When the oldest of them was queued.
+        oldest: Option<Timestamp>,
+    },
+}
+
+/// One unit of work on one connection. Reads and writes run in it; it
+/// commits only on [`commit`](Tx::commit); dropping it rolls back and hands
+/// the connection back (or closes one whose state is unknown).
+pub(crate) trait Tx: Debug + Send {
+    /// Bounds the unit's waits on the database (for locks, for the server)
+    /// by `deadline`, keeping a margin for the caller to answer.
+    fn set_deadline(&mut self, deadline: Instant);
+    /// Rows inserted, updated or deleted so far.
+    fn rows_written(&self) -> u64;
+    /// Whether the unit has written.
+    fn is_writing(&self) -> bool;
+    /// Commits.
+    fn commit(self: Box<Self>) -> Result<()>;
+
+    // Users.
+    fn insert_user(&mut self, row: &UserRow<'_>) -> Result<User>;
+    fn user(&mut self, key: UserKey, value: &str) -> Result<User>;
+    fn password_hash(&mut self, uuid: &str) -> Result<String>;
+    fn set_password(&mut self, uuid: &str, hash: &str, now: Timestamp) -> Result<u64>;
+    fn set_email_verified(&mut self, uuid: &str, verified: bool, now: Timestamp) -> Result<User>;
+    fn update_profile(&mut self, uuid: &str, row: &ProfileRow<'_>) -> Result<User>;
+    fn delete_user(&mut self, uuid: &str) -> Result<u64>;
+
+    // Sessions.
+    fn insert_session(
+        &mut self,
+        id: &str,
+        user: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Session>;
+    fn session(&mut self, id: &str, now: Timestamp) -> Result<Session>;
+    fn extend_session(&mut self, id: &str, now: Timestamp, expires: Timestamp) -> Result<Session>;
+    fn delete_session(&mut self, id: &str) -> Result<u64>;
+    fn delete_user_sessions(&mut self, user: &str) -> Result<u64>;
+    fn cleanup_sessions(&mut self, now: Timestamp) -> Result<u64>;
+
+    // Single-use tokens.
+    fn insert_token(
+        &mut self,
+        kind: TokenKind,
+        token: &str,
+        user: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Token>;
+    fn token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token>;
+    fn delete_token(&mut self, kind: TokenKind, token: &str) -> Result<u64>;
+    /// Deletes and returns a live token in one statement.
+    fn consume_token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token>;
+    fn delete_user_tokens(&mut self, kind: TokenKind, user: &str) -> Result<u64>;
+    fn cleanup_tokens(&mut self, kind: TokenKind, now: Timestamp) -> Result<u64>;
+
+    // Failure counters.
+    fn failures(&mut self, key: &str) -> Result<Option<Failures>>;
+    fn record_failure(&mut self, key: &str, now: Timestamp) -> Result<Failures>;
+    fn reserve_failure(
+        &mut self,
+        key: &str,
+        expected: u32,
+        now: Timestamp,
+    ) -> Result<Option<Failures>>;
+    fn clear_failures(&mut self, key: &str) -> Result<()>;
+
+    // The outbox.
+    /// Queues `mail`. With a limit `(since, most)`, first counts what
+    /// `mail.to` was sent after `since` and queues only below `most`,
+    /// atomically against every other unit (on every host) queuing to the
+    /// same recipient.
+    fn queue_mail(
+        &mut self,
+        mail: &Mail,
+        now: Timestamp,
+        limit: Option<(Timestamp, u32)>,
+    ) -> Result<MailQueued>;
+    fn mail_sent_since(
+        &mut self,
+        recipient: &str,
+        since: Timestamp,
+    ) -> Result<(u32, Option<Timestamp>)>;
+    fn outbox(&mut self, recipient: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>>;
+    fn due_mail(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DueMail>>;
+    fn mark_sent(&mut self, id: i64, now: Timestamp) -> Result<u64>;
+    /// `retry_at: None` gives the message up.
+    fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<u64>;
+    fn table_counts(&mut self) -> Result<Vec<TableCount>>;
+}
+
+/// How long a unit may wait now for the database: until a little before
+/// `deadline` (a tenth of the time left, at most 100 ms, is kept for the
+/// caller to answer), never longer than `most`.
+pub(crate) fn wait_budget(deadline: Option<Instant>, most: Duration) -> Duration {
+    match deadline {
+        None => most,
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = (left / 10).min(Duration::from_millis(100));
+            left.saturating_sub(answer).min(most)
+        }
+    }
+}
+
+/// A count of rows as the WIT's `u32`, saturating.
+pub(crate) fn saturating_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

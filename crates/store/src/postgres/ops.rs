@@ -1,0 +1,538 @@
+//! The statements of every operation, in PostgreSQL's dialect.
+
+use std::time::Instant;
+
+use tokio_postgres::Row;
+
+use super::PgTx;
+use crate::backend::{MailQueued, ProfileRow, Tx, UserKey, UserRow};
+use crate::outbox::TABLES;
+use crate::{
+    DueMail, EngineError, Error, Failures, FieldChange, Mail, MailStatus, OutboxMessage, Result,
+    Session, TableCount, Timestamp, Token, TokenKind, User,
+};
+
+/// The advisory lock class under which queuing mail to one recipient is
+/// serialised across hosts (the key is a hash of the recipient).
+const MAIL_LOCK_CLASS: i32 = 0x6d61_696c;
+
+macro_rules! user_columns {
+    () => {
+        "uuid, name, email, email_verified, avatar, bio, created_at, updated_at"
+    };
+}
+
+macro_rules! user_select {
+    ($column:literal) => {
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE ",
+            $column,
+            " = $1"
+        )
+    };
+}
+
+fn engine(e: tokio_postgres::Error) -> Error {
+    Error::Engine(EngineError::new(e))
+}
+
+fn user_from_row(row: &Row) -> Result<User> {
+    (|| {
+        Ok(User {
+            uuid: row.try_get(0)?,
+            name: row.try_get(1)?,
+            email: row.try_get(2)?,
+            email_verified: row.try_get(3)?,
+            avatar: row.try_get(4)?,
+            bio: row.try_get(5)?,
+            created_at: row.try_get(6)?,
+            updated_at: row.try_get(7)?,
+        })
+    })()
+    .map_err(engine)
+}
+
+fn session_from_row(row: &Row) -> Result<Session> {
+    (|| {
+        Ok(Session {
+            id: row.try_get(0)?,
+            user_uuid: row.try_get(1)?,
+            created_at: row.try_get(2)?,
+            expires_at: row.try_get(3)?,
+        })
+    })()
+    .map_err(engine)
+}
+
+fn token_from_row(row: &Row) -> Result<Token> {
+    (|| {
+        Ok(Token {
+            token: row.try_get(0)?,
+            user_uuid: row.try_get(1)?,
+            created_at: row.try_get(2)?,
+            expires_at: row.try_get(3)?,
+        })
+    })()
+    .map_err(engine)
+}
+
+/// An `INTEGER` column that holds a count.
+fn count(row: &Row, i: usize) -> Result<u32> {
+    let n: i32 = row.try_get(i).map_err(engine)?;
+    Ok(u32::try_from(n).unwrap_or(0))
+}
+
+fn failures_from_row(row: &Row) -> Result<Failures> {
+    Ok(Failures {
+        count: count(row, 0)?,
+        last_at: row.try_get(1).map_err(engine)?,
+    })
+}
+
+struct TokenSql {
+    insert: &'static str,
+    get: &'static str,
+    delete: &'static str,
+    consume: &'static str,
+    delete_for_user: &'static str,
+    cleanup: &'static str,
+}
+
+macro_rules! token_sql {
+    ($table:literal) => {
+        TokenSql {
+            insert: concat!(
+                "INSERT INTO ",
+                $table,
+                " (token, user_uuid, created_at, expires_at) VALUES ($1, $2, $3, $4)
+                 RETURNING token, user_uuid, created_at, expires_at"
+            ),
+            get: concat!(
+                "SELECT token, user_uuid, created_at, expires_at FROM ",
+                $table,
+                " WHERE token = $1 AND expires_at > $2"
+            ),
+            delete: concat!("DELETE FROM ", $table, " WHERE token = $1"),
+            consume: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE token = $1 AND expires_at > $2
+                 RETURNING token, user_uuid, created_at, expires_at"
+            ),
+            delete_for_user: concat!("DELETE FROM ", $table, " WHERE user_uuid = $1"),
+            cleanup: concat!("DELETE FROM ", $table, " WHERE expires_at <= $1"),
+        }
+    };
+}
+
+const EMAIL_VERIFICATION: TokenSql = token_sql!("email_verification_tokens");
+const PASSWORD_RESET: TokenSql = token_sql!("password_reset_tokens");
+
+fn token_sql(kind: TokenKind) -> &'static TokenSql {
+    match kind {
+        TokenKind::EmailVerification => &EMAIL_VERIFICATION,
+        TokenKind::PasswordReset => &PASSWORD_RESET,
+    }
+}
+
+fn split(change: &FieldChange) -> (bool, Option<&str>) {
+    match change {
+        FieldChange::Keep => (true, None),
+        FieldChange::Clear => (false, None),
+        FieldChange::Set(v) => (false, Some(v)),
+    }
+}
+
+/// The counts of the rows a `COUNT(*)` of each table gives, in one statement.
+const TABLE_COUNTS: &str = "SELECT
+    (SELECT COUNT(*) FROM users),
+    (SELECT COUNT(*) FROM sessions),
+    (SELECT COUNT(*) FROM email_verification_tokens),
+    (SELECT COUNT(*) FROM password_reset_tokens),
+    (SELECT COUNT(*) FROM outbox),
+    (SELECT COUNT(*) FROM failed_attempts),
+    (SELECT COUNT(*) FROM schema_version)";
+
+impl Tx for PgTx {
+    fn set_deadline(&mut self, deadline: Instant) {
+        PgTx::set_deadline(self, deadline);
+    }
+
+    fn rows_written(&self) -> u64 {
+        PgTx::rows_written(self)
+    }
+
+    fn is_writing(&self) -> bool {
+        PgTx::is_writing(self)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        PgTx::commit(&mut self)
+    }
+
+    fn insert_user(&mut self, row: &UserRow<'_>) -> Result<User> {
+        let r = self.row(
+            concat!(
+                "INSERT INTO users (uuid, name, name_key, email, password_hash, email_verified, created_at, updated_at)
+                 VALUES ($1, $2, $5, $3, '', FALSE, $4, $4) RETURNING ",
+                user_columns!()
+            ),
+            &[&row.uuid, &row.name, &row.email, &row.now, &row.name_key],
+            true,
+        )?;
+        user_from_row(&r)
+    }
+
+    fn user(&mut self, key: UserKey, value: &str) -> Result<User> {
+        let sql = match key {
+            UserKey::Email => user_select!("email"),
+            UserKey::Uuid => user_select!("uuid"),
+            UserKey::Name => user_select!("name"),
+        };
+        user_from_row(&self.row(sql, &[&value], false)?)
+    }
+
+    fn password_hash(&mut self, uuid: &str) -> Result<String> {
+        let r = self.row(
+            "SELECT password_hash FROM users WHERE uuid = $1 AND password_hash != ''",
+            &[&uuid],
+            false,
+        )?;
+        r.try_get(0).map_err(engine)
+    }
+
+    fn set_password(&mut self, uuid: &str, hash: &str, now: Timestamp) -> Result<u64> {
+        self.execute(
+            "UPDATE users SET password_hash = $2, updated_at = $3 WHERE uuid = $1",
+            &[&uuid, &hash, &now],
+        )
+    }
+
+    fn set_email_verified(&mut self, uuid: &str, verified: bool, now: Timestamp) -> Result<User> {
+        let r = self.row(
+            concat!(
+                "UPDATE users SET email_verified = $2, updated_at = $3 WHERE uuid = $1 RETURNING ",
+                user_columns!()
+            ),
+            &[&uuid, &verified, &now],
+            true,
+        )?;
+        user_from_row(&r)
+    }
+
+    fn update_profile(&mut self, uuid: &str, row: &ProfileRow<'_>) -> Result<User> {
+        let (keep_avatar, avatar) = split(row.avatar);
+        let (keep_bio, bio) = split(row.bio);
+        let (name, key) = row.name.unzip();
+        let r = self.row(
+            concat!(
+                "UPDATE users SET
+                    name = COALESCE($2, name),
+                    name_key = COALESCE($8, name_key),
+                    avatar = CASE WHEN $3 THEN avatar ELSE $4 END,
+                    bio = CASE WHEN $5 THEN bio ELSE $6 END,
+                    updated_at = $7
+                 WHERE uuid = $1
+                 RETURNING ",
+                user_columns!()
+            ),
+            &[
+                &uuid,
+                &name,
+                &keep_avatar,
+                &avatar,
+                &keep_bio,
+                &bio,
+                &row.now,
+                &key,
+            ],
+            true,
+        )?;
+        user_from_row(&r)
+    }
+
+    fn delete_user(&mut self, uuid: &str) -> Result<u64> {
+        self.execute("DELETE FROM users WHERE uuid = $1", &[&uuid])
+    }
+
+    fn insert_session(
+        &mut self,
+        id: &str,
+        user: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Session> {
+        let r = self.row(
+            "INSERT INTO sessions (id, user_uuid, created_at, expires_at) VALUES ($1, $2, $3, $4)
+             RETURNING id, user_uuid, created_at, expires_at",
+            &[&id, &user, &now, &expires],
+            true,
+        )?;
+        session_from_row(&r)
+    }
+
+    fn session(&mut self, id: &str, now: Timestamp) -> Result<Session> {
+        let r = self.row(
+            "SELECT id, user_uuid, created_at, expires_at FROM sessions
+             WHERE id = $1 AND expires_at > $2",
+            &[&id, &now],
+            false,
+        )?;
+        session_from_row(&r)
+    }
+
+    fn extend_session(&mut self, id: &str, now: Timestamp, expires: Timestamp) -> Result<Session> {
+        let r = self.row(
+            "UPDATE sessions SET expires_at = $3 WHERE id = $1 AND expires_at > $2
+             RETURNING id, user_uuid, created_at, expires_at",
+            &[&id, &now, &expires],
+            true,
+        )?;
+        session_from_row(&r)
+    }
+
+    fn delete_session(&mut self, id: &str) -> Result<u64> {
+        self.execute("DELETE FROM sessions WHERE id = $1", &[&id])
+    }
+
+    fn delete_user_sessions(&mut self, user: &str) -> Result<u64> {
+        self.execute("DELETE FROM sessions WHERE user_uuid = $1", &[&user])
+    }
+
+    fn cleanup_sessions(&mut self, now: Timestamp) -> Result<u64> {
+        self.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
+    }
+
+    fn insert_token(
+        &mut self,
+        kind: TokenKind,
+        token: &str,
+        user: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Token> {
+        let r = self.row(
+            token_sql(kind).insert,
+            &[&token, &user, &now, &expires],
+            true,
+        )?;
+        token_from_row(&r)
+    }
+
+    fn token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token> {
+        token_from_row(&self.row(token_sql(kind).get, &[&token, &now], false)?)
+    }
+
+    fn delete_token(&mut self, kind: TokenKind, token: &str) -> Result<u64> {
+        self.execute(token_sql(kind).delete, &[&token])
+    }
+
+    fn consume_token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token> {
+        token_from_row(&self.row(token_sql(kind).consume, &[&token, &now], true)?)
+    }
+
+    fn delete_user_tokens(&mut self, kind: TokenKind, user: &str) -> Result<u64> {
+        self.execute(token_sql(kind).delete_for_user, &[&user])
+    }
+
+    fn cleanup_tokens(&mut self, kind: TokenKind, now: Timestamp) -> Result<u64> {
+        self.execute(token_sql(kind).cleanup, &[&now])
+    }
+
+    fn failures(&mut self, key: &str) -> Result<Option<Failures>> {
+        let rows = self.rows(
+            "SELECT count, last_at FROM failed_attempts WHERE key = $1",
+            &[&key],
+            false,
+        )?;
+        rows.first().map(failures_from_row).transpose()
+    }
+
+    fn record_failure(&mut self, key: &str, now: Timestamp) -> Result<Failures> {
+        let r = self.row(
+            "INSERT INTO failed_attempts (key, count, last_at) VALUES ($1, 1, $2)
+             ON CONFLICT (key) DO UPDATE
+                 SET count = failed_attempts.count + 1, last_at = excluded.last_at
+             RETURNING count, last_at",
+            &[&key, &now],
+            true,
+        )?;
+        failures_from_row(&r)
+    }
+
+    fn reserve_failure(
+        &mut self,
+        key: &str,
+        expected: u32,
+        now: Timestamp,
+    ) -> Result<Option<Failures>> {
+        // No row is a count of 0 (clearing deletes the row). Two hosts
+        // racing: the second insert waits for the first to commit and then
+        // does nothing; the second update re-reads the row and no longer
+        // matches the count.
+        let rows = if expected == 0 {
+            self.rows(
+                "INSERT INTO failed_attempts (key, count, last_at) VALUES ($1, 1, $2)
+                 ON CONFLICT (key) DO NOTHING
+                 RETURNING count, last_at",
+                &[&key, &now],
+                true,
+            )?
+        } else {
+            let expected = i32::try_from(expected).unwrap_or(i32::MAX);
+            self.rows(
+                "UPDATE failed_attempts SET count = count + 1, last_at = $2
+                 WHERE key = $1 AND count = $3
+                 RETURNING count, last_at",
+                &[&key, &now, &expected],
+                true,
+            )?
+        };
+        rows.first().map(failures_from_row).transpose()
+    }
+
+    fn clear_failures(&mut self, key: &str) -> Result<()> {
+        self.execute("DELETE FROM failed_attempts WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+
+    fn queue_mail(
+        &mut self,
+        mail: &Mail,
+        now: Timestamp,
+        limit: Option<(Timestamp, u32)>,
+    ) -> Result<MailQueued> {
+        if let Some((since, most)) = limit {
+            // Every host queuing to this recipient takes the same lock until
+            // its commit: the count below sees all of their mail.
+            self.rows(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&MAIL_LOCK_CLASS, &mail.to],
+                true,
+            )?;
+            let (recent, oldest) = self.mail_sent_since(&mail.to, since)?;
+            if recent >= most {
+                return Ok(MailQueued::Limited { recent, oldest });
+            }
+        }
+        let r = self.row(
+            "INSERT INTO outbox (recipient, subject, body, created_at, status, next_attempt_at)
+             VALUES ($1, $2, $3, $4, 'queued', $4)
+             RETURNING id",
+            &[&mail.to, &mail.subject, &mail.body, &now],
+            true,
+        )?;
+        Ok(MailQueued::Queued(r.try_get(0).map_err(engine)?))
+    }
+
+    fn mail_sent_since(
+        &mut self,
+        recipient: &str,
+        since: Timestamp,
+    ) -> Result<(u32, Option<Timestamp>)> {
+        let r = self.row(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE recipient = $1 AND created_at > $2",
+            &[&recipient, &since],
+            false,
+        )?;
+        let n: i64 = r.try_get(0).map_err(engine)?;
+        Ok((
+            u32::try_from(n).unwrap_or(u32::MAX),
+            r.try_get(1).map_err(engine)?,
+        ))
+    }
+
+    fn outbox(&mut self, recipient: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>> {
+        let limit = i64::from(limit);
+        let rows = self.rows(
+            "SELECT id, recipient, subject, body, created_at, status, attempts, sent_at, last_error
+             FROM (
+                 SELECT * FROM outbox WHERE $1::text IS NULL OR recipient = $1
+                 ORDER BY id DESC LIMIT $2
+             ) newest ORDER BY id",
+            &[&recipient, &limit],
+            false,
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxMessage {
+                    id: r.try_get(0).map_err(engine)?,
+                    to: r.try_get(1).map_err(engine)?,
+                    subject: r.try_get(2).map_err(engine)?,
+                    body: r.try_get(3).map_err(engine)?,
+                    created_at: r.try_get(4).map_err(engine)?,
+                    status: MailStatus::parse(r.try_get(5).map_err(engine)?),
+                    attempts: count(r, 6)?,
+                    sent_at: r.try_get(7).map_err(engine)?,
+                    last_error: r.try_get(8).map_err(engine)?,
+                })
+            })
+            .collect()
+    }
+
+    fn due_mail(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DueMail>> {
+        let limit = i64::from(limit);
+        let rows = self.rows(
+            "SELECT id, recipient, subject, body, attempts FROM outbox
+             WHERE status = 'queued' AND next_attempt_at <= $1
+             ORDER BY id LIMIT $2",
+            &[&now, &limit],
+            false,
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(DueMail {
+                    id: r.try_get(0).map_err(engine)?,
+                    mail: Mail {
+                        to: r.try_get(1).map_err(engine)?,
+                        subject: r.try_get(2).map_err(engine)?,
+                        body: r.try_get(3).map_err(engine)?,
+                    },
+                    attempts: count(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    fn mark_sent(&mut self, id: i64, now: Timestamp) -> Result<u64> {
+        self.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = $2, body = '',
+                 attempts = attempts + 1, last_error = NULL
+             WHERE id = $1 AND status = 'queued'",
+            &[&id, &now],
+        )
+    }
+
+    fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<u64> {
+        match retry_at {
+            Some(at) => self.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                     next_attempt_at = $3
+                 WHERE id = $1 AND status = 'queued'",
+                &[&id, &error, &at],
+            ),
+            None => self.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1,
+                     last_error = $2, body = ''
+                 WHERE id = $1 AND status = 'queued'",
+                &[&id, &error],
+            ),
+        }
+    }
+
+    fn table_counts(&mut self) -> Result<Vec<TableCount>> {
+        let r = self.row(TABLE_COUNTS, &[], false)?;
+        TABLES
+            .iter()
+            .enumerate()
+            .map(|(i, table)| {
+                Ok(TableCount {
+                    table,
+                    rows: r.try_get(i).map_err(engine)?,
+                })
+            })
+            .collect()
+    }
+}

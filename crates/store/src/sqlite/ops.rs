@@ -1,0 +1,464 @@
+//! The statements of every operation, in SQLite's dialect.
+
+use std::time::Instant;
+
+use rusqlite::{OptionalExtension, Row};
+
+use super::SqliteTx;
+use crate::backend::{MailQueued, ProfileRow, Tx, UserKey, UserRow};
+use crate::outbox::TABLES;
+use crate::{
+    DueMail, Failures, FieldChange, Mail, MailStatus, OutboxMessage, Result, Session, TableCount,
+    Timestamp, Token, TokenKind, User,
+};
+
+macro_rules! user_columns {
+    () => {
+        "uuid, name, email, email_verified, avatar, bio, created_at, updated_at"
+    };
+}
+
+/// `SELECT <user columns> FROM users WHERE <column> = ?1`, as a literal so that
+/// the statement cache keys on one string per lookup.
+macro_rules! user_select {
+    ($column:literal) => {
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE ",
+            $column,
+            " = ?1"
+        )
+    };
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        uuid: row.get(0)?,
+        name: row.get(1)?,
+        email: row.get(2)?,
+        email_verified: row.get(3)?,
+        avatar: row.get(4)?,
+        bio: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: row.get(0)?,
+        user_uuid: row.get(1)?,
+        created_at: row.get(2)?,
+        expires_at: row.get(3)?,
+    })
+}
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<Token> {
+    Ok(Token {
+        token: row.get(0)?,
+        user_uuid: row.get(1)?,
+        created_at: row.get(2)?,
+        expires_at: row.get(3)?,
+    })
+}
+
+fn failures_from_row(r: &Row<'_>) -> rusqlite::Result<Failures> {
+    Ok(Failures {
+        count: r.get(0)?,
+        last_at: r.get(1)?,
+    })
+}
+
+/// The statements of one token table, as literals for the statement cache.
+struct TokenSql {
+    insert: &'static str,
+    get: &'static str,
+    delete: &'static str,
+    consume: &'static str,
+    delete_for_user: &'static str,
+    cleanup: &'static str,
+}
+
+macro_rules! token_sql {
+    ($table:literal) => {
+        TokenSql {
+            insert: concat!(
+                "INSERT INTO ",
+                $table,
+                " (token, user_uuid, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 RETURNING token, user_uuid, created_at, expires_at"
+            ),
+            get: concat!(
+                "SELECT token, user_uuid, created_at, expires_at FROM ",
+                $table,
+                " WHERE token = ?1 AND expires_at > ?2"
+            ),
+            delete: concat!("DELETE FROM ", $table, " WHERE token = ?1"),
+            consume: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE token = ?1 AND expires_at > ?2
+                 RETURNING token, user_uuid, created_at, expires_at"
+            ),
+            delete_for_user: concat!("DELETE FROM ", $table, " WHERE user_uuid = ?1"),
+            cleanup: concat!("DELETE FROM ", $table, " WHERE expires_at <= ?1"),
+        }
+    };
+}
+
+const EMAIL_VERIFICATION: TokenSql = token_sql!("email_verification_tokens");
+const PASSWORD_RESET: TokenSql = token_sql!("password_reset_tokens");
+
+fn token_sql(kind: TokenKind) -> &'static TokenSql {
+    match kind {
+        TokenKind::EmailVerification => &EMAIL_VERIFICATION,
+        TokenKind::PasswordReset => &PASSWORD_RESET,
+    }
+}
+
+/// Each optional field as (keep?, new value): keep leaves the column alone.
+fn split(change: &FieldChange) -> (bool, Option<&str>) {
+    match change {
+        FieldChange::Keep => (true, None),
+        FieldChange::Clear => (false, None),
+        FieldChange::Set(v) => (false, Some(v)),
+    }
+}
+
+impl SqliteTx {
+    fn execute(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<u64> {
+        let n = self.write()?.prepare_cached(sql)?.execute(params)?;
+        Ok(n as u64)
+    }
+}
+
+impl Tx for SqliteTx {
+    fn set_deadline(&mut self, deadline: Instant) {
+        SqliteTx::set_deadline(self, deadline);
+    }
+
+    fn rows_written(&self) -> u64 {
+        SqliteTx::rows_written(self)
+    }
+
+    fn is_writing(&self) -> bool {
+        SqliteTx::is_writing(self)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        SqliteTx::commit(&mut self)
+    }
+
+    fn insert_user(&mut self, row: &UserRow<'_>) -> Result<User> {
+        let mut stmt = self.write()?.prepare_cached(concat!(
+            "INSERT INTO users (uuid, name, name_key, email, password_hash, email_verified, created_at, updated_at)
+             VALUES (?1, ?2, ?5, ?3, '', 0, ?4, ?4) RETURNING ",
+            user_columns!()
+        ))?;
+        Ok(stmt.query_row(
+            (row.uuid, row.name, row.email, row.now, row.name_key),
+            user_from_row,
+        )?)
+    }
+
+    fn user(&mut self, key: UserKey, value: &str) -> Result<User> {
+        let sql = match key {
+            UserKey::Email => user_select!("email"),
+            UserKey::Uuid => user_select!("uuid"),
+            UserKey::Name => user_select!("name"),
+        };
+        let mut stmt = self.read()?.prepare_cached(sql)?;
+        Ok(stmt.query_row([value], user_from_row)?)
+    }
+
+    fn password_hash(&mut self, uuid: &str) -> Result<String> {
+        let mut stmt = self
+            .read()?
+            // An empty hash is a user with no password yet.
+            .prepare_cached(
+                "SELECT password_hash FROM users WHERE uuid = ?1 AND password_hash != ''",
+            )?;
+        Ok(stmt.query_row([uuid], |r| r.get(0))?)
+    }
+
+    fn set_password(&mut self, uuid: &str, hash: &str, now: Timestamp) -> Result<u64> {
+        self.execute(
+            "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE uuid = ?1",
+            (uuid, hash, now),
+        )
+    }
+
+    fn set_email_verified(&mut self, uuid: &str, verified: bool, now: Timestamp) -> Result<User> {
+        let mut stmt = self.write()?.prepare_cached(concat!(
+            "UPDATE users SET email_verified = ?2, updated_at = ?3 WHERE uuid = ?1 RETURNING ",
+            user_columns!()
+        ))?;
+        Ok(stmt.query_row((uuid, verified, now), user_from_row)?)
+    }
+
+    fn update_profile(&mut self, uuid: &str, row: &ProfileRow<'_>) -> Result<User> {
+        let (keep_avatar, avatar) = split(row.avatar);
+        let (keep_bio, bio) = split(row.bio);
+        let (name, key) = row.name.unzip();
+        let mut stmt = self.write()?.prepare_cached(concat!(
+            "UPDATE users SET
+                name = COALESCE(?2, name),
+                name_key = COALESCE(?8, name_key),
+                avatar = CASE WHEN ?3 THEN avatar ELSE ?4 END,
+                bio = CASE WHEN ?5 THEN bio ELSE ?6 END,
+                updated_at = ?7
+             WHERE uuid = ?1
+             RETURNING ",
+            user_columns!()
+        ))?;
+        Ok(stmt.query_row(
+            (uuid, name, keep_avatar, avatar, keep_bio, bio, row.now, key),
+            user_from_row,
+        )?)
+    }
+
+    fn delete_user(&mut self, uuid: &str) -> Result<u64> {
+        self.execute("DELETE FROM users WHERE uuid = ?1", [uuid])
+    }
+
+    fn insert_session(
+        &mut self,
+        id: &str,
+        user: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Session> {
+        let mut stmt = self.write()?.prepare_cached(
+            "INSERT INTO sessions (id, user_uuid, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+             RETURNING id, user_uuid, created_at, expires_at",
+        )?;
+        Ok(stmt.query_row((id, user, now, expires), session_from_row)?)
+    }
+
+    fn session(&mut self, id: &str, now: Timestamp) -> Result<Session> {
+        let mut stmt = self.read()?.prepare_cached(
+            "SELECT id, user_uuid, created_at, expires_at FROM sessions
+             WHERE id = ?1 AND expires_at > ?2",
+        )?;
+        Ok(stmt.query_row((id, now), session_from_row)?)
+    }
+
+    fn extend_session(&mut self, id: &str, now: Timestamp, expires: Timestamp) -> Result<Session> {
+        let mut stmt = self.write()?.prepare_cached(
+            "UPDATE sessions SET expires_at = ?3 WHERE id = ?1 AND expires_at > ?2
+             RETURNING id, user_uuid, created_at, expires_at",
+        )?;
+        Ok(stmt.query_row((id, now, expires), session_from_row)?)
+    }
+
+    fn delete_session(&mut self, id: &str) -> Result<u64> {
+        self.execute("DELETE FROM sessions WHERE id = ?1", [id])
+    }
+
+    fn delete_user_sessions(&mut self, user: &str) -> Result<u64> {
+        self.execute("DELETE FROM sessions WHERE user_uuid = ?1", [user])
+    }
+
+    fn cleanup_sessions(&mut self, now: Timestamp) -> Result<u64> {
+        self.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])
+    }
+
+    fn insert_token(
+        &mut self,
+        kind: TokenKind,
+        token: &str,
+        user: &str,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<Token> {
+        let mut stmt = self.write()?.prepare_cached(token_sql(kind).insert)?;
+        Ok(stmt.query_row((token, user, now, expires), token_from_row)?)
+    }
+
+    fn token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token> {
+        let mut stmt = self.read()?.prepare_cached(token_sql(kind).get)?;
+        Ok(stmt.query_row((token, now), token_from_row)?)
+    }
+
+    fn delete_token(&mut self, kind: TokenKind, token: &str) -> Result<u64> {
+        self.execute(token_sql(kind).delete, [token])
+    }
+
+    fn consume_token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token> {
+        let mut stmt = self.write()?.prepare_cached(token_sql(kind).consume)?;
+        Ok(stmt.query_row((token, now), token_from_row)?)
+    }
+
+    fn delete_user_tokens(&mut self, kind: TokenKind, user: &str) -> Result<u64> {
+        self.execute(token_sql(kind).delete_for_user, [user])
+    }
+
+    fn cleanup_tokens(&mut self, kind: TokenKind, now: Timestamp) -> Result<u64> {
+        self.execute(token_sql(kind).cleanup, [now])
+    }
+
+    fn failures(&mut self, key: &str) -> Result<Option<Failures>> {
+        let mut stmt = self
+            .read()?
+            .prepare_cached("SELECT count, last_at FROM failed_attempts WHERE key = ?1")?;
+        Ok(stmt.query_row([key], failures_from_row).optional()?)
+    }
+
+    fn record_failure(&mut self, key: &str, now: Timestamp) -> Result<Failures> {
+        let mut stmt = self.write()?.prepare_cached(
+            "INSERT INTO failed_attempts (key, count, last_at) VALUES (?1, 1, ?2)
+             ON CONFLICT (key) DO UPDATE SET count = count + 1, last_at = excluded.last_at
+             RETURNING count, last_at",
+        )?;
+        Ok(stmt.query_row((key, now), failures_from_row)?)
+    }
+
+    fn reserve_failure(
+        &mut self,
+        key: &str,
+        expected: u32,
+        now: Timestamp,
+    ) -> Result<Option<Failures>> {
+        let conn = self.write()?;
+        // No row is a count of 0 (clearing deletes the row).
+        let row = if expected == 0 {
+            conn.prepare_cached(
+                "INSERT INTO failed_attempts (key, count, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (key) DO NOTHING
+                 RETURNING count, last_at",
+            )?
+            .query_row((key, now), failures_from_row)
+        } else {
+            conn.prepare_cached(
+                "UPDATE failed_attempts SET count = count + 1, last_at = ?2
+                 WHERE key = ?1 AND count = ?3
+                 RETURNING count, last_at",
+            )?
+            .query_row((key, now, expected), failures_from_row)
+        };
+        Ok(row.optional()?)
+    }
+
+    fn clear_failures(&mut self, key: &str) -> Result<()> {
+        self.execute("DELETE FROM failed_attempts WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    fn queue_mail(
+        &mut self,
+        mail: &Mail,
+        now: Timestamp,
+        limit: Option<(Timestamp, u32)>,
+    ) -> Result<MailQueued> {
+        // The write lock first: the count and the insert are then atomic
+        // against every other writer of the file.
+        self.write()?;
+        if let Some((since, most)) = limit {
+            let (recent, oldest) = self.mail_sent_since(&mail.to, since)?;
+            if recent >= most {
+                return Ok(MailQueued::Limited { recent, oldest });
+            }
+        }
+        let mut stmt = self.write()?.prepare_cached(
+            "INSERT INTO outbox (recipient, subject, body, created_at, status, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?4)
+             RETURNING id",
+        )?;
+        let id = stmt.query_row((&mail.to, &mail.subject, &mail.body, now), |r| r.get(0))?;
+        Ok(MailQueued::Queued(id))
+    }
+
+    fn mail_sent_since(
+        &mut self,
+        recipient: &str,
+        since: Timestamp,
+    ) -> Result<(u32, Option<Timestamp>)> {
+        let mut stmt = self.read()?.prepare_cached(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE recipient = ?1 AND created_at > ?2",
+        )?;
+        Ok(stmt.query_row((recipient, since), |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
+    fn outbox(&mut self, recipient: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>> {
+        let mut stmt = self.read()?.prepare_cached(
+            "SELECT id, recipient, subject, body, created_at, status, attempts, sent_at, last_error
+             FROM (
+                 SELECT * FROM outbox WHERE ?1 IS NULL OR recipient = ?1
+                 ORDER BY id DESC LIMIT ?2
+             ) ORDER BY id",
+        )?;
+        let rows = stmt.query_map((recipient, limit), |r| {
+            Ok(OutboxMessage {
+                id: r.get(0)?,
+                to: r.get(1)?,
+                subject: r.get(2)?,
+                body: r.get(3)?,
+                created_at: r.get(4)?,
+                status: MailStatus::parse(&r.get::<_, String>(5)?),
+                attempts: r.get(6)?,
+                sent_at: r.get(7)?,
+                last_error: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn due_mail(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DueMail>> {
+        let mut stmt = self.read()?.prepare_cached(
+            "SELECT id, recipient, subject, body, attempts FROM outbox
+             WHERE status = 'queued' AND next_attempt_at <= ?1
+             ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map((now, limit), |r| {
+            Ok(DueMail {
+                id: r.get(0)?,
+                mail: Mail {
+                    to: r.get(1)?,
+                    subject: r.get(2)?,
+                    body: r.get(3)?,
+                },
+                attempts: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn mark_sent(&mut self, id: i64, now: Timestamp) -> Result<u64> {
+        self.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?2, body = '',
+                 attempts = attempts + 1, last_error = NULL
+             WHERE id = ?1 AND status = 'queued'",
+            (id, now),
+        )
+    }
+
+    fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<u64> {
+        match retry_at {
+            Some(at) => self.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+                     next_attempt_at = ?3
+                 WHERE id = ?1 AND status = 'queued'",
+                (id, error, at),
+            ),
+            None => self.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1,
+                     last_error = ?2, body = ''
+                 WHERE id = ?1 AND status = 'queued'",
+                (id, error),
+            ),
+        }
+    }
+
+    fn table_counts(&mut self) -> Result<Vec<TableCount>> {
+        let conn = self.read()?;
+        TABLES
+            .iter()
+            .map(|table| {
+                let rows =
+                    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+                Ok(TableCount { table, rows })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,135 @@
+//! One unit of work on one pooled SQLite connection.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::Sqlite;
+use crate::backend::wait_budget;
+use crate::{Error, Result};
+
+/// One unit of work: its reads share one read transaction (one WAL
+/// snapshot), and the first write ends that and opens an immediate
+/// transaction that holds the write lock until commit. Dropping it rolls
+/// back; the connection returns to the pool either way, with no
+/// transaction open.
+///
+/// Reads made before the first write are not part of the write transaction;
+/// operations that must read and write atomically (consuming a token) do so
+/// in one statement.
+///
+/// One read transaction for all of a unit's reads, rather than one per
+/// statement, is also what lets readers on several threads scale: SQLite
+/// takes a WAL read lock (a process-wide mutex around an `fcntl`) for every
+/// transaction.
+#[derive(Debug)]
+pub(crate) struct SqliteTx {
+    db: Sqlite,
+    conn: Option<Connection>,
+    writing: bool,
+    reading: Cell<bool>,
+    /// When the unit's caller must have its answer: waits for the write lock
+    /// end before it.
+    deadline: Option<Instant>,
+    /// The connection's count of changed rows when the write transaction
+    /// began.
+    changes_at_begin: u64,
+}
+
+impl SqliteTx {
+    pub(crate) fn new(db: Sqlite, conn: Connection) -> Self {
+        Self {
+            db,
+            conn: Some(conn),
+            writing: false,
+            reading: Cell::new(false),
+            deadline: None,
+            changes_at_begin: 0,
+        }
+    }
+
+    fn conn(&self) -> Result<&Connection> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| Error::invalid("the unit of work is already finished"))
+    }
+
+    /// The connection for a read, in the unit's transaction: the read
+    /// transaction, opened by the first read, or the write transaction.
+    pub(crate) fn read(&self) -> Result<&Connection> {
+        let conn = self.conn()?;
+        if !self.writing && !self.reading.get() {
+            // Deferred: the snapshot is taken by the first SELECT.
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            self.reading.set(true);
+        }
+        Ok(conn)
+    }
+
+    pub(crate) fn write(&mut self) -> Result<&Connection> {
+        if !self.writing {
+            let conn = self.conn()?;
+            if self.reading.get() {
+                conn.prepare_cached("COMMIT")?.execute([])?;
+                // Cleared only once ended: a failed COMMIT leaves it for
+                // `drop` to roll back.
+                self.reading.set(false);
+            }
+            // The wait for the write lock is bounded by the caller's deadline
+            // (the connection is pooled: set for every unit, with or without).
+            let most = self.db.busy_timeout();
+            let wait = wait_budget(self.deadline, most);
+            if wait.is_zero() {
+                return Err(Error::Busy);
+            }
+            if wait != most {
+                conn.busy_timeout(wait)?;
+            }
+            let began = conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
+            if wait != most {
+                conn.busy_timeout(most)?;
+            }
+            began?;
+            self.changes_at_begin = conn.total_changes();
+            self.writing = true;
+        }
+        self.conn()
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    pub(crate) fn rows_written(&self) -> u64 {
+        match (&self.conn, self.writing) {
+            (Some(conn), true) => conn.total_changes().saturating_sub(self.changes_at_begin),
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn is_writing(&self) -> bool {
+        self.writing
+    }
+
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        if self.writing || self.reading.get() {
+            self.conn()?.prepare_cached("COMMIT")?.execute([])?;
+            self.writing = false;
+            self.reading.set(false);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if (self.writing || self.reading.get()) && conn.execute_batch("ROLLBACK").is_err() {
+                // A connection whose state is unknown is not reused.
+                return;
+            }
+            self.db.release(conn);
+        }
+    }
+}
