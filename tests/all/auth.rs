@@ -43,8 +43,7 @@ mod sign_up {
     fn the_database_keeps_an_argon2id_phc_string_and_only_hashes_of_tokens() -> Result<()> {
         let (f, auth, email) = with_user("ada")?;
         let session = ok(auth.sign_in(&email, PW))?;
-        let conn = f.sqlite()?;
-        let hash: String = conn.query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+        let hash = f.sql("SELECT password_hash FROM users", &[])?;
         ensure!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
@@ -63,16 +62,11 @@ mod sign_up {
         );
         // 32 base32 characters: 160 bits.
         ensure!(session.token.len() == 32, "{}", session.token);
-        let ids: Vec<String> = conn
-            .prepare("SELECT id FROM sessions")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        ensure!(ids.len() == 1 && ids[0].len() == 64 && ids[0] != session.token);
+        ensure!(f.rows("sessions")? == 1);
+        let id = f.sql("SELECT id FROM sessions", &[])?;
+        ensure!(id.len() == 64 && id != session.token);
         let mailed = f.mailed_token(&email)?;
-        let stored: String =
-            conn.query_row("SELECT token FROM email_verification_tokens", [], |r| {
-                r.get(0)
-            })?;
+        let stored = f.sql("SELECT token FROM email_verification_tokens", &[])?;
         ensure!(
             stored != mailed && stored.len() == 64,
             "the raw token is stored"
@@ -228,8 +222,7 @@ mod passwords {
             )
             .map_err(anyhow::Error::msg)?
             .to_string();
-            f.sqlite()?
-                .execute("UPDATE users SET password_hash = ?1", [&old])?;
+            f.sql("UPDATE users SET password_hash = ?1", &[&old])?;
             ensure!(
                 matches!(
                     auth.sign_in(&email, "not the password")?,
@@ -546,9 +539,9 @@ mod enumeration_and_throttling {
     fn the_hundredth_consecutive_failure_locks_sign_in_until_a_reset() -> Result<()> {
         let (f, auth, email) = with_user("ada")?;
         let key = format!("sign-in:{email}");
-        f.sqlite()?.execute(
+        f.sql(
             "INSERT INTO failed_attempts (key, count, last_at) VALUES (?1, 99, 0)",
-            [&key],
+            &[&key],
         )?;
         ensure!(refused(auth.sign_in(&email, "wrong"))? == AuthError::InvalidCredentials);
         f.clock.advance(DAY);
@@ -593,10 +586,9 @@ mod enumeration_and_throttling {
             .filter(|a| matches!(a, AuthError::RateLimited(_)))
             .count();
         ensure!(hashed == 1 && throttled == 7, "{answers:?}");
-        let count: u32 = f.sqlite()?.query_row(
+        let count = f.sql_i64(
             "SELECT count FROM failed_attempts WHERE key = ?1",
-            [format!("sign-in:{email}")],
-            |r| r.get(0),
+            &[&format!("sign-in:{email}")],
         )?;
         ensure!(count == 6, "{count} failures recorded");
         // A reserved attempt that succeeds clears the count.

@@ -85,12 +85,8 @@ fn what_the_guest_wrote_is_in_the_file() -> Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no kept user in the report:{}", failures(&checks)))?
         .to_string();
     // Read back through a separate connection, as any other program would.
-    let conn = f.sqlite()?;
-    let (name, hash): (String, String) = conn.query_row(
-        "SELECT name, password_hash FROM users WHERE uuid = ?1",
-        [&kept],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let name = f.sql("SELECT name FROM users WHERE uuid = ?1", &[&kept])?;
+    let hash = f.sql("SELECT password_hash FROM users WHERE uuid = ?1", &[&kept])?;
     ensure!(
         name.starts_with("dbtest-") && name.ends_with("-bob"),
         "name {name}"
@@ -101,18 +97,16 @@ fn what_the_guest_wrote_is_in_the_file() -> Result<()> {
         "email_verification_tokens",
         "password_reset_tokens",
     ] {
-        let n: i64 = conn.query_row(
+        let n = f.sql_i64(
             &format!("SELECT COUNT(*) FROM {table} WHERE user_uuid = ?1"),
-            [&kept],
-            |r| r.get(0),
+            &[&kept],
         )?;
         ensure!(n >= 1, "{table} has no row for the kept user");
     }
     // The deleted user's rows went with it.
-    let eve: i64 = conn.query_row(
+    let eve = f.sql_i64(
         "SELECT COUNT(*) FROM users WHERE name LIKE 'dbtest-%-eve'",
-        [],
-        |r| r.get(0),
+        &[],
     )?;
     ensure!(eve == 0, "the deleted user is still there");
     Ok(())
@@ -130,9 +124,7 @@ fn the_plugin_runs_again_on_the_same_database() -> Result<()> {
             failures(&checks)
         );
     }
-    let users: i64 = f
-        .sqlite()?
-        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+    let users = f.rows("users")?;
     ensure!(
         users >= 3 * 4,
         "expected the rows of three runs, found {users} users"

@@ -19,11 +19,7 @@ pub(crate) fn case(name: &str) -> Val {
 }
 
 fn user_exists(f: &Fixture, name: &str) -> Result<bool> {
-    let n: i64 =
-        f.sqlite()?
-            .query_row("SELECT COUNT(*) FROM users WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })?;
+    let n = f.sql_i64("SELECT COUNT(*) FROM users WHERE name = ?1", &[name])?;
     Ok(n == 1)
 }
 
@@ -213,9 +209,29 @@ fn a_writer_that_cannot_get_the_lock_in_time_answers_busy() -> Result<()> {
         ..Limits::default()
     });
     let auth = plinth_auth::AuthPlugin::new(f.load_with(plinth_guests::AUTH, manifest)?)?;
-    // Another process holds the write lock.
-    let other = f.sqlite()?;
-    other.execute_batch("BEGIN IMMEDIATE")?;
+    // Another process holds the write lock (SQLite); another host has
+    // written the same name and email and not committed yet, so the call's
+    // insert waits on the unique index (PostgreSQL).
+    enum Holder {
+        Sqlite(rusqlite::Connection),
+        Postgres(plinth_store::Unit),
+    }
+    let other = match &f.pg {
+        None => {
+            let conn = f.sqlite()?;
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            Holder::Sqlite(conn)
+        }
+        Some((cluster, name)) => {
+            let host = plinth_store::Db::connect(&cluster.url(name), Default::default())?;
+            let mut unit = host.unit()?;
+            unit.create_user(&plinth_store::NewUser {
+                name: "blocked".into(),
+                email: "blocked@example.com".into(),
+            })?;
+            Holder::Postgres(unit)
+        }
+    };
     let started = Instant::now();
     let answer = crate::util::refused(auth.sign_up(
         "blocked",
@@ -225,7 +241,10 @@ fn a_writer_that_cannot_get_the_lock_in_time_answers_busy() -> Result<()> {
     let took = started.elapsed();
     ensure!(answer == plinth_auth::AuthError::Busy, "{answer:?}");
     ensure!(took < Duration::from_millis(800), "it took {took:?}");
-    other.execute_batch("ROLLBACK")?;
+    match other {
+        Holder::Sqlite(conn) => conn.execute_batch("ROLLBACK")?,
+        Holder::Postgres(unit) => unit.rollback(),
+    }
     ensure!(!user_exists(&f, "blocked")?);
     // With the lock free, the same call goes through.
     crate::util::ok(auth.sign_up(

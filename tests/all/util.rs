@@ -15,6 +15,33 @@ pub struct Fixture {
     pub dir: TempDir,
     pub runtime: Runtime,
     pub clock: Arc<Clock>,
+    pub pg: PgDatabase,
+}
+
+/// Whether this build of the suite runs on PostgreSQL: the suite is built
+/// twice, as `all` (SQLite) and `all_postgres`.
+pub fn postgres_build() -> bool {
+    env!("CARGO_CRATE_NAME") == "all_postgres"
+}
+
+/// The cluster and database name of a PostgreSQL fixture.
+pub type PgDatabase = Option<(&'static plinth_pg_cluster::Cluster, String)>;
+
+/// A fresh database for one test: a file in `dir`, or, in the PostgreSQL
+/// build, a database of its own on the throwaway cluster.
+fn fresh_db_on(dir: &std::path::Path, options: Options) -> Result<(Db, PgDatabase)> {
+    if postgres_build() {
+        match plinth_pg_cluster::test_database("the integration suite")? {
+            Some((cluster, url)) => {
+                let name = plinth_pg_cluster::database_name(&url).to_string();
+                return Ok((Db::connect(&url, options)?, Some((cluster, name))));
+            }
+            None => plinth_pg_cluster::say(
+                "all_postgres: no PostgreSQL on this machine; this test runs on SQLite instead",
+            ),
+        }
+    }
+    Ok((Db::open_with(dir.join("plinth.db"), options)?, None))
 }
 
 impl Fixture {
@@ -23,8 +50,8 @@ impl Fixture {
         // Frozen at the real time: it moves only when a test advances it, so
         // expiry checks do not race the wall clock on a loaded machine.
         let clock = Arc::new(Clock::fixed(unix_now()));
-        let db = Db::open_with(
-            dir.path().join("plinth.db"),
+        let (db, pg) = fresh_db_on(
+            dir.path(),
             Options {
                 clock: clock.clone(),
                 ..Options::default()
@@ -38,6 +65,7 @@ impl Fixture {
             dir,
             runtime,
             clock,
+            pg,
         })
     }
 
@@ -48,6 +76,47 @@ impl Fixture {
             .path()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default()
+    }
+
+    /// Runs `sql` through a connection of its own (rusqlite, or psql on
+    /// PostgreSQL), as another program would; `?1`, `?2`… are replaced by
+    /// `args` (bound on SQLite, quoted literals on PostgreSQL). Returns the
+    /// first column of the first row, as text ("" when none).
+    pub fn sql(&self, sql: &str, args: &[&str]) -> Result<String> {
+        if let Some((cluster, name)) = &self.pg {
+            let mut text = sql.to_string();
+            for (i, arg) in args.iter().enumerate().rev() {
+                let literal = format!("'{}'", arg.replace('\'', "''"));
+                text = text.replace(&format!("?{}", i + 1), &literal);
+            }
+            let out = cluster.psql(name, &text)?;
+            return Ok(out.lines().next().unwrap_or("").to_string());
+        }
+        let conn = self.sqlite()?;
+        let mut stmt = conn.prepare(sql)?;
+        let params = rusqlite::params_from_iter(args.iter());
+        if stmt.column_count() == 0 {
+            stmt.execute(params)?;
+            return Ok(String::new());
+        }
+        let mut rows = stmt.query(params)?;
+        let Some(row) = rows.next()? else {
+            return Ok(String::new());
+        };
+        Ok(match row.get::<_, rusqlite::types::Value>(0)? {
+            rusqlite::types::Value::Null => String::new(),
+            rusqlite::types::Value::Integer(n) => n.to_string(),
+            rusqlite::types::Value::Real(x) => x.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            rusqlite::types::Value::Blob(b) => format!("{b:?}"),
+        })
+    }
+
+    /// A number [`sql`](Self::sql) returned.
+    pub fn sql_i64(&self, sql: &str, args: &[&str]) -> Result<i64> {
+        let text = self.sql(sql, args)?;
+        text.parse()
+            .map_err(|_| anyhow::anyhow!("{sql} gave {text:?}, not a number"))
     }
 
     /// A direct connection to the file, to read back what plugins wrote.
@@ -114,9 +183,13 @@ impl Fixture {
 
     /// The number of rows in `table`.
     pub fn rows(&self, table: &str) -> Result<i64> {
-        Ok(self
-            .sqlite()?
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+        self.runtime
+            .db()
+            .table_counts()?
+            .into_iter()
+            .find(|c| c.table == table)
+            .map(|c| c.rows)
+            .ok_or_else(|| anyhow::anyhow!("no table {table}"))
     }
 
     /// Row counts of every table, to prove a call wrote nothing.

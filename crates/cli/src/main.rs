@@ -21,15 +21,25 @@ use plinth_auth::AuthPlugin;
 use plinth_host::{Runtime, RuntimeOptions};
 use plinth_store::Db;
 
-/// plinth: a WebAssembly component plugin runtime over an embedded SQLite database.
+/// plinth: a WebAssembly component plugin runtime over an embedded SQLite
+/// database, or a PostgreSQL server shared by several hosts.
 #[derive(Parser)]
 #[command(name = "plinth", version, about)]
 struct Cli {
-    /// The database file, created and migrated on first use.
+    /// The database: an SQLite file, created and migrated on first use, or a
+    /// PostgreSQL server as postgres://user[:password]@host:port/dbname
+    /// (migrated on first use; set it in PLINTH_DB to keep a password off
+    /// the command line).
     /// [default: plinth.db in the data directory: $PLINTH_DATA_DIR, else
     /// $XDG_DATA_HOME/plinth, else ~/.local/share/plinth]
-    #[arg(long, global = true, value_name = "PATH")]
-    db: Option<PathBuf>,
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH|URL",
+        env = "PLINTH_DB",
+        hide_env_values = true
+    )]
+    db: Option<String>,
     /// Where installed plugins (`name.wasm` + `name.toml`) live.
     /// [default: plugins/ in the data directory]
     #[arg(long, global = true, value_name = "DIR")]
@@ -282,7 +292,8 @@ struct Ctx {
     /// Where mail goes.
     delivery: mail::Delivery,
     /// The database, if one was named or a data directory gives the default.
-    db_path: Option<PathBuf>,
+    /// A file path or a PostgreSQL URL.
+    db_target: Option<String>,
     plugins_dir: Option<PathBuf>,
     /// The compile cache; none without a data directory.
     cache_dir: Option<PathBuf>,
@@ -290,21 +301,9 @@ struct Ctx {
 
 impl Ctx {
     fn db(&self) -> Result<Db> {
-        let path = self.db_path.as_ref().ok_or_else(|| {
-            Failure::usage(
-                "no data directory (PLINTH_DATA_DIR, XDG_DATA_HOME and HOME are unset): name the database with --db",
-            )
-        })?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        match Db::open(path) {
-            Ok(db) => Ok(db),
-            // `--db :memory:` and the like: a mistake in the command.
-            Err(e @ plinth_store::Error::InvalidPath { .. }) => Err(Failure::usage(e)),
-            Err(e) => Err(Failure::runtime(e)),
-        }
+        let db = self.deferred_db()?;
+        self.open_now(&db)?;
+        Ok(db)
     }
 
     fn runtime(&self) -> Result<Runtime> {
@@ -327,21 +326,26 @@ impl Ctx {
     /// The database, not opened yet: nothing touches the file until
     /// `ensure_open` or the first use.
     fn deferred_db(&self) -> Result<Db> {
-        let path = self.db_path.as_ref().ok_or_else(|| {
+        let target = self.db_target.as_ref().ok_or_else(|| {
             Failure::usage(
                 "no data directory (PLINTH_DATA_DIR, XDG_DATA_HOME and HOME are unset): name the database with --db",
             )
         })?;
-        match Db::deferred(path, plinth_store::Options::default()) {
+        match Db::at(target, plinth_store::Options::default()) {
             Ok(db) => Ok(db),
+            // `--db :memory:`, a URL that does not parse: a mistake in the command.
             Err(e @ plinth_store::Error::InvalidPath { .. }) => Err(Failure::usage(e)),
             Err(e) => Err(Failure::runtime(e)),
         }
     }
 
-    /// Opens a deferred database now (creating its folder when needed).
+    /// Opens a deferred database now (creating a file's folder when needed).
     fn open_now(&self, db: &Db) -> Result<()> {
-        if let Some(parent) = db.path().parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = db
+            .path()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
@@ -356,9 +360,10 @@ impl Ctx {
 fn run(cli: Cli) -> Result<ExitCode> {
     let data = data_dir();
     let ctx = Ctx {
-        db_path: cli
-            .db
-            .or_else(|| data.as_ref().map(|d| d.join("plinth.db"))),
+        db_target: cli.db.or_else(|| {
+            data.as_ref()
+                .map(|d| d.join("plinth.db").to_string_lossy().into_owned())
+        }),
         plugins_dir: cli
             .plugins
             .or_else(|| data.as_ref().map(|d| d.join("plugins"))),
@@ -370,7 +375,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Demo => {
             let runtime = ctx.runtime()?;
-            println!("database: {}", runtime.db().path().display());
+            println!("database: {}", runtime.db().location());
             let source = plugins::find(ctx.plugins_dir.as_deref(), "auth")?;
             let auth = AuthPlugin::new(plugins::load(
                 &runtime,
@@ -846,7 +851,7 @@ fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {
     let db = ctx.db()?;
     match cmd {
         DbCommand::Status => {
-            println!("database: {}", display(db.path()));
+            println!("database: {} ({})", db.location(), db.dialect());
             println!(
                 "schema version: {} (this build: {})",
                 db.schema_version()?,
@@ -858,7 +863,7 @@ fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {
         }
         DbCommand::Migrate => println!(
             "{} is at schema version {}",
-            display(db.path()),
+            db.location(),
             db.schema_version()?
         ),
         DbCommand::Cleanup => {
@@ -868,8 +873,4 @@ fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }

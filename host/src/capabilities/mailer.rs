@@ -54,17 +54,22 @@ impl mailer::Host for DbView<'_> {
         }
         let unit = self.ctx().unit()?;
         let now = unit.now();
-        let (recent, oldest) = unit.mail_sent_since(&message.to, now - MAIL_WINDOW_SECONDS)?;
-        if recent >= MAIL_PER_RECIPIENT {
-            let free_at = oldest.unwrap_or(now) + MAIL_WINDOW_SECONDS;
-            let wait = u32::try_from((free_at - now).max(1)).unwrap_or(u32::MAX);
-            return Err(MailError::RateLimited(wait));
-        }
-        let id = unit.record_mail(&plinth_store::Mail {
+        let mail = plinth_store::Mail {
             to: message.to,
             subject: message.subject,
             body: message.body,
-        })?;
+        };
+        // The count and the insert are one step against every other call,
+        // on this host or another sharing the database.
+        let window = u32::try_from(MAIL_WINDOW_SECONDS).unwrap_or(u32::MAX);
+        let id = match unit.queue_mail_limited(&mail, window, MAIL_PER_RECIPIENT)? {
+            plinth_store::MailQueued::Queued(id) => id,
+            plinth_store::MailQueued::Limited { oldest, .. } => {
+                let free_at = oldest.unwrap_or(now) + MAIL_WINDOW_SECONDS;
+                let wait = u32::try_from((free_at - now).max(1)).unwrap_or(u32::MAX);
+                return Err(MailError::RateLimited(wait));
+            }
+        };
         tracing::info!(plugin = %self.ctx().plugin_name(), outbox_id = id, "mail recorded");
         Ok(())
     }

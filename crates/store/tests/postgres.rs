@@ -1,0 +1,316 @@
+//! What only the PostgreSQL backend promises: several hosts on one server,
+//! migrations under a lock, a lost connection, waits bounded on the server.
+//! Each "host" is a `Db` of its own (its own pool and runtime), as a second
+//! plinth process would have.
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use plinth_pg_cluster::Cluster;
+use plinth_store::{Db, Error, NewUser, Options, TokenKind, UniqueField};
+
+/// A fresh database on the throwaway cluster; `None` when this machine has
+/// no PostgreSQL (said loudly; under CI an error instead).
+fn database(test: &str) -> Result<Option<(&'static Cluster, String)>> {
+    Ok(plinth_pg_cluster::test_database(test)?)
+}
+
+fn host(url: &str) -> Result<Db> {
+    Ok(Db::connect(url, Options::default())?)
+}
+
+fn user(name: &str) -> NewUser {
+    NewUser {
+        name: name.into(),
+        email: format!("{name}@example.com"),
+    }
+}
+
+#[test]
+fn hosts_starting_at_once_apply_each_migration_once() -> Result<()> {
+    let Some((cluster, url)) = database("hosts_starting_at_once")? else {
+        return Ok(());
+    };
+    let start = Arc::new(Barrier::new(4));
+    let hosts: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, start) = (url.clone(), start.clone());
+            std::thread::spawn(move || -> Result<u32> {
+                start.wait();
+                Ok(host(&url)?.schema_version()?)
+            })
+        })
+        .collect();
+    for h in hosts {
+        let v = h.join().map_err(|_| anyhow::anyhow!("a host panicked"))??;
+        ensure!(v == plinth_store::migrations::latest_version());
+    }
+    let name = plinth_pg_cluster::database_name(&url);
+    let rows = cluster.psql(
+        name,
+        "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version",
+    )?;
+    ensure!(rows == "1,2,3,4", "{rows}");
+    // Opening again is a no-op.
+    host(&url)?;
+    ensure!(cluster.psql(name, "SELECT COUNT(*) FROM schema_version")? == "4");
+    Ok(())
+}
+
+#[test]
+fn a_database_from_a_newer_build_and_another_applications_are_refused() -> Result<()> {
+    let Some((cluster, url)) = database("newer_and_foreign")? else {
+        return Ok(());
+    };
+    host(&url)?;
+    let name = plinth_pg_cluster::database_name(&url);
+    cluster.psql(name, "INSERT INTO schema_version VALUES (99, 0)")?;
+    match Db::connect(&url, Options::default()) {
+        Err(Error::SchemaTooNew { found: 99, .. }) => {}
+        other => anyhow::bail!("expected SchemaTooNew, got {other:?}"),
+    }
+    let other = cluster.database()?;
+    let other_name = plinth_pg_cluster::database_name(&other);
+    cluster.psql(other_name, "CREATE TABLE invoices (id INTEGER)")?;
+    match Db::connect(&other, Options::default()) {
+        Err(Error::NotPlinth { reason, .. }) => ensure!(reason.contains("invoices"), "{reason}"),
+        other => anyhow::bail!("expected NotPlinth, got {other:?}"),
+    }
+    // Nothing was written to it.
+    let tables = cluster.psql(
+        other_name,
+        "SELECT string_agg(table_name, ',') FROM information_schema.tables WHERE table_schema = 'public'",
+    )?;
+    ensure!(tables == "invoices", "{tables}");
+    Ok(())
+}
+
+#[test]
+fn a_server_that_is_down_is_one_clear_error_naming_the_url_without_its_password() -> Result<()> {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("postgres://plinth:hunter2secret@127.0.0.1:{port}/app");
+    let started = Instant::now();
+    let err = match Db::connect(&url, Options::default()) {
+        Err(e) => e,
+        Ok(_) => anyhow::bail!("connected to nothing"),
+    };
+    ensure!(started.elapsed() < Duration::from_secs(10));
+    let shown = format!("{err}");
+    ensure!(matches!(err, Error::Connect { .. }), "{err:?}");
+    ensure!(
+        shown.contains(&format!("postgres://plinth@127.0.0.1:{port}/app")),
+        "{shown}"
+    );
+    let debug = format!("{err:?}");
+    let chain: Vec<String> = anyhow::Error::from(err)
+        .chain()
+        .map(ToString::to_string)
+        .collect();
+    let everything = format!("{debug} {}", chain.join(": "));
+    ensure!(!everything.contains("hunter2secret"), "{everything}");
+    Ok(())
+}
+
+#[test]
+fn a_connection_lost_mid_unit_fails_that_unit_rolls_it_back_and_the_next_works() -> Result<()> {
+    let Some((cluster, url)) = database("connection_lost")? else {
+        return Ok(());
+    };
+    let db = host(&url)?;
+    let mut unit = db.unit()?;
+    unit.create_user(&user("ada"))?;
+    // The server ends this unit's backend (an operator, a failover).
+    let name = plinth_pg_cluster::database_name(&url);
+    let killed = cluster.psql(
+        name,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND application_name = 'plinth' AND state LIKE 'idle in transaction%'",
+    )?;
+    ensure!(killed == "1", "{killed} backends terminated");
+    match unit.create_user(&user("bob")) {
+        Err(Error::Unavailable(_)) => {}
+        other => anyhow::bail!("expected Unavailable, got {other:?}"),
+    }
+    match unit.commit() {
+        Err(Error::Unavailable(_)) => {}
+        other => anyhow::bail!("expected the commit to fail, got {other:?}"),
+    }
+    // Nothing of it was kept; the pool reconnects and the next unit works.
+    ensure!(cluster.psql(name, "SELECT COUNT(*) FROM users")? == "0");
+    db.with_unit(|u| u.create_user(&user("carol")))?;
+    ensure!(db.unit()?.get_user_by_name("carol").is_ok());
+    Ok(())
+}
+
+#[test]
+fn two_hosts_racing_for_one_token_get_it_exactly_once() -> Result<()> {
+    let Some((_, url)) = database("token_race")? else {
+        return Ok(());
+    };
+    let (a, b) = (host(&url)?, host(&url)?);
+    let owner = a.with_unit(|u| u.create_user(&user("ada")))?;
+    for round in 0..20 {
+        let token = format!("{round:064}");
+        a.with_unit(|u| u.create_token(TokenKind::PasswordReset, &token, &owner.uuid, 600))?;
+        let start = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|db| {
+                let (token, start) = (token.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    db.with_unit(|u| u.consume_token(TokenKind::PasswordReset, &token))
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for r in racers {
+            match r.join().map_err(|_| anyhow::anyhow!("panicked"))? {
+                Ok(_) => won += 1,
+                Err(Error::NotFound) => {}
+                Err(e) => anyhow::bail!("round {round}: {e}"),
+            }
+        }
+        ensure!(won == 1, "round {round}: {won} hosts consumed the token");
+    }
+    Ok(())
+}
+
+#[test]
+fn two_hosts_racing_for_one_name_one_wins_the_other_gets_a_conflict() -> Result<()> {
+    let Some((_, url)) = database("name_race")? else {
+        return Ok(());
+    };
+    let (a, b) = (host(&url)?, host(&url)?);
+    for round in 0..20 {
+        let start = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .enumerate()
+            .map(|(i, db)| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    // The same name, spelled differently: one name key.
+                    let name = if i == 0 {
+                        format!("Ada{round}")
+                    } else {
+                        format!("ada{round}")
+                    };
+                    db.with_unit(|u| {
+                        u.create_user(&NewUser {
+                            name,
+                            email: format!("host{i}-{round}@example.com"),
+                        })
+                    })
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for r in racers {
+            outcomes.push(r.join().map_err(|_| anyhow::anyhow!("panicked"))?);
+        }
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        let conflicts = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(Error::Conflict(UniqueField::Name))))
+            .count();
+        ensure!(won == 1 && conflicts == 1, "round {round}: {outcomes:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_conflict_inside_a_unit_leaves_the_unit_usable_as_on_sqlite() -> Result<()> {
+    let Some((_, url)) = database("conflict_in_unit")? else {
+        return Ok(());
+    };
+    let db = host(&url)?;
+    db.with_unit(|u| u.create_user(&user("ada")))?;
+    let mut unit = db.unit()?;
+    let bob = unit.create_user(&user("bob"))?;
+    match unit.create_user(&user("ada")) {
+        Err(Error::Conflict(UniqueField::Name)) => {}
+        other => anyhow::bail!("expected a conflict, got {other:?}"),
+    }
+    unit.create_session(&"s".repeat(64), &bob.uuid, 60)?;
+    unit.commit()?;
+    ensure!(db.unit()?.get_session(&"s".repeat(64))?.user_uuid == bob.uuid);
+    Ok(())
+}
+
+#[test]
+fn a_wait_on_another_hosts_lock_ends_before_the_deadline_as_busy() -> Result<()> {
+    let Some((_, url)) = database("lock_wait")? else {
+        return Ok(());
+    };
+    let (a, b) = (host(&url)?, host(&url)?);
+    let ada = a.with_unit(|u| u.create_user(&user("ada")))?;
+    // Host A changes ada and holds the row.
+    let mut holder = a.unit()?;
+    holder.update_user_password(&ada.uuid, "held")?;
+    let mut waiter = b.unit()?;
+    let deadline = Instant::now() + Duration::from_millis(500);
+    waiter.set_deadline(deadline);
+    let started = Instant::now();
+    match waiter.update_user_password(&ada.uuid, "waited") {
+        Err(Error::Busy) => {}
+        other => anyhow::bail!("expected Busy, got {other:?}"),
+    }
+    let took = started.elapsed();
+    ensure!(
+        took >= Duration::from_millis(300) && Instant::now() < deadline,
+        "the wait took {took:?}"
+    );
+    // The waiter's unit goes on (its statement was cancelled, not the unit).
+    waiter.create_user(&user("bob"))?;
+    waiter.commit()?;
+    holder.commit()?;
+    ensure!(a.unit()?.get_password_hash(&ada.uuid)? == "held");
+    ensure!(a.unit()?.get_user_by_name("bob").is_ok());
+    Ok(())
+}
+
+#[test]
+fn the_per_recipient_mail_limit_counts_every_hosts_mail() -> Result<()> {
+    let Some((_, url)) = database("mail_limit")? else {
+        return Ok(());
+    };
+    let hosts = [host(&url)?, host(&url)?];
+    let start = Arc::new(Barrier::new(8));
+    let senders: Vec<_> = (0..8)
+        .map(|i| {
+            let (db, start) = (hosts[i % 2].clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                db.with_unit(|u| {
+                    u.queue_mail_limited(
+                        &plinth_store::Mail {
+                            to: "ada@example.com".into(),
+                            subject: format!("mail {i}"),
+                            body: String::new(),
+                        },
+                        600,
+                        3,
+                    )
+                })
+            })
+        })
+        .collect();
+    let mut queued = 0;
+    for s in senders {
+        if let plinth_store::MailQueued::Queued(_) =
+            s.join().map_err(|_| anyhow::anyhow!("panicked"))??
+        {
+            queued += 1;
+        }
+    }
+    ensure!(queued == 3, "{queued} queued past a limit of 3");
+    ensure!(hosts[0].outbox(None, 100)?.len() == 3);
+    Ok(())
+}
