@@ -230,14 +230,10 @@ mod passwords {
                 ),
                 "{old} accepted a wrong password"
             );
-            let kept: String =
-                f.sqlite()?
-                    .query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+            let kept = f.sql("SELECT password_hash FROM users", &[])?;
             ensure!(kept == old, "a failed sign-in changed the hash");
             ok(auth.sign_in(&email, PW))?;
-            let now: String =
-                f.sqlite()?
-                    .query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+            let now = f.sql("SELECT password_hash FROM users", &[])?;
             ensure!(
                 now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
                 "not upgraded from {old}: {now}"

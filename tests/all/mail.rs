@@ -17,8 +17,12 @@ use crate::util::{Fixture, ok};
 const PW: &str = "correct horse battery staple";
 
 /// The database file and its write-ahead log, as bytes: what anyone who can
-/// read the files (a backup, a copy) has.
+/// read the files (a backup, a copy) has. On PostgreSQL: a dump of the
+/// database's data, what a backup has.
 fn file_bytes(f: &Fixture) -> Result<Vec<u8>> {
+    if let Some((cluster, name)) = &f.pg {
+        return Ok(cluster.dump(name)?.into_bytes());
+    }
     let mut bytes = std::fs::read(f.db_path())?;
     let wal = PathBuf::from(format!("{}-wal", f.db_path().display()));
     if wal.exists() {

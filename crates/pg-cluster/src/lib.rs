@@ -306,6 +306,26 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The data of database `name` as `pg_dump --data-only` writes it: what
+    /// a backup of it holds.
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when pg_dump fails.
+    pub fn dump(&self, name: &str) -> Result<String, Error> {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args(["-h", "127.0.0.1", "-U", USER, "--data-only", "-p"])
+            .arg(self.port.to_string())
+            .arg(name)
+            .output()?;
+        if !out.status.success() {
+            return Err(Error::Setup {
+                step: "pg_dump".into(),
+                detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Whether the server runs as the `postgres` user (this process is root).
     pub fn runs_as_postgres(&self) -> bool {
         self.as_postgres
