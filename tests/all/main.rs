@@ -5,6 +5,7 @@ mod argon2;
 mod auth;
 mod bench;
 mod db_test;
+mod hosts;
 mod mail;
 mod misbehave;
 mod runtime;
