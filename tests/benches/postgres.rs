@@ -180,7 +180,8 @@ fn worker(url: &str) -> Result<()> {
     let auth = AuthPlugin::new(load(&runtime, AUTH)?)?;
     // Warm: the instance pool and the connections.
     for _ in 0..50 {
-        auth.validate_session(&token)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        auth.validate_session(&token)?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     let until = Instant::now() + Duration::from_secs(seconds);
     let threads: Vec<_> = (0..2)
@@ -189,7 +190,8 @@ fn worker(url: &str) -> Result<()> {
             std::thread::spawn(move || -> Result<u64> {
                 let mut n = 0;
                 while Instant::now() < until {
-                    auth.validate_session(&token)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    auth.validate_session(&token)?
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                     n += 1;
                 }
                 Ok(n)
@@ -253,7 +255,9 @@ fn main() -> Result<()> {
     let pg = Db::connect(&pg_url, Options::default())?;
     let on_sqlite = families(&sqlite)?;
     let on_pg = families(&pg)?;
-    println!("| operation (through the store, median of {REPEATS}) | SQLite | PostgreSQL | PostgreSQL ÷ SQLite |");
+    println!(
+        "| operation (through the store, median of {REPEATS}) | SQLite | PostgreSQL | PostgreSQL ÷ SQLite |"
+    );
     println!("|---|---|---|---|");
     for ((name, s), (_, p)) in on_sqlite.iter().zip(&on_pg) {
         println!(

@@ -195,7 +195,7 @@ pub fn store_ops(db: &Db, data: &[u8]) {
 }
 
 fn user_uuids(db: &Db) -> Vec<String> {
-    let Ok(unit) = db.unit() else {
+    let Ok(mut unit) = db.unit() else {
         return Vec::new();
     };
     (0..DOMAIN)
@@ -206,7 +206,7 @@ fn user_uuids(db: &Db) -> Vec<String> {
 
 /// The invariants, read back through the store.
 fn check(db: &Db) {
-    let Ok(unit) = db.unit() else { return };
+    let Ok(mut unit) = db.unit() else { return };
     let mut by_key: BTreeMap<String, String> = BTreeMap::new();
     let mut uuids = BTreeSet::new();
     for b in 0..DOMAIN {

@@ -432,12 +432,8 @@ impl PgTx {
             };
             Ok(statement(client, sql, params, want, begin, in_tx, budget).await)
         });
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            // No connection: nothing ran.
-            Err(e) => return Err(e),
-        };
-        match outcome {
+        // An error here is no connection: nothing ran.
+        match outcome? {
             Outcome::Done(rows, n) => {
                 if begin {
                     self.writing = true;
