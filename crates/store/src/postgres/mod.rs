@@ -373,6 +373,19 @@ impl Backend for Postgres {
     }
 }
 
+/// What a statement does to the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reads: outside a transaction until the unit's first write.
+    Read,
+    /// Writes rows: opens the transaction; its rows count toward the
+    /// unit's rows written.
+    Write,
+    /// Takes a lock held to the commit: opens the transaction, writes
+    /// nothing.
+    Lock,
+}
+
 /// What a statement is run for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -408,24 +421,39 @@ impl PgTx {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
         want: Want,
-        write: bool,
+        access: Access,
     ) -> Result<(Vec<Row>, u64)> {
         if self.broken {
             return Err(Error::Unavailable(EngineError::from_message(
                 "the unit's connection was lost; its writes were rolled back",
             )));
         }
-        let budget = wait_budget(self.deadline, self.pg.inner.options.busy_timeout);
-        if budget.is_zero() {
-            return Err(Error::Busy);
-        }
+        // Without a deadline the server's own bounds hold (`lock_timeout`
+        // for lock waits) and a statement runs to its end.
+        let budget = match self.deadline {
+            Some(_) => {
+                let budget = wait_budget(self.deadline, self.pg.inner.options.busy_timeout);
+                if budget.is_zero() {
+                    return Err(Error::Busy);
+                }
+                Some(budget)
+            }
+            None => None,
+        };
         let pg = self.pg.clone();
-        let begin = write && !self.writing;
+        let begin = access != Access::Read && !self.writing;
         let in_tx = self.writing || begin;
         let client_slot = &mut self.client;
         let outcome = pg.run(async {
             if client_slot.is_none() {
-                *client_slot = Some(pg.connection().await?);
+                // A wait for a free connection is a wait like any other.
+                let client = match budget {
+                    None => pg.connection().await?,
+                    Some(budget) => tokio::time::timeout(budget, pg.connection())
+                        .await
+                        .map_err(|_| Error::Busy)??,
+                };
+                *client_slot = Some(client);
             }
             let Some(client) = client_slot.as_ref() else {
                 return Err(Error::invalid("no connection"));
@@ -438,7 +466,7 @@ impl PgTx {
                 if begin {
                     self.writing = true;
                 }
-                if write {
+                if access == Access::Write {
                     self.rows += n;
                 }
                 Ok((rows, n))
@@ -460,9 +488,9 @@ impl PgTx {
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
-        write: bool,
+        access: Access,
     ) -> Result<Vec<Row>> {
-        Ok(self.run(sql, params, Want::Rows, write)?.0)
+        Ok(self.run(sql, params, Want::Rows, access)?.0)
     }
 
     /// The first row; [`Error::NotFound`] when there is none.
@@ -470,16 +498,16 @@ impl PgTx {
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
-        write: bool,
+        access: Access,
     ) -> Result<Row> {
-        self.rows(sql, params, write)?
+        self.rows(sql, params, access)?
             .into_iter()
             .next()
             .ok_or(Error::NotFound)
     }
 
     fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        Ok(self.run(sql, params, Want::Count, true)?.1)
+        Ok(self.run(sql, params, Want::Count, Access::Write)?.1)
     }
 
     fn end(&mut self, sql: &'static str) -> Result<()> {
@@ -515,9 +543,8 @@ async fn statement(
     want: Want,
     begin: bool,
     in_tx: bool,
-    budget: Duration,
+    budget: Option<Duration>,
 ) -> Outcome {
-    let deadline = tokio::time::Instant::now() + budget;
     let open = match (begin, in_tx) {
         (true, _) => "BEGIN; SAVEPOINT plinth_statement",
         (false, true) => "SAVEPOINT plinth_statement",
@@ -561,9 +588,11 @@ async fn statement(
         Ok::<_, tokio_postgres::Error>(ran)
     };
     let mut work = pin!(work);
-    let result = tokio::select! {
+    let result = match budget {
+        None => work.await,
+        Some(budget) => tokio::select! {
         result = &mut work => result,
-        () = tokio::time::sleep_until(deadline) => {
+        () = tokio::time::sleep(budget) => {
             // Past the budget: ask the server to stop the statement, then
             // give it a moment to answer so that the savepoint can be
             // rolled back and the unit go on.
@@ -576,6 +605,7 @@ async fn statement(
                 Err(_) => return Outcome::Lost(Error::Busy),
             }
         }
+        },
     };
     match result {
         Ok((rows, n)) => Outcome::Done(rows, n),

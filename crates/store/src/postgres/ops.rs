@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use tokio_postgres::Row;
 
-use super::PgTx;
+use super::{Access, PgTx};
 use crate::backend::{MailQueued, ProfileRow, Tx, UserKey, UserRow};
 use crate::outbox::TABLES;
 use crate::{
@@ -180,7 +180,7 @@ impl Tx for PgTx {
                 user_columns!()
             ),
             &[&row.uuid, &row.name, &row.email, &row.now, &row.name_key],
-            true,
+            Access::Write,
         )?;
         user_from_row(&r)
     }
@@ -191,14 +191,14 @@ impl Tx for PgTx {
             UserKey::Uuid => user_select!("uuid"),
             UserKey::Name => user_select!("name"),
         };
-        user_from_row(&self.row(sql, &[&value], false)?)
+        user_from_row(&self.row(sql, &[&value], Access::Read)?)
     }
 
     fn password_hash(&mut self, uuid: &str) -> Result<String> {
         let r = self.row(
             "SELECT password_hash FROM users WHERE uuid = $1 AND password_hash != ''",
             &[&uuid],
-            false,
+            Access::Read,
         )?;
         r.try_get(0).map_err(engine)
     }
@@ -217,7 +217,7 @@ impl Tx for PgTx {
                 user_columns!()
             ),
             &[&uuid, &verified, &now],
-            true,
+            Access::Write,
         )?;
         user_from_row(&r)
     }
@@ -248,7 +248,7 @@ impl Tx for PgTx {
                 &row.now,
                 &key,
             ],
-            true,
+            Access::Write,
         )?;
         user_from_row(&r)
     }
@@ -268,7 +268,7 @@ impl Tx for PgTx {
             "INSERT INTO sessions (id, user_uuid, created_at, expires_at) VALUES ($1, $2, $3, $4)
              RETURNING id, user_uuid, created_at, expires_at",
             &[&id, &user, &now, &expires],
-            true,
+            Access::Write,
         )?;
         session_from_row(&r)
     }
@@ -278,7 +278,7 @@ impl Tx for PgTx {
             "SELECT id, user_uuid, created_at, expires_at FROM sessions
              WHERE id = $1 AND expires_at > $2",
             &[&id, &now],
-            false,
+            Access::Read,
         )?;
         session_from_row(&r)
     }
@@ -288,7 +288,7 @@ impl Tx for PgTx {
             "UPDATE sessions SET expires_at = $3 WHERE id = $1 AND expires_at > $2
              RETURNING id, user_uuid, created_at, expires_at",
             &[&id, &now, &expires],
-            true,
+            Access::Write,
         )?;
         session_from_row(&r)
     }
@@ -316,13 +316,13 @@ impl Tx for PgTx {
         let r = self.row(
             token_sql(kind).insert,
             &[&token, &user, &now, &expires],
-            true,
+            Access::Write,
         )?;
         token_from_row(&r)
     }
 
     fn token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token> {
-        token_from_row(&self.row(token_sql(kind).get, &[&token, &now], false)?)
+        token_from_row(&self.row(token_sql(kind).get, &[&token, &now], Access::Read)?)
     }
 
     fn delete_token(&mut self, kind: TokenKind, token: &str) -> Result<u64> {
@@ -330,7 +330,7 @@ impl Tx for PgTx {
     }
 
     fn consume_token(&mut self, kind: TokenKind, token: &str, now: Timestamp) -> Result<Token> {
-        token_from_row(&self.row(token_sql(kind).consume, &[&token, &now], true)?)
+        token_from_row(&self.row(token_sql(kind).consume, &[&token, &now], Access::Write)?)
     }
 
     fn delete_user_tokens(&mut self, kind: TokenKind, user: &str) -> Result<u64> {
@@ -345,7 +345,7 @@ impl Tx for PgTx {
         let rows = self.rows(
             "SELECT count, last_at FROM failed_attempts WHERE key = $1",
             &[&key],
-            false,
+            Access::Read,
         )?;
         rows.first().map(failures_from_row).transpose()
     }
@@ -357,7 +357,7 @@ impl Tx for PgTx {
                  SET count = failed_attempts.count + 1, last_at = excluded.last_at
              RETURNING count, last_at",
             &[&key, &now],
-            true,
+            Access::Write,
         )?;
         failures_from_row(&r)
     }
@@ -378,7 +378,7 @@ impl Tx for PgTx {
                  ON CONFLICT (key) DO NOTHING
                  RETURNING count, last_at",
                 &[&key, &now],
-                true,
+                Access::Write,
             )?
         } else {
             let expected = i32::try_from(expected).unwrap_or(i32::MAX);
@@ -387,7 +387,7 @@ impl Tx for PgTx {
                  WHERE key = $1 AND count = $3
                  RETURNING count, last_at",
                 &[&key, &now, &expected],
-                true,
+                Access::Write,
             )?
         };
         rows.first().map(failures_from_row).transpose()
@@ -410,7 +410,7 @@ impl Tx for PgTx {
             self.rows(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2))",
                 &[&MAIL_LOCK_CLASS, &mail.to],
-                true,
+                Access::Lock,
             )?;
             let (recent, oldest) = self.mail_sent_since(&mail.to, since)?;
             if recent >= most {
@@ -422,7 +422,7 @@ impl Tx for PgTx {
              VALUES ($1, $2, $3, $4, 'queued', $4)
              RETURNING id",
             &[&mail.to, &mail.subject, &mail.body, &now],
-            true,
+            Access::Write,
         )?;
         Ok(MailQueued::Queued(r.try_get(0).map_err(engine)?))
     }
@@ -435,7 +435,7 @@ impl Tx for PgTx {
         let r = self.row(
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE recipient = $1 AND created_at > $2",
             &[&recipient, &since],
-            false,
+            Access::Read,
         )?;
         let n: i64 = r.try_get(0).map_err(engine)?;
         Ok((
@@ -453,7 +453,7 @@ impl Tx for PgTx {
                  ORDER BY id DESC LIMIT $2
              ) newest ORDER BY id",
             &[&recipient, &limit],
-            false,
+            Access::Read,
         )?;
         rows.iter()
             .map(|r| {
@@ -479,7 +479,7 @@ impl Tx for PgTx {
              WHERE status = 'queued' AND next_attempt_at <= $1
              ORDER BY id LIMIT $2",
             &[&now, &limit],
-            false,
+            Access::Read,
         )?;
         rows.iter()
             .map(|r| {
@@ -523,7 +523,7 @@ impl Tx for PgTx {
     }
 
     fn table_counts(&mut self) -> Result<Vec<TableCount>> {
-        let r = self.row(TABLE_COUNTS, &[], false)?;
+        let r = self.row(TABLE_COUNTS, &[], Access::Read)?;
         TABLES
             .iter()
             .enumerate()
