@@ -47,15 +47,17 @@ fn two_processes_of_four_threads_account_for_every_row_token_and_name() -> Resul
         Some((cluster, name)) => cluster.url(name),
         None => target,
     };
+    // The worker's test name: `hosts::stress_worker`, under `suite::` in
+    // the PostgreSQL build.
+    let module = module_path!();
+    let worker = format!(
+        "{}::stress_worker",
+        module.split_once("::").map_or(module, |(_, rest)| rest)
+    );
     let workers: Vec<_> = (0..2)
         .map(|id| {
             Command::new(std::env::current_exe()?)
-                .args([
-                    "--exact",
-                    "hosts::stress_worker",
-                    "--ignored",
-                    "--nocapture",
-                ])
+                .args(["--exact", &worker, "--ignored", "--nocapture"])
                 .env(TARGET, &target)
                 .env(WORKER, id.to_string())
                 .env(TOKEN_FILE, &token_file)

@@ -1,17 +1,17 @@
 //! plinth's integration tests: the guests built from source, loaded through
 //! the host, against real SQLite files in temp dirs.
 
-mod argon2;
-mod auth;
-mod bench;
-mod db_test;
-mod hosts;
-mod mail;
-mod misbehave;
-mod runtime;
-mod sandbox;
-mod template;
-mod util;
+pub(crate) mod argon2;
+pub(crate) mod auth;
+pub(crate) mod bench;
+pub(crate) mod db_test;
+pub(crate) mod hosts;
+pub(crate) mod mail;
+pub(crate) mod misbehave;
+pub(crate) mod runtime;
+pub(crate) mod sandbox;
+pub(crate) mod template;
+pub(crate) mod util;
 
 /// Every guest in `guests/` must have a module of tests here, named after it.
 macro_rules! assert_every_guest_is_tested {

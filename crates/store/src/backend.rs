@@ -164,6 +164,121 @@ pub(crate) trait Tx: Debug + Send {
     fn table_counts(&mut self) -> Result<Vec<TableCount>>;
 }
 
+/// The statements of one token table, as literals for the statement cache.
+#[derive(Debug)]
+pub(crate) struct TokenSql {
+    pub insert: &'static str,
+    pub get: &'static str,
+    pub delete: &'static str,
+    pub consume: &'static str,
+    pub delete_for_user: &'static str,
+    pub cleanup: &'static str,
+}
+
+/// The [`TokenSql`] of one table in one dialect: the engines differ only
+/// in how a parameter is written (`?1` or `$1`).
+macro_rules! token_sql {
+    ($table:literal, $p1:literal, $p2:literal, $p3:literal, $p4:literal) => {
+        $crate::backend::TokenSql {
+            insert: concat!(
+                "INSERT INTO ",
+                $table,
+                " (token, user_uuid, created_at, expires_at) VALUES (",
+                $p1,
+                ", ",
+                $p2,
+                ", ",
+                $p3,
+                ", ",
+                $p4,
+                ") RETURNING token, user_uuid, created_at, expires_at"
+            ),
+            get: concat!(
+                "SELECT token, user_uuid, created_at, expires_at FROM ",
+                $table,
+                " WHERE token = ",
+                $p1,
+                " AND expires_at > ",
+                $p2
+            ),
+            delete: concat!("DELETE FROM ", $table, " WHERE token = ", $p1),
+            consume: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE token = ",
+                $p1,
+                " AND expires_at > ",
+                $p2,
+                " RETURNING token, user_uuid, created_at, expires_at"
+            ),
+            delete_for_user: concat!("DELETE FROM ", $table, " WHERE user_uuid = ", $p1),
+            cleanup: concat!("DELETE FROM ", $table, " WHERE expires_at <= ", $p1),
+        }
+    };
+}
+pub(crate) use token_sql;
+
+/// A profile field's change as (keep?, new value): keep leaves the column
+/// alone, otherwise the column becomes the value (`None`: cleared).
+pub(crate) fn keep_or_set(change: &FieldChange) -> (bool, Option<&str>) {
+    match change {
+        FieldChange::Keep => (true, None),
+        FieldChange::Clear => (false, None),
+        FieldChange::Set(v) => (false, Some(v)),
+    }
+}
+
+/// The tables of a plinth database at schema v1: a database holding other
+/// tables but not all of these is not plinth's.
+pub(crate) const V1_TABLES: [&str; 5] = [
+    "email_verification_tokens",
+    "password_reset_tokens",
+    "schema_version",
+    "sessions",
+    "users",
+];
+
+/// A database's opening (checks, migrations), done once: callers that
+/// race wait for the first; a failed open is tried again by the next.
+#[derive(Debug, Default)]
+pub(crate) struct OpenOnce {
+    opened: std::sync::OnceLock<()>,
+    opening: std::sync::Mutex<()>,
+}
+
+impl OpenOnce {
+    pub(crate) fn get_or_open(&self, open: impl FnOnce() -> Result<()>) -> Result<()> {
+        if self.opened.get().is_some() {
+            return Ok(());
+        }
+        let _one_at_a_time = self
+            .opening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.opened.get().is_some() {
+            return Ok(());
+        }
+        open()?;
+        let _ = self.opened.set(());
+        Ok(())
+    }
+}
+
+/// Checks the version `found` in a database that is not to be migrated:
+/// it must be this build's.
+pub(crate) fn require_current(found: u32) -> Result<()> {
+    let known = crate::migrations::latest_version();
+    if found > known {
+        return Err(crate::Error::SchemaTooNew { found, known });
+    }
+    if found < known {
+        return Err(crate::Error::InvalidMigrations(format!(
+            "the database is at version {found}; version {known} is needed (run the migrations)"
+        )));
+    }
+    Ok(())
+}
+
 /// How long a unit may wait now for the database: until a little before
 /// `deadline` (a tenth of the time left, at most 100 ms, is kept for the
 /// caller to answer), never longer than `most`.

@@ -28,26 +28,34 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// What each version does, the same on both engines.
+const STEPS: [&str; 4] = [
+    "users, sessions, email verification and password reset tokens",
+    "mail outbox and failure counters",
+    "the outbox becomes a delivery queue; delivered bodies are scrubbed",
+    "a unique name key: names that differ only in case or form are one name",
+];
+
 /// The schema of this build, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
-        description: "users, sessions, email verification and password reset tokens",
+        description: STEPS[0],
         sql: include_str!("sql/v1.sql"),
     },
     Migration {
         version: 2,
-        description: "mail outbox and failure counters",
+        description: STEPS[1],
         sql: include_str!("sql/v2.sql"),
     },
     Migration {
         version: 3,
-        description: "the outbox becomes a delivery queue; delivered bodies are scrubbed",
+        description: STEPS[2],
         sql: include_str!("sql/v3.sql"),
     },
     Migration {
         version: 4,
-        description: "a unique name key: names that differ only in case or form are one name",
+        description: STEPS[3],
         sql: include_str!("sql/v4.sql"),
     },
 ];
@@ -57,22 +65,22 @@ pub const MIGRATIONS: &[Migration] = &[
 pub const POSTGRES: &[Migration] = &[
     Migration {
         version: 1,
-        description: "users, sessions, email verification and password reset tokens",
+        description: STEPS[0],
         sql: include_str!("sql/postgres/v1.sql"),
     },
     Migration {
         version: 2,
-        description: "mail outbox and failure counters",
+        description: STEPS[1],
         sql: include_str!("sql/postgres/v2.sql"),
     },
     Migration {
         version: 3,
-        description: "the outbox becomes a delivery queue; delivered bodies are scrubbed",
+        description: STEPS[2],
         sql: include_str!("sql/postgres/v3.sql"),
     },
     Migration {
         version: 4,
-        description: "a unique name key: names that differ only in case or form are one name",
+        description: STEPS[3],
         sql: include_str!("sql/postgres/v4.sql"),
     },
 ];

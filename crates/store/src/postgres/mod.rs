@@ -28,7 +28,7 @@ mod ops;
 use std::future::Future;
 use std::pin::pin;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -36,22 +36,12 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::backend::{Backend, Tx, wait_budget};
+use crate::backend::{Backend, OpenOnce, Tx, V1_TABLES, require_current, wait_budget};
 use crate::migrations::{self, Migration};
 use crate::{EngineError, Error, Options, Result, UniqueField};
 
 /// The advisory lock key of migrations: `plnt` in ASCII.
 const MIGRATION_LOCK: i64 = 0x706c_6e74;
-
-/// The tables of a plinth database at schema v1: a database holding other
-/// tables but not these is not plinth's.
-const V1_TABLES: [&str; 5] = [
-    "email_verification_tokens",
-    "password_reset_tokens",
-    "schema_version",
-    "sessions",
-    "users",
-];
 
 /// Settings of the PostgreSQL backend beyond [`Options`].
 #[derive(Debug, Clone)]
@@ -89,8 +79,7 @@ struct Inner {
     /// The URL without its password.
     url: String,
     options: Options,
-    opened: OnceLock<()>,
-    opening: Mutex<()>,
+    open: OpenOnce,
 }
 
 impl Drop for Inner {
@@ -169,8 +158,7 @@ impl Postgres {
                 pool,
                 url: shown,
                 options,
-                opened: OnceLock::new(),
-                opening: Mutex::new(()),
+                open: OpenOnce::default(),
             }),
         })
     }
@@ -255,21 +243,15 @@ impl Postgres {
                 reason: format!("it holds tables plinth did not make: {}", tables.join(", ")),
             });
         }
-        let list = migrations::POSTGRES;
-        let known = migrations::latest_version();
         let found = version_of(client).await?;
+        let known = migrations::latest_version();
         if found > known {
             return Err(Error::SchemaTooNew { found, known });
         }
         if !self.inner.options.migrate {
-            if found < known {
-                return Err(Error::InvalidMigrations(format!(
-                    "the database is at version {found}; version {known} is needed (run the migrations)"
-                )));
-            }
-            return Ok(());
+            return require_current(found);
         }
-        apply(client, list, self.inner.options.clock.now()).await?;
+        apply(client, migrations::POSTGRES, self.inner.options.clock.now()).await?;
         Ok(())
     }
 }
@@ -336,20 +318,7 @@ async fn apply(client: &tokio_postgres::Client, list: &[Migration], now: i64) ->
 
 impl Backend for Postgres {
     fn ensure_open(&self) -> Result<()> {
-        if self.inner.opened.get().is_some() {
-            return Ok(());
-        }
-        let _one_at_a_time = self
-            .inner
-            .opening
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.inner.opened.get().is_some() {
-            return Ok(());
-        }
-        self.run(self.open())?;
-        let _ = self.inner.opened.set(());
-        Ok(())
+        self.inner.open.get_or_open(|| self.run(self.open()))
     }
 
     fn begin(&self) -> Result<Box<dyn Tx>> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::backend::{Backend, Tx};
+use crate::backend::{Backend, OpenOnce, Tx, V1_TABLES, require_current};
 use crate::{Error, Options, Result, migrations, pool};
 
 pub(crate) use unit::SqliteTx;
@@ -18,16 +18,6 @@ pub(crate) use unit::SqliteTx;
 /// `PRAGMA application_id` of a plinth database: `plnt` in ASCII. SQLite's
 /// own way of saying which application a file belongs to.
 pub const APPLICATION_ID: i32 = 0x706c_6e74;
-
-/// The tables of a plinth database from before [`APPLICATION_ID`] was set
-/// (schema v1): a file holding all of them is taken as plinth's.
-const V1_TABLES: [&str; 5] = [
-    "email_verification_tokens",
-    "password_reset_tokens",
-    "schema_version",
-    "sessions",
-    "users",
-];
 
 /// A database file and its pool of idle connections.
 #[derive(Debug, Clone)]
@@ -41,9 +31,7 @@ struct Inner {
     options: Options,
     idle: pool::Pool<Connection>,
     /// Set once the file is open (checked, migrated).
-    opened: std::sync::OnceLock<()>,
-    /// Held while the file is being opened.
-    opening: std::sync::Mutex<()>,
+    open: OpenOnce,
 }
 
 impl Sqlite {
@@ -55,8 +43,7 @@ impl Sqlite {
                 path: path.to_path_buf(),
                 idle: pool::Pool::new(options.max_idle_connections),
                 options,
-                opened: std::sync::OnceLock::new(),
-                opening: std::sync::Mutex::new(()),
+                open: OpenOnce::default(),
             }),
         })
     }
@@ -79,6 +66,24 @@ impl Sqlite {
     pub(crate) fn release(&self, conn: Connection) {
         drop(self.inner.idle.put(conn));
     }
+    /// Checks that the file is plinth's (or new) and migrates it.
+    fn open(&self) -> Result<()> {
+        check_owner(&self.inner.path)?;
+        let mut conn = self.connect()?;
+        let now = self.inner.options.clock.now();
+        if self.inner.options.migrate {
+            migrations::apply(&mut conn, migrations::MIGRATIONS, now)?;
+        } else {
+            require_current(migrations::version_of(&conn)?)?;
+        }
+        let id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        if id != APPLICATION_ID {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
+        self.release(conn);
+        Ok(())
+    }
+
     fn connect(&self) -> Result<Connection> {
         let path = &self.inner.path;
         let open_err = |source: rusqlite::Error| Error::Open {
@@ -112,41 +117,7 @@ impl Sqlite {
 
 impl Backend for Sqlite {
     fn ensure_open(&self) -> Result<()> {
-        if self.inner.opened.get().is_some() {
-            return Ok(());
-        }
-        let _one_at_a_time = self
-            .inner
-            .opening
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.inner.opened.get().is_some() {
-            return Ok(());
-        }
-        check_owner(&self.inner.path)?;
-        let mut conn = self.connect()?;
-        let now = self.inner.options.clock.now();
-        if self.inner.options.migrate {
-            migrations::apply(&mut conn, migrations::MIGRATIONS, now)?;
-        } else {
-            let found = migrations::version_of(&conn)?;
-            let known = migrations::latest_version();
-            if found > known {
-                return Err(Error::SchemaTooNew { found, known });
-            }
-            if found < known {
-                return Err(Error::InvalidMigrations(format!(
-                    "the database is at version {found}; version {known} is needed (run the migrations)"
-                )));
-            }
-        }
-        let id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-        if id != APPLICATION_ID {
-            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
-        }
-        self.release(conn);
-        let _ = self.inner.opened.set(());
-        Ok(())
+        self.inner.open.get_or_open(|| self.open())
     }
 
     fn begin(&self) -> Result<Box<dyn Tx>> {

@@ -5,11 +5,13 @@ use std::time::Instant;
 use rusqlite::{OptionalExtension, Row};
 
 use super::SqliteTx;
-use crate::backend::{MailQueued, ProfileRow, Tx, UserKey, UserRow};
+use crate::backend::{
+    MailQueued, ProfileRow, TokenSql, Tx, UserKey, UserRow, keep_or_set, token_sql,
+};
 use crate::outbox::TABLES;
 use crate::{
-    DueMail, Failures, FieldChange, Mail, MailStatus, OutboxMessage, Result, Session, TableCount,
-    Timestamp, Token, TokenKind, User,
+    DueMail, Failures, Mail, MailStatus, OutboxMessage, Result, Session, TableCount, Timestamp,
+    Token, TokenKind, User,
 };
 
 macro_rules! user_columns {
@@ -70,59 +72,14 @@ fn failures_from_row(r: &Row<'_>) -> rusqlite::Result<Failures> {
     })
 }
 
-/// The statements of one token table, as literals for the statement cache.
-struct TokenSql {
-    insert: &'static str,
-    get: &'static str,
-    delete: &'static str,
-    consume: &'static str,
-    delete_for_user: &'static str,
-    cleanup: &'static str,
-}
-
-macro_rules! token_sql {
-    ($table:literal) => {
-        TokenSql {
-            insert: concat!(
-                "INSERT INTO ",
-                $table,
-                " (token, user_uuid, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)
-                 RETURNING token, user_uuid, created_at, expires_at"
-            ),
-            get: concat!(
-                "SELECT token, user_uuid, created_at, expires_at FROM ",
-                $table,
-                " WHERE token = ?1 AND expires_at > ?2"
-            ),
-            delete: concat!("DELETE FROM ", $table, " WHERE token = ?1"),
-            consume: concat!(
-                "DELETE FROM ",
-                $table,
-                " WHERE token = ?1 AND expires_at > ?2
-                 RETURNING token, user_uuid, created_at, expires_at"
-            ),
-            delete_for_user: concat!("DELETE FROM ", $table, " WHERE user_uuid = ?1"),
-            cleanup: concat!("DELETE FROM ", $table, " WHERE expires_at <= ?1"),
-        }
-    };
-}
-
-const EMAIL_VERIFICATION: TokenSql = token_sql!("email_verification_tokens");
-const PASSWORD_RESET: TokenSql = token_sql!("password_reset_tokens");
+const EMAIL_VERIFICATION: TokenSql =
+    token_sql!("email_verification_tokens", "?1", "?2", "?3", "?4");
+const PASSWORD_RESET: TokenSql = token_sql!("password_reset_tokens", "?1", "?2", "?3", "?4");
 
 fn token_sql(kind: TokenKind) -> &'static TokenSql {
     match kind {
         TokenKind::EmailVerification => &EMAIL_VERIFICATION,
         TokenKind::PasswordReset => &PASSWORD_RESET,
-    }
-}
-
-/// Each optional field as (keep?, new value): keep leaves the column alone.
-fn split(change: &FieldChange) -> (bool, Option<&str>) {
-    match change {
-        FieldChange::Keep => (true, None),
-        FieldChange::Clear => (false, None),
-        FieldChange::Set(v) => (false, Some(v)),
     }
 }
 
@@ -198,8 +155,8 @@ impl Tx for SqliteTx {
     }
 
     fn update_profile(&mut self, uuid: &str, row: &ProfileRow<'_>) -> Result<User> {
-        let (keep_avatar, avatar) = split(row.avatar);
-        let (keep_bio, bio) = split(row.bio);
+        let (keep_avatar, avatar) = keep_or_set(row.avatar);
+        let (keep_bio, bio) = keep_or_set(row.bio);
         let (name, key) = row.name.unzip();
         let mut stmt = self.write()?.prepare_cached(concat!(
             "UPDATE users SET
