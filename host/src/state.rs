@@ -37,7 +37,7 @@ impl CallState {
     /// Starts a call that must end by `deadline`.
     pub(crate) fn start_call(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
-        self.database.deadline = Some(deadline);
+        self.database.start_call(deadline);
     }
 
     /// When the current call must end, if a call is running.

@@ -161,15 +161,12 @@ fn stress_worker() -> Result<()> {
         DB_TEST,
         relaxed(DB_TEST)?.grant(plinth_testing::TEST_CLOCK, Access::Write),
     )?)?;
-    // db-test moves this process's test clock: one run at a time.
-    let one_db_test = Arc::new(Mutex::new(()));
     let counts = Arc::new(Mutex::new(BTreeMap::<&'static str, i64>::new()));
     let tokens = Arc::new(tokens);
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let (writer, auth, db_test) = (writer.clone(), auth.clone(), db_test.clone());
-            let (one_db_test, counts, tokens) =
-                (one_db_test.clone(), counts.clone(), tokens.clone());
+            let (counts, tokens) = (counts.clone(), tokens.clone());
             std::thread::spawn(move || -> Result<()> {
                 let count = |k: &'static str| {
                     *counts
@@ -211,12 +208,7 @@ fn stress_worker() -> Result<()> {
                             }
                         }
                         6 => {
-                            let checks = {
-                                let _one = one_db_test
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                                db_test.run()?
-                            };
+                            let checks = db_test.run()?;
                             let failed: Vec<_> = checks.iter().filter(|c| !c.passed).collect();
                             ensure!(failed.is_empty(), "db-test: {failed:?}");
                             count("dbtest");

@@ -23,6 +23,6 @@ pub const CAPABILITY: Capability = Capability {
 
 impl clock::Host for DbView<'_> {
     fn now(&mut self) -> wasmtime::Result<i64> {
-        Ok(self.ctx().db().clock().now())
+        Ok(self.ctx().now())
     }
 }

@@ -90,6 +90,9 @@ pub struct DatabaseCtx {
     /// When the current call must end; a unit waits for the write lock only
     /// until shortly before it.
     pub(crate) deadline: Option<Instant>,
+    /// Seconds the current call's clock runs ahead of the database's (a
+    /// test capability moves it; see [`DatabaseCtx::advance_clock`]).
+    clock_offset: i64,
 }
 
 impl DatabaseCtx {
@@ -99,6 +102,7 @@ impl DatabaseCtx {
             db,
             unit: None,
             deadline: None,
+            clock_offset: 0,
         }
     }
 
@@ -129,8 +133,31 @@ impl DatabaseCtx {
                 if let Some(deadline) = self.deadline {
                     unit.set_deadline(deadline);
                 }
+                unit.set_clock_offset(self.clock_offset);
                 Ok(slot.insert(unit))
             }
+        }
+    }
+
+    /// Starts a call: its deadline, its clock back at the database's.
+    pub(crate) fn start_call(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+        self.clock_offset = 0;
+    }
+
+    /// Now, for the current call: the database's clock plus the call's
+    /// offset.
+    pub fn now(&self) -> i64 {
+        self.db.clock().now().saturating_add(self.clock_offset)
+    }
+
+    /// Moves the current call's clock `seconds` forward — its reads of
+    /// `clock.now`, the rows it stamps and the expiries it checks — and no
+    /// other call's. For test capabilities; a new call starts at offset 0.
+    pub fn advance_clock(&mut self, seconds: u32) {
+        self.clock_offset = self.clock_offset.saturating_add(i64::from(seconds));
+        if let Some(unit) = &mut self.unit {
+            unit.set_clock_offset(self.clock_offset);
         }
     }
 
