@@ -25,6 +25,46 @@ use plinth_testing::BenchPlugin;
 const PW: &str = "correct horse battery staple";
 const WORKER: &str = "PLINTH_BENCH_PG_WORKER";
 const REPEATS: usize = 7;
+/// Interleaved rounds of the lookup comparison.
+const ROUNDS: usize = 11;
+
+/// CPU time this process's threads have run, from the kernel's
+/// per-thread scheduler statistics (nanoseconds): what a path costs this
+/// host, apart from waiting for the server and for the scheduler.
+fn cpu_time() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+/// Per-thread CPU nanoseconds by thread name (a diagnostic).
+fn cpu_by_thread() -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(t.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        *out.entry(format!(
+            "{}#{}",
+            name.trim(),
+            t.file_name().to_string_lossy()
+        ))
+        .or_default() += ns;
+    }
+    out
+}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -131,12 +171,15 @@ fn families(db: &Db) -> Result<Vec<(&'static str, Duration)>> {
 }
 
 /// `times` lookups of one user with tokio-postgres, prepared once, on a
-/// multi-threaded runtime as a native service would run it.
-fn native_lookups(url: &str, email: &str, times: u32) -> Result<Duration> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+/// multi-threaded runtime (two workers, as plinth's) as a native service
+/// would run it. The runtime outlives the measurement, so that the CPU
+/// time of its threads is counted.
+fn native_lookups(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    email: &str,
+    times: u32,
+) -> Result<Duration> {
     rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
@@ -151,13 +194,39 @@ fn native_lookups(url: &str, email: &str, times: u32) -> Result<Duration> {
             let start = Instant::now();
             for _ in 0..times {
                 let row = client.query_one(&stmt, &[&email]).await?;
-                let name: String = row.try_get(1)?;
-                ensure!(name == "bench");
+                // Decoded into the same record as the store's.
+                let user = plinth_store::User {
+                    uuid: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    email: row.try_get(2)?,
+                    email_verified: row.try_get(3)?,
+                    avatar: row.try_get(4)?,
+                    bio: row.try_get(5)?,
+                    created_at: row.try_get(6)?,
+                    updated_at: row.try_get(7)?,
+                };
+                ensure!(user.name == "bench");
             }
             rounds.push(start.elapsed() / times);
         }
         Ok(median(rounds))
     })
+}
+
+/// `times` lookups through the store, in one unit, in native Rust: the
+/// store's share of the guest's cost.
+fn store_lookups(db: &Db, email: &str, times: u32) -> Result<Duration> {
+    let mut rounds = Vec::new();
+    for _ in 0..REPEATS {
+        let mut unit = db.unit()?;
+        unit.set_deadline(Instant::now() + Duration::from_secs(10));
+        let start = Instant::now();
+        for _ in 0..times {
+            unit.get_user_by_email(email)?;
+        }
+        rounds.push(start.elapsed() / times);
+    }
+    Ok(median(rounds))
 }
 
 fn guest_lookups(bench: &BenchPlugin, email: &str, times: u32) -> Result<Duration> {
@@ -279,20 +348,85 @@ fn main() -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))?
         .token;
     let email = "bench@example.com";
+    let native_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let times = 1000;
     // Interleaved, so that both see the same machine.
-    let mut guest = Vec::new();
-    let mut native = Vec::new();
-    for _ in 0..3 {
-        guest.push(guest_lookups(&bench, email, times)?);
-        native.push(native_lookups(&pg_url, email, times)?);
+    // Interleaved rounds, so that both sides see the same machine; the
+    // ratio of each round, then their median and spread.
+    let (mut ratios, mut store_ratios) = (Vec::new(), Vec::new());
+    let (mut guest, mut native) = (Vec::new(), Vec::new());
+    // Where the CPU goes, thread by thread, for one round of each.
+    let by_thread = |label: &str, f: &mut dyn FnMut() -> Result<Duration>| -> Result<()> {
+        let before = cpu_by_thread();
+        f()?;
+        let after = cpu_by_thread();
+        let mut parts = Vec::new();
+        for (k, v) in &after {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            if d > 1_000_000 {
+                let name = k.split('#').next().unwrap_or(k);
+                let per = d as f64 / 1e3 / f64::from(times * REPEATS as u32);
+                parts.push(format!("{name} {per:.1} µs"));
+            }
+        }
+        println!("CPU per lookup by thread, {label}: {}", parts.join(", "));
+        Ok(())
+    };
+    by_thread("through plinth's store", &mut || {
+        store_lookups(&pg, email, times)
+    })?;
+    by_thread("tokio-postgres", &mut || {
+        native_lookups(&native_rt, &pg_url, email, times)
+    })?;
+    let (mut guest_cpu, mut native_cpu, mut store_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let c0 = cpu_time();
+        let g = guest_lookups(&bench, email, times)?;
+        let c1 = cpu_time();
+        let n = native_lookups(&native_rt, &pg_url, email, times)?;
+        let c2 = cpu_time();
+        let st = store_lookups(&pg, email, times)?;
+        let c3 = cpu_time();
+        let per = times * REPEATS as u32;
+        guest_cpu.push((c1 - c0) / per);
+        native_cpu.push((c2 - c1) / per);
+        store_cpu.push((c3 - c2) / per);
+        ratios.push(g.as_secs_f64() / n.as_secs_f64());
+        store_ratios.push(st.as_secs_f64() / n.as_secs_f64());
+        guest.push(g);
+        native.push(n);
     }
-    let (g, n) = (median(guest), median(native));
+    let spread = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        (lo, hi)
+    };
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (lo, hi) = spread(&ratios);
+    let (slo, shi) = spread(&store_ratios);
     println!(
-        "\nuser lookup on PostgreSQL, {times} per call: guest through plinth {:.1} µs, tokio-postgres in native Rust {:.1} µs: **{:.2}×**",
-        g.as_secs_f64() * 1e6,
-        n.as_secs_f64() * 1e6,
-        g.as_secs_f64() / n.as_secs_f64()
+        "\nuser lookup on PostgreSQL, {times} per call, {ROUNDS} interleaved rounds: guest through plinth {:.1} µs, tokio-postgres in native Rust {:.1} µs (medians): **{:.2}×** (rounds {lo:.2}–{hi:.2}×)",
+        median(guest).as_secs_f64() * 1e6,
+        median(native).as_secs_f64() * 1e6,
+        mid(ratios.clone()),
+    );
+    let (gc, nc, sc) = (median(guest_cpu), median(native_cpu), median(store_cpu));
+    println!(
+        "CPU time of this process per lookup (all its threads, medians): guest through plinth {:.1} µs, the store alone {:.1} µs, tokio-postgres {:.1} µs: {:.2}×",
+        gc.as_secs_f64() * 1e6,
+        sc.as_secs_f64() * 1e6,
+        nc.as_secs_f64() * 1e6,
+        gc.as_secs_f64() / nc.as_secs_f64()
+    );
+    println!(
+        "(the same lookups through plinth's store in native Rust, no wasm: {:.2}× tokio-postgres, rounds {slo:.2}–{shi:.2}×)",
+        mid(store_ratios.clone()),
     );
 
     let seconds = 4;

@@ -26,7 +26,7 @@
 mod ops;
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -329,6 +329,7 @@ impl Backend for Postgres {
             writing: false,
             broken: false,
             deadline: None,
+            timer: None,
             rows: 0,
         }))
     }
@@ -375,6 +376,8 @@ pub(crate) struct PgTx {
     /// runs on it, and it is not reused.
     broken: bool,
     deadline: Option<Instant>,
+    /// Fires when the unit's waits must end (see [`PgTx::run`]).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     rows: u64,
 }
 
@@ -413,7 +416,14 @@ impl PgTx {
         let begin = access != Access::Read && !self.writing;
         let in_tx = self.writing || begin;
         let client_slot = &mut self.client;
+        let timer_slot = &mut self.timer;
         let outcome = pg.run(async {
+            // One timer for the unit, made at its first bounded statement and
+            // polled by each: a timer made and dropped per statement costs a
+            // wake of the runtime's driver thread every time.
+            let timer = budget.map(|budget| {
+                timer_slot.get_or_insert_with(|| Box::pin(tokio::time::sleep(budget)))
+            });
             if client_slot.is_none() {
                 // A wait for a free connection is a wait like any other.
                 let client = match budget {
@@ -427,7 +437,7 @@ impl PgTx {
             let Some(client) = client_slot.as_ref() else {
                 return Err(Error::invalid("no connection"));
             };
-            Ok(statement(client, sql, params, want, begin, in_tx, budget).await)
+            Ok(statement(client, sql, params, want, begin, in_tx, timer).await)
         });
         // An error here is no connection: nothing ran.
         match outcome? {
@@ -512,7 +522,7 @@ async fn statement(
     want: Want,
     begin: bool,
     in_tx: bool,
-    budget: Option<Duration>,
+    timer: Option<&mut Pin<Box<tokio::time::Sleep>>>,
 ) -> Outcome {
     let open = match (begin, in_tx) {
         (true, _) => "BEGIN; SAVEPOINT plinth_statement",
@@ -549,6 +559,10 @@ async fn statement(
                 Ok(())
             }
         };
+        if !in_tx {
+            // A read on its own: one request, nothing around it.
+            return ran.await;
+        }
         // Sent in one go; answered in order.
         let (opened, ran, released) = tokio::join!(opened, ran, released);
         opened?;
@@ -557,11 +571,11 @@ async fn statement(
         Ok::<_, tokio_postgres::Error>(ran)
     };
     let mut work = pin!(work);
-    let result = match budget {
+    let result = match timer {
         None => work.await,
-        Some(budget) => tokio::select! {
+        Some(timer) => tokio::select! {
         result = &mut work => result,
-        () = tokio::time::sleep(budget) => {
+        () = timer.as_mut() => {
             // Past the budget: ask the server to stop the statement, then
             // give it a moment to answer so that the savepoint can be
             // rolled back and the unit go on.
@@ -635,6 +649,7 @@ impl Drop for PgTx {
 impl PgTx {
     pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
+        self.timer = None;
     }
 
     pub(crate) fn commit(&mut self) -> Result<()> {
