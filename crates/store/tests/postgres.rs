@@ -314,3 +314,34 @@ fn the_per_recipient_mail_limit_counts_every_hosts_mail() -> Result<()> {
     ensure!(hosts[0].outbox(None, 100)?.len() == 3);
     Ok(())
 }
+
+#[test]
+fn a_unit_with_a_deadline_may_run_longer_than_one_lock_wait() -> Result<()> {
+    let Some((_, url)) = database("long_unit")? else {
+        return Ok(());
+    };
+    // The busy timeout bounds one wait for a lock, not the unit: a unit of
+    // many quick statements, given a deadline well past it, runs them all.
+    let db = Db::connect(
+        &url,
+        Options {
+            busy_timeout: Duration::from_millis(200),
+            ..Options::default()
+        },
+    )?;
+    let mut unit = db.unit()?;
+    unit.set_deadline(Instant::now() + Duration::from_secs(20));
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(600) {
+        unit.create_user(&user(&format!("u{n}")))?;
+        n += 1;
+    }
+    unit.commit()?;
+    ensure!(
+        db.table_counts()?
+            .iter()
+            .any(|c| c.table == "users" && c.rows == n)
+    );
+    Ok(())
+}

@@ -400,11 +400,14 @@ impl PgTx {
                 "the unit's connection was lost; its writes were rolled back",
             )));
         }
-        // Without a deadline the server's own bounds hold (`lock_timeout`
-        // for lock waits) and a statement runs to its end.
+        // Without a deadline the server's own bounds hold (`lock_timeout`,
+        // the busy timeout, for lock waits) and a statement runs to its
+        // end. With one, every wait also ends a little before it: the
+        // unit's timer is set there (not capped by the busy timeout, which
+        // bounds one lock wait, not the unit).
         let budget = match self.deadline {
             Some(_) => {
-                let budget = wait_budget(self.deadline, self.pg.inner.options.busy_timeout);
+                let budget = wait_budget(self.deadline, Duration::MAX);
                 if budget.is_zero() {
                     return Err(Error::Busy);
                 }
@@ -412,6 +415,7 @@ impl PgTx {
             }
             None => None,
         };
+        let busy_timeout = self.pg.inner.options.busy_timeout;
         let pg = self.pg.clone();
         let begin = access != Access::Read && !self.writing;
         let in_tx = self.writing || begin;
@@ -428,7 +432,7 @@ impl PgTx {
                 // A wait for a free connection is a wait like any other.
                 let client = match budget {
                     None => pg.connection().await?,
-                    Some(budget) => tokio::time::timeout(budget, pg.connection())
+                    Some(budget) => tokio::time::timeout(budget.min(busy_timeout), pg.connection())
                         .await
                         .map_err(|_| Error::Busy)??,
                 };
