@@ -162,6 +162,15 @@ pub(crate) trait Tx: Debug + Send {
     /// `retry_at: None` gives the message up.
     fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<u64>;
     fn table_counts(&mut self) -> Result<Vec<TableCount>>;
+
+    // A plugin's own SQL (see `crate::sql`).
+    fn plugin_sql(
+        &mut self,
+        ns: &crate::sql::Namespace,
+        sql: &str,
+        params: &[crate::sql::SqlValue],
+        want: crate::sql::Want,
+    ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError>;
 }
 
 /// The statements of one token table, as literals for the statement cache.

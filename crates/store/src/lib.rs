@@ -43,6 +43,7 @@ mod outbox;
 pub mod pool;
 mod postgres;
 mod sessions;
+pub mod sql;
 mod sqlite;
 mod tokens;
 mod unit;

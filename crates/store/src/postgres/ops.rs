@@ -481,6 +481,18 @@ impl Tx for PgTx {
         }
     }
 
+    fn plugin_sql(
+        &mut self,
+        _ns: &crate::sql::Namespace,
+        _sql: &str,
+        _params: &[crate::sql::SqlValue],
+        _want: crate::sql::Want,
+    ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
+        Err(crate::sql::SqlError::AccessDenied(
+            "a plugin's own SQL tables are not available on PostgreSQL yet".into(),
+        ))
+    }
+
     fn table_counts(&mut self) -> Result<Vec<TableCount>> {
         let r = self.row(TABLE_COUNTS, &[], Access::Read)?;
         TABLES

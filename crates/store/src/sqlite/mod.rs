@@ -2,6 +2,7 @@
 //! connections. The default.
 
 mod ops;
+mod sandbox;
 mod unit;
 
 use std::path::{Path, PathBuf};
@@ -101,6 +102,13 @@ impl Sqlite {
         }
         // The first statement that reads the file: a non-database file fails here.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(open_err)?;
+        // Defensive: no writable schema, no writes to shadow tables by
+        // hand; trusted_schema off: functions in a schema (a view, an
+        // index) are only those marked safe. Plugins' SQL runs here too.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "trusted_schema", false)
             .map_err(open_err)?;
         // secure_delete = FAST: content a statement removes (a scrubbed mail
         // body, a deleted token hash) is zeroed in the pages it rewrites

@@ -407,6 +407,16 @@ impl Tx for SqliteTx {
         }
     }
 
+    fn plugin_sql(
+        &mut self,
+        ns: &crate::sql::Namespace,
+        sql: &str,
+        params: &[crate::sql::SqlValue],
+        want: crate::sql::Want,
+    ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
+        self.run_plugin_sql(ns, sql, params, want)
+    }
+
     fn table_counts(&mut self) -> Result<Vec<TableCount>> {
         let conn = self.read()?;
         TABLES

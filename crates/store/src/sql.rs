@@ -1,0 +1,195 @@
+//! A plugin's own SQL: statements a plugin runs on its own tables, inside
+//! the call's unit of work, confined to its namespace.
+//!
+//! On SQLite a plugin's objects live in the database file beside the core
+//! tables, named `"<plugin>:<name>"`. The plugin writes plain names
+//! (`items`); [`Unit::plugin_query`] and [`Unit::plugin_execute`] parse the
+//! statement and put every name it creates or reads into the plugin's
+//! namespace. That rewriting is for the plugin's convenience; the boundary
+//! is SQLite's authorizer, installed while a plugin statement is prepared,
+//! which allows only the plugin's own objects, a list of functions, and no
+//! pragmas, attachments, transaction control, temporary objects or
+//! triggers. While the statement runs, SQLite's limits are lowered and a
+//! progress handler stops it at the unit's deadline.
+//!
+//! On PostgreSQL plugin SQL is not available yet: both calls answer
+//! [`SqlError::AccessDenied`] saying so.
+
+use crate::Unit;
+
+/// One value of a row or a parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// SQL `NULL`.
+    Null,
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A double.
+    Real(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// The rows a query returned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SqlRows {
+    /// The columns' names, in order.
+    pub columns: Vec<String>,
+    /// Each row's values, in the columns' order.
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// What a statement that changes rows did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SqlOutcome {
+    /// Rows inserted, updated or deleted by the statement.
+    pub rows_affected: u64,
+    /// The row id of the last row the statement inserted, if it did.
+    pub last_insert_id: Option<i64>,
+}
+
+/// Why a plugin's statement failed. Nothing it would have written is kept;
+/// the unit goes on (except after [`SqlError::TimedOut`], when its call is
+/// over).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// The statement does not parse, or names what does not exist.
+    #[error("{0}")]
+    Syntax(String),
+    /// A constraint refused the write.
+    #[error("constraint: {0}")]
+    Constraint(String),
+    /// The statement reaches outside the plugin's namespace or does what
+    /// plugins may not.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// A value or the statement is over its limit.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// The statement ran to the unit's deadline and was stopped.
+    #[error("the statement ran out of time")]
+    TimedOut,
+    /// Other writers held the database past the wait allowed.
+    #[error("the database is busy")]
+    Busy,
+    /// A fault of the host or the database.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Whose statements these are, and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    plugin: String,
+    read_only: bool,
+}
+
+impl Namespace {
+    /// The namespace of plugin `plugin` (letters, digits, `-` and `_`).
+    /// With `read_only`, statements that write are refused.
+    ///
+    /// # Errors
+    /// [`SqlError::AccessDenied`] for a name with other characters (a name
+    /// with `:` could reach into another plugin's namespace).
+    pub fn new(plugin: &str, read_only: bool) -> Result<Self, SqlError> {
+        let ok = !plugin.is_empty()
+            && plugin.len() <= 64
+            && plugin
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(SqlError::AccessDenied(format!(
+                "{plugin:?} cannot own tables: a plugin's name is letters, digits, - and _"
+            )));
+        }
+        Ok(Self {
+            plugin: plugin.to_string(),
+            read_only,
+        })
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// Whether writes are refused.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// What the plugin's object names begin with in an SQLite file.
+    pub fn prefix(&self) -> String {
+        format!("{}:", self.plugin)
+    }
+}
+
+/// What a plugin statement is run for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    Rows,
+    Outcome,
+}
+
+/// A plugin statement's answer.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Rows(SqlRows),
+    Outcome(SqlOutcome),
+}
+
+/// The most bytes of SQL a plugin statement may have.
+pub const MAX_STATEMENT_BYTES: usize = 100_000;
+
+impl Unit {
+    /// Runs one statement of `ns`'s plugin that returns rows.
+    ///
+    /// # Errors
+    /// [`SqlError`], typed; the statement changed nothing.
+    pub fn plugin_query(
+        &mut self,
+        ns: &Namespace,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<SqlRows, SqlError> {
+        match self.plugin_sql(ns, statement, params, Want::Rows)? {
+            Answer::Rows(rows) => Ok(rows),
+            Answer::Outcome(_) => Ok(SqlRows::default()),
+        }
+    }
+
+    /// Runs one statement of `ns`'s plugin that changes rows or schema.
+    ///
+    /// # Errors
+    /// [`SqlError`], typed; the statement changed nothing.
+    pub fn plugin_execute(
+        &mut self,
+        ns: &Namespace,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<SqlOutcome, SqlError> {
+        match self.plugin_sql(ns, statement, params, Want::Outcome)? {
+            Answer::Outcome(outcome) => Ok(outcome),
+            Answer::Rows(_) => Ok(SqlOutcome::default()),
+        }
+    }
+
+    fn plugin_sql(
+        &mut self,
+        ns: &Namespace,
+        statement: &str,
+        params: &[SqlValue],
+        want: Want,
+    ) -> Result<Answer, SqlError> {
+        if statement.len() > MAX_STATEMENT_BYTES {
+            return Err(SqlError::TooLarge(format!(
+                "the statement is {} bytes; at most {MAX_STATEMENT_BYTES}",
+                statement.len()
+            )));
+        }
+        self.tx().plugin_sql(ns, statement, params, want)
+    }
+}

@@ -1,0 +1,572 @@
+//! Plugin SQL on SQLite: the statement put into the plugin's namespace,
+//! prepared under an authorizer that allows nothing else, run under lowered
+//! limits and the unit's deadline.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode};
+use sqlparser::ast::{
+    ColumnOption, Expr, Ident, ObjectName, ObjectNamePart, ObjectType, Query, Statement,
+    TableConstraint, Visit, VisitMut, Visitor, VisitorMut,
+};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::parser::Parser;
+
+use super::SqliteTx;
+use crate::sql::{Answer, Namespace, SqlError, SqlOutcome, SqlRows, SqlValue, Want};
+
+/// The functions a plugin's SQL may call: SQLite's core scalar, aggregate,
+/// date and JSON functions and FTS5's; not `load_extension`, not the ones
+/// that tell the build (`sqlite_version`, `sqlite_compileoption_*`,
+/// `sqlite_source_id`), not `sqlite_offset`.
+const FUNCTIONS: &[&str] = &[
+    "abs",
+    "avg",
+    "bm25",
+    "char",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "count",
+    "date",
+    "datetime",
+    "format",
+    "glob",
+    "group_concat",
+    "hex",
+    "highlight",
+    "ifnull",
+    "iif",
+    "instr",
+    "json",
+    "json_array",
+    "json_array_length",
+    "json_extract",
+    "json_group_array",
+    "json_group_object",
+    "json_object",
+    "json_quote",
+    "json_type",
+    "json_valid",
+    "julianday",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "lower",
+    "ltrim",
+    "match",
+    "max",
+    "min",
+    "nullif",
+    "octet_length",
+    "printf",
+    "quote",
+    "random",
+    "randomblob",
+    "replace",
+    "round",
+    "rtrim",
+    "sign",
+    "snippet",
+    "string_agg",
+    "strftime",
+    "substr",
+    "substring",
+    "sum",
+    "time",
+    "total",
+    "trim",
+    "typeof",
+    "unhex",
+    "unicode",
+    "unixepoch",
+    "unlikely",
+    "upper",
+    "zeroblob",
+];
+
+/// Limits while a plugin statement is prepared and run (SQLite's "Defense
+/// Against the Dark Arts"), and the default each returns to after.
+const LIMITS: &[(Limit, i32)] = &[
+    (Limit::SQLITE_LIMIT_LENGTH, 1_000_000),
+    (Limit::SQLITE_LIMIT_SQL_LENGTH, 100_000),
+    (Limit::SQLITE_LIMIT_COLUMN, 100),
+    (Limit::SQLITE_LIMIT_EXPR_DEPTH, 100),
+    (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 8),
+    (Limit::SQLITE_LIMIT_VDBE_OP, 25_000),
+    (Limit::SQLITE_LIMIT_FUNCTION_ARG, 16),
+    (Limit::SQLITE_LIMIT_ATTACHED, 0),
+    (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 100),
+    (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 100),
+    (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 4),
+];
+
+/// SQLite's own tables, which it reads and writes inside a plugin's `CREATE`
+/// and `DROP`.
+const SCHEMA_TABLES: &[&str] = &["sqlite_master", "sqlite_schema"];
+
+/// Puts one statement of a plugin into its namespace; refuses what plugins
+/// may not run. Returns the SQL to prepare and whether it is DDL.
+///
+/// # Errors
+/// [`SqlError::Syntax`] when it does not parse or is not one statement;
+/// [`SqlError::AccessDenied`] for a statement kind or a name plugins may not
+/// use.
+pub(crate) fn namespaced(sql: &str, ns: &Namespace) -> Result<(String, bool), SqlError> {
+    let mut statements =
+        Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let [statement] = statements.as_mut_slice() else {
+        return Err(SqlError::Syntax(format!(
+            "one statement per call, not {}",
+            statements.len()
+        )));
+    };
+    let ddl = allowed(statement)?;
+    let mut namer = Namer::new(ns.prefix(), statement);
+    if let ControlFlow::Break(e) = statement.visit(&mut namer) {
+        return Err(e);
+    }
+    let prefix = ns.prefix();
+    // Names the visitor does not see as relations.
+    match statement {
+        Statement::CreateIndex(index) => {
+            if let Some(name) = &mut index.name {
+                rename(name, &prefix)?;
+            }
+        }
+        Statement::CreateView { name, .. } => rename(name, &prefix)?,
+        Statement::Drop { names, .. } => {
+            for name in names {
+                rename(name, &prefix)?;
+            }
+        }
+        Statement::CreateTable(table) => {
+            for constraint in &mut table.constraints {
+                if let TableConstraint::ForeignKey { foreign_table, .. } = constraint {
+                    rename(foreign_table, &prefix)?;
+                }
+            }
+            for column in &mut table.columns {
+                for option in &mut column.options {
+                    if let ColumnOption::ForeignKey { foreign_table, .. } = &mut option.option {
+                        rename(foreign_table, &prefix)?;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok((statement.to_string(), ddl))
+}
+
+/// Whether plugins may run this kind of statement; `Ok(true)` for DDL.
+fn allowed(statement: &Statement) -> Result<bool, SqlError> {
+    let refuse = |what: &str| Err(SqlError::AccessDenied(what.to_string()));
+    match statement {
+        Statement::Query(_)
+        | Statement::Insert(_)
+        | Statement::Update { .. }
+        | Statement::Delete(_) => Ok(false),
+        Statement::CreateTable(t) if t.temporary => refuse("temporary tables"),
+        Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::AlterTable { .. } => {
+            Ok(true)
+        }
+        Statement::CreateView {
+            temporary: true, ..
+        } => refuse("temporary views"),
+        Statement::CreateView { .. } => Ok(true),
+        Statement::CreateVirtualTable { module_name, .. } => {
+            if module_name.value.eq_ignore_ascii_case("fts5") {
+                Ok(true)
+            } else {
+                refuse("virtual tables other than fts5")
+            }
+        }
+        Statement::Drop { object_type, .. } => match object_type {
+            ObjectType::Table | ObjectType::View | ObjectType::Index => Ok(true),
+            _ => refuse("dropping that kind of object"),
+        },
+        Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => refuse(
+            "transaction control: the call is the transaction (it commits when the export returns)",
+        ),
+        Statement::AttachDatabase { .. } => refuse("ATTACH"),
+        Statement::Pragma { .. } => refuse("PRAGMA"),
+        Statement::CreateTrigger(_) => refuse("triggers"),
+        other => {
+            let text = other.to_string();
+            let word = text.split_whitespace().next().unwrap_or("this statement");
+            refuse(&format!("{word} statements"))
+        }
+    }
+}
+
+/// Puts a one-part name into the namespace; refuses qualified names and
+/// SQLite's own tables. Names of common table expressions are put there
+/// too (their definitions are renamed alike), so that a name means the same
+/// wherever SQLite resolves it: a CTE called `users` is the plugin's, in
+/// and out of its scope.
+fn rename(name: &mut ObjectName, prefix: &str) -> Result<(), SqlError> {
+    let [ObjectNamePart::Identifier(ident)] = name.0.as_mut_slice() else {
+        return Err(SqlError::AccessDenied(format!(
+            "{name}: a plugin names its tables without a schema"
+        )));
+    };
+    let lower = ident.value.to_lowercase();
+    if lower.starts_with("sqlite_") {
+        return Err(SqlError::AccessDenied(format!(
+            "{}: SQLite's own",
+            ident.value
+        )));
+    }
+    *ident = Ident::with_quote('"', format!("{prefix}{}", ident.value));
+    Ok(())
+}
+
+/// The names of the tables a statement reads or writes (first pass) and its
+/// common table expressions.
+#[derive(Default)]
+struct Names {
+    relations: HashSet<String>,
+    ctes: HashSet<String>,
+}
+
+impl Visitor for Names {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.ctes.insert(cte.alias.name.value.to_lowercase());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        if let [ObjectNamePart::Identifier(ident)] = relation.0.as_slice() {
+            self.relations.insert(ident.value.to_lowercase());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The second pass: renames relations, and the table part of qualified
+/// column names (`items.title`).
+struct Namer {
+    prefix: String,
+    names: Names,
+}
+
+impl Namer {
+    fn new(prefix: String, statement: &Statement) -> Self {
+        let mut names = Names::default();
+        let _ = statement.visit(&mut names);
+        let ctes = std::mem::take(&mut names.ctes);
+        names.relations.extend(ctes);
+        Self { prefix, names }
+    }
+}
+
+impl VisitorMut for Namer {
+    type Break = SqlError;
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
+        if let Some(with) = &mut query.with {
+            for cte in &mut with.cte_tables {
+                let name = &mut cte.alias.name;
+                *name = Ident::with_quote('"', format!("{}{}", self.prefix, name.value));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<SqlError> {
+        match rename(relation, &self.prefix) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<SqlError> {
+        if let Expr::CompoundIdentifier(parts) = expr {
+            match parts.as_mut_slice() {
+                [table, _column] => {
+                    if self.names.relations.contains(&table.value.to_lowercase()) {
+                        *table = Ident::with_quote('"', format!("{}{}", self.prefix, table.value));
+                    }
+                }
+                _ => {
+                    return ControlFlow::Break(SqlError::AccessDenied(format!(
+                        "{expr}: a plugin names its tables without a schema"
+                    )));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Why the authorizer refused, for the error the plugin gets.
+type Refusal = Arc<Mutex<Option<String>>>;
+
+/// The authorizer of a plugin statement: its own objects, listed
+/// functions, SQLite's schema table only inside its own DDL.
+fn authorizer(
+    prefix: String,
+    ddl: bool,
+    refusal: Refusal,
+) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
+    move |ctx: AuthContext<'_>| {
+        let own = |name: &str| name.starts_with(&prefix);
+        let schema = |name: &str| SCHEMA_TABLES.contains(&name);
+        if ctx.database_name.is_some_and(|d| d != "main") {
+            return refuse(&refusal, "a database other than the plugin's");
+        }
+        let verdict: Result<(), String> = match ctx.action {
+            AuthAction::Select | AuthAction::Recursive => Ok(()),
+            AuthAction::Read { table_name, .. } if own(table_name) => Ok(()),
+            AuthAction::Read { table_name, .. } if ddl && schema(table_name) => Ok(()),
+            AuthAction::Insert { table_name }
+            | AuthAction::Update { table_name, .. }
+            | AuthAction::Delete { table_name }
+                if own(table_name) || (ddl && schema(table_name)) =>
+            {
+                Ok(())
+            }
+            AuthAction::CreateTable { table_name }
+            | AuthAction::DropTable { table_name }
+            | AuthAction::CreateVtable { table_name, .. }
+            | AuthAction::DropVtable { table_name, .. }
+            | AuthAction::AlterTable { table_name, .. }
+                if own(table_name) =>
+            {
+                Ok(())
+            }
+            AuthAction::CreateIndex {
+                index_name,
+                table_name,
+            }
+            | AuthAction::DropIndex {
+                index_name,
+                table_name,
+            } if own(table_name)
+                && (own(index_name)
+                    || index_name
+                        .strip_prefix("sqlite_autoindex_")
+                        .is_some_and(|rest| rest.starts_with(table_name))) =>
+            {
+                Ok(())
+            }
+            AuthAction::CreateView { view_name } | AuthAction::DropView { view_name }
+                if own(view_name) =>
+            {
+                Ok(())
+            }
+            AuthAction::Function { function_name }
+                if FUNCTIONS.contains(&function_name.to_lowercase().as_str()) =>
+            {
+                Ok(())
+            }
+            AuthAction::Function { function_name } => Err(format!("the function {function_name}")),
+            AuthAction::Read { table_name, .. }
+            | AuthAction::Insert { table_name }
+            | AuthAction::Update { table_name, .. }
+            | AuthAction::Delete { table_name } => Err(format!("{table_name}: not the plugin's")),
+            // FTS5 reads it to learn whether its table changed.
+            AuthAction::Pragma {
+                pragma_name: "data_version",
+                pragma_value: None,
+            } => Ok(()),
+            AuthAction::Pragma { pragma_name, .. } => Err(format!("PRAGMA {pragma_name}")),
+            other => Err(format!("{other:?}")),
+        };
+        match verdict {
+            Ok(()) => Authorization::Allow,
+            Err(why) => refuse(&refusal, &why),
+        }
+    }
+}
+
+fn refuse(refusal: &Refusal, why: &str) -> Authorization {
+    let mut slot = refusal.lock().unwrap_or_else(PoisonError::into_inner);
+    if slot.is_none() {
+        *slot = Some(why.to_string());
+    }
+    Authorization::Deny
+}
+
+/// Installs the sandbox on a connection for one statement, and takes it
+/// down again when dropped: the same connection serves the host's own
+/// statements in the same unit.
+struct Sandbox<'c> {
+    conn: &'c Connection,
+    limits: Vec<(Limit, i32)>,
+}
+
+impl<'c> Sandbox<'c> {
+    fn install(
+        conn: &'c Connection,
+        prefix: String,
+        ddl: bool,
+        refusal: Refusal,
+        deadline: Option<Instant>,
+    ) -> Result<Self, SqlError> {
+        let mut limits = Vec::with_capacity(LIMITS.len());
+        for &(limit, value) in LIMITS {
+            let old = conn.set_limit(limit, value).map_err(internal)?;
+            limits.push((limit, old));
+        }
+        let sandbox = Self { conn, limits };
+        conn.authorizer(Some(authorizer(prefix, ddl, refusal)));
+        if let Some(deadline) = deadline {
+            conn.progress_handler(1000, Some(move || Instant::now() >= deadline));
+        }
+        Ok(sandbox)
+    }
+}
+
+impl Drop for Sandbox<'_> {
+    fn drop(&mut self) {
+        self.conn
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        self.conn.progress_handler(0, None::<fn() -> bool>);
+        for &(limit, old) in &self.limits {
+            let _ = self.conn.set_limit(limit, old);
+        }
+    }
+}
+
+fn internal(e: rusqlite::Error) -> SqlError {
+    SqlError::Internal(e.to_string())
+}
+
+/// Classifies SQLite's answer to a plugin statement.
+fn classify(e: rusqlite::Error, refusal: &Refusal) -> SqlError {
+    let why = refusal
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            let msg = msg.clone().unwrap_or_else(|| f.to_string());
+            match f.code {
+                ErrorCode::AuthorizationForStatementDenied => {
+                    SqlError::AccessDenied(why.unwrap_or(msg))
+                }
+                ErrorCode::ConstraintViolation => SqlError::Constraint(msg),
+                ErrorCode::TooBig => SqlError::TooLarge(msg),
+                ErrorCode::OperationInterrupted => SqlError::TimedOut,
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => SqlError::Busy,
+                ErrorCode::Unknown | ErrorCode::ApiMisuse => SqlError::Syntax(msg),
+                _ => SqlError::Internal(msg),
+            }
+        }
+        rusqlite::Error::SqlInputError { msg, .. } => SqlError::Syntax(msg.clone()),
+        rusqlite::Error::InvalidParameterCount(..) | rusqlite::Error::InvalidParameterName(_) => {
+            SqlError::Syntax(e.to_string())
+        }
+        _ => SqlError::Internal(e.to_string()),
+    }
+}
+
+fn value(v: ValueRef<'_>) -> SqlValue {
+    match v {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(n) => SqlValue::Integer(n),
+        ValueRef::Real(x) => SqlValue::Real(x),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+    }
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef as V};
+        Ok(ToSqlOutput::Borrowed(match self {
+            SqlValue::Null => V::Null,
+            SqlValue::Integer(n) => V::Integer(*n),
+            SqlValue::Real(x) => V::Real(*x),
+            SqlValue::Text(t) => V::Text(t.as_bytes()),
+            SqlValue::Blob(b) => V::Blob(b),
+        }))
+    }
+}
+
+impl SqliteTx {
+    /// Runs one plugin statement in this unit.
+    pub(crate) fn run_plugin_sql(
+        &mut self,
+        ns: &Namespace,
+        sql: &str,
+        params: &[SqlValue],
+        want: Want,
+    ) -> Result<Answer, SqlError> {
+        let (sql, ddl) = namespaced(sql, ns)?;
+        let refusal: Refusal = Arc::default();
+        let deadline = self.deadline();
+        // Prepared once to learn whether it writes, under the sandbox, on
+        // the unit's connection in its current transaction.
+        let writes = {
+            let conn = self.read().map_err(|e| SqlError::Internal(e.to_string()))?;
+            let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
+            let stmt = conn.prepare(&sql).map_err(|e| classify(e, &refusal))?;
+            !stmt.readonly()
+        };
+        if writes && ns.read_only() {
+            return Err(SqlError::AccessDenied(
+                "the plugin may only read its tables (a read grant)".into(),
+            ));
+        }
+        let conn = if writes {
+            self.write().map_err(|e| match e {
+                crate::Error::Busy => SqlError::Busy,
+                other => SqlError::Internal(other.to_string()),
+            })?
+        } else {
+            self.read().map_err(|e| SqlError::Internal(e.to_string()))?
+        };
+        let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
+        let mut stmt = conn.prepare(&sql).map_err(|e| classify(e, &refusal))?;
+        let params = rusqlite::params_from_iter(params.iter());
+        match want {
+            Want::Rows => {
+                let columns: Vec<String> = stmt
+                    .column_names()
+                    .iter()
+                    .map(|c| (*c).to_string())
+                    .collect();
+                let n = columns.len();
+                let mut rows = stmt.query(params).map_err(|e| classify(e, &refusal))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(|e| classify(e, &refusal))? {
+                    let mut values = Vec::with_capacity(n);
+                    for i in 0..n {
+                        values.push(value(row.get_ref(i).map_err(|e| classify(e, &refusal))?));
+                    }
+                    out.push(values);
+                }
+                Ok(Answer::Rows(SqlRows { columns, rows: out }))
+            }
+            Want::Outcome => {
+                let before = conn.last_insert_rowid();
+                let changed = stmt.execute(params).map_err(|e| classify(e, &refusal))?;
+                let after = conn.last_insert_rowid();
+                Ok(Answer::Outcome(SqlOutcome {
+                    rows_affected: changed as u64,
+                    last_insert_id: (after != before).then_some(after),
+                }))
+            }
+        }
+    }
+}

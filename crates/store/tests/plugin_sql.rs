@@ -1,0 +1,299 @@
+//! A plugin's own SQL on SQLite: its namespace holds, by every road a
+//! statement can take; limits end statements typed; the unit stays one.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use plinth_store::sql::{Namespace, SqlError, SqlValue};
+use plinth_store::{Db, NewUser};
+
+fn db() -> Result<(tempfile::TempDir, Db)> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open(dir.path().join("p.db"))?;
+    Ok((dir, db))
+}
+
+fn ns(plugin: &str) -> Result<Namespace> {
+    Ok(Namespace::new(plugin, false)?)
+}
+
+/// Creates `items` for plugin `plugin`, with one row.
+fn items(db: &Db, plugin: &str) -> Result<()> {
+    let ns = ns(plugin)?;
+    let mut unit = db.unit()?;
+    unit.plugin_execute(
+        &ns,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL UNIQUE)",
+        &[],
+    )?;
+    unit.plugin_execute(
+        &ns,
+        "INSERT INTO items (title) VALUES (?1)",
+        &[SqlValue::Text(format!("{plugin}'s"))],
+    )?;
+    unit.commit()?;
+    Ok(())
+}
+
+fn text(v: &SqlValue) -> &str {
+    match v {
+        SqlValue::Text(t) => t,
+        _ => "",
+    }
+}
+
+#[test]
+fn a_plugin_creates_writes_and_reads_its_own_tables() -> Result<()> {
+    let (_d, db) = db()?;
+    items(&db, "notes")?;
+    let ns = ns("notes")?;
+    let mut unit = db.unit()?;
+    let out = unit.plugin_execute(&ns, "INSERT INTO items (title) VALUES ('two')", &[])?;
+    ensure!(
+        out.rows_affected == 1 && out.last_insert_id == Some(2),
+        "{out:?}"
+    );
+    let rows = unit.plugin_query(
+        &ns,
+        "SELECT items.id, title FROM items WHERE id >= ?1 ORDER BY id",
+        &[SqlValue::Integer(1)],
+    )?;
+    ensure!(rows.columns == ["id", "title"], "{rows:?}");
+    ensure!(
+        rows.rows.len() == 2 && text(&rows.rows[1][1]) == "two",
+        "{rows:?}"
+    );
+    // A CTE's name is the CTE's.
+    let cte = unit.plugin_query(
+        &ns,
+        "WITH t AS (SELECT title FROM items) SELECT count(*) FROM t",
+        &[],
+    )?;
+    ensure!(cte.rows[0][0] == SqlValue::Integer(2));
+    unit.commit()?;
+    Ok(())
+}
+
+/// Every road to another plugin's or the host's data ends in a typed error,
+/// and changes nothing.
+#[test]
+fn no_statement_reaches_the_core_tables_or_another_plugins() -> Result<()> {
+    let (_d, db) = db()?;
+    db.with_unit(|u| {
+        u.create_user(&NewUser {
+            name: "ada".into(),
+            email: "ada@example.com".into(),
+        })
+    })?;
+    items(&db, "a")?;
+    let b = ns("b")?;
+    let attempts = [
+        "SELECT * FROM users",
+        "SELECT * FROM main.users",
+        "SELECT * FROM \"a:items\"",
+        "SELECT * FROM items",
+        "DELETE FROM users",
+        "UPDATE users SET name = 'x'",
+        "DROP TABLE users",
+        "DROP TABLE \"a:items\"",
+        "INSERT INTO sessions VALUES ('x', 'y', 0, 0)",
+        "SELECT * FROM sqlite_master",
+        "SELECT * FROM sqlite_schema",
+        "SELECT name FROM pragma_table_info('users')",
+        "SELECT * FROM schema_version",
+        "PRAGMA table_info(users)",
+        "PRAGMA writable_schema = ON",
+        "ATTACH DATABASE '/tmp/x.db' AS x",
+        "VACUUM INTO '/tmp/copy.db'",
+        "SELECT load_extension('libevil')",
+        "SELECT sqlite_version()",
+        "SELECT sqlite_compileoption_get(0)",
+        "CREATE TEMP TABLE t (x)",
+        "CREATE TRIGGER t AFTER INSERT ON items BEGIN DELETE FROM users; END",
+        "CREATE VIEW v AS SELECT * FROM main.users",
+        "WITH x AS (SELECT 1) SELECT * FROM users",
+        "SELECT (SELECT count(*) FROM users)",
+        "SELECT main.users.name FROM items",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT s",
+        "RELEASE s",
+        "CREATE VIRTUAL TABLE x USING fts3(a)",
+        "SELECT 1; DELETE FROM users",
+        "SELECT * FROM (WITH users AS (SELECT 1) SELECT 1), users",
+        "WITH users AS (SELECT 1) SELECT * FROM main.users",
+        "SELECT \"a:items\".title FROM items",
+    ];
+    let before = db.table_counts()?;
+    for sql in attempts {
+        let mut unit = db.unit()?;
+        let answer =
+            if sql.trim_start().to_uppercase().starts_with("SELECT") || sql.starts_with("WITH") {
+                unit.plugin_query(&b, sql, &[]).map(|_| ())
+            } else {
+                unit.plugin_execute(&b, sql, &[]).map(|_| ())
+            };
+        ensure!(answer.is_err(), "{sql} was allowed");
+        ensure!(
+            !matches!(answer, Err(SqlError::Internal(_))),
+            "{sql}: {answer:?}"
+        );
+        unit.commit()?;
+    }
+    ensure!(db.table_counts()? == before, "something changed");
+    // a's table is as a left it.
+    let rows = db
+        .unit()?
+        .plugin_query(&ns("a")?, "SELECT title FROM items", &[])?;
+    ensure!(rows.rows.len() == 1 && text(&rows.rows[0][0]) == "a's");
+    Ok(())
+}
+
+#[test]
+fn the_same_name_in_two_plugins_is_two_tables() -> Result<()> {
+    let (_d, db) = db()?;
+    items(&db, "a")?;
+    items(&db, "b")?;
+    for p in ["a", "b"] {
+        let rows = db
+            .unit()?
+            .plugin_query(&ns(p)?, "SELECT title FROM items", &[])?;
+        ensure!(rows.rows.len() == 1 && text(&rows.rows[0][0]) == format!("{p}'s"));
+    }
+    Ok(())
+}
+
+#[test]
+fn transaction_control_is_refused_saying_why() -> Result<()> {
+    let (_d, db) = db()?;
+    match db.unit()?.plugin_execute(&ns("a")?, "BEGIN IMMEDIATE", &[]) {
+        Err(SqlError::AccessDenied(why)) => ensure!(why.contains("the call is the transaction")),
+        other => anyhow::bail!("{other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn a_read_only_namespace_reads_and_cannot_write() -> Result<()> {
+    let (_d, db) = db()?;
+    items(&db, "a")?;
+    let ro = Namespace::new("a", true)?;
+    let mut unit = db.unit()?;
+    ensure!(
+        unit.plugin_query(&ro, "SELECT * FROM items", &[])?
+            .rows
+            .len()
+            == 1
+    );
+    for sql in [
+        "INSERT INTO items (title) VALUES ('x')",
+        "DELETE FROM items",
+        "CREATE TABLE more (x)",
+    ] {
+        ensure!(
+            matches!(
+                unit.plugin_execute(&ro, sql, &[]),
+                Err(SqlError::AccessDenied(_))
+            ),
+            "{sql}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_constraint_names_itself_and_the_unit_goes_on_as_one() -> Result<()> {
+    let (_d, db) = db()?;
+    items(&db, "a")?;
+    let a = ns("a")?;
+    let mut unit = db.unit()?;
+    unit.plugin_execute(&a, "INSERT INTO items (title) VALUES ('new')", &[])?;
+    match unit.plugin_execute(&a, "INSERT INTO items (title) VALUES ('a''s')", &[]) {
+        Err(SqlError::Constraint(what)) => ensure!(what.contains("title"), "{what}"),
+        other => anyhow::bail!("{other:?}"),
+    }
+    unit.create_user(&NewUser {
+        name: "bob".into(),
+        email: "bob@example.com".into(),
+    })?;
+    // Dropped: the plugin's row and the user go together.
+    drop(unit);
+    ensure!(
+        db.unit()?
+            .plugin_query(&a, "SELECT * FROM items", &[])?
+            .rows
+            .len()
+            == 1
+    );
+    ensure!(db.unit()?.get_user_by_name("bob").is_err());
+    Ok(())
+}
+
+#[test]
+fn runaway_statements_end_typed_and_the_next_works() -> Result<()> {
+    let (_d, db) = db()?;
+    items(&db, "a")?;
+    let a = ns("a")?;
+    // A recursive CTE that never ends: stopped at the deadline.
+    let mut unit = db.unit()?;
+    unit.set_deadline(Instant::now() + Duration::from_millis(300));
+    let started = Instant::now();
+    let bomb = unit.plugin_query(
+        &a,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        &[],
+    );
+    ensure!(matches!(bomb, Err(SqlError::TimedOut)), "{bomb:?}");
+    ensure!(started.elapsed() < Duration::from_secs(2));
+    drop(unit);
+    // A 100 MB blob, made or passed in.
+    let mut unit = db.unit()?;
+    for sql in ["SELECT zeroblob(100000000)", "SELECT randomblob(100000000)"] {
+        let r = unit.plugin_query(&a, sql, &[]);
+        ensure!(matches!(r, Err(SqlError::TooLarge(_))), "{sql}: {r:?}");
+    }
+    let big = unit.plugin_execute(
+        &a,
+        "INSERT INTO items (title) VALUES (?1)",
+        &[SqlValue::Blob(vec![0; 100_000_000])],
+    );
+    ensure!(matches!(big, Err(SqlError::TooLarge(_))), "{big:?}");
+    // The next statement works.
+    ensure!(
+        unit.plugin_query(&a, "SELECT count(*) FROM items", &[])?
+            .rows[0][0]
+            == SqlValue::Integer(1)
+    );
+    Ok(())
+}
+
+#[test]
+fn full_text_search_works_in_the_namespace() -> Result<()> {
+    let (_d, db) = db()?;
+    let a = ns("a")?;
+    let mut unit = db.unit()?;
+    unit.plugin_execute(&a, "CREATE VIRTUAL TABLE docs USING fts5(title, body)", &[])?;
+    unit.plugin_execute(
+        &a,
+        "INSERT INTO docs (title, body) VALUES ('plinth', 'a plugin runtime'), ('other', 'nothing here')",
+        &[],
+    )?;
+    let hits = unit.plugin_query(
+        &a,
+        "SELECT title FROM docs(?1)",
+        &[SqlValue::Text("runtime".into())],
+    )?;
+    ensure!(
+        hits.rows.len() == 1 && text(&hits.rows[0][0]) == "plinth",
+        "{hits:?}"
+    );
+    let by_column = unit.plugin_query(
+        &a,
+        "SELECT title FROM docs WHERE body MATCH ?1 ORDER BY rank",
+        &[SqlValue::Text("nothing".into())],
+    )?;
+    ensure!(by_column.rows.len() == 1 && text(&by_column.rows[0][0]) == "other");
+    unit.commit()?;
+    Ok(())
+}
