@@ -171,8 +171,8 @@ fn families(db: &Db) -> Result<Vec<(&'static str, Duration)>> {
 }
 
 /// `times` lookups of one user with tokio-postgres, prepared once, on a
-/// multi-threaded runtime (two workers, as plinth's) as a native service
-/// would run it. The runtime outlives the measurement, so that the CPU
+/// multi-threaded runtime (two workers, tokio's usual shape on two cores) as
+/// a native service would run it. The runtime outlives the measurement, so that the CPU
 /// time of its threads is counted.
 fn native_lookups(
     rt: &tokio::runtime::Runtime,

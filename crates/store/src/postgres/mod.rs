@@ -49,6 +49,12 @@ const MIGRATION_LOCK: i64 = 0x706c_6e74;
 pub struct PostgresOptions {
     /// How long connecting to the server may take (default 5 s).
     pub connect_timeout: Duration,
+    /// Threads of the runtime that drives the pool's connections (default
+    /// 1). They only move bytes between sockets and the calling threads,
+    /// which run the statements; one keeps up with many connections, and a
+    /// second made each round trip cost more CPU in wake-ups between the
+    /// two than it saved (docs/BENCHMARKS.md).
+    pub io_threads: usize,
     /// How long the server keeps a transaction that its host left idle —
     /// a host that died mid-call — before ending it and its locks (default
     /// 60 s).
@@ -59,6 +65,7 @@ impl Default for PostgresOptions {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(5),
+            io_threads: 1,
             idle_transaction_timeout: Duration::from_secs(60),
         }
     }
@@ -132,7 +139,7 @@ impl Postgres {
             .application_name("plinth")
             .connect_timeout(pg.connect_timeout);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(pg.io_threads.max(1))
             .thread_name("plinth-postgres")
             .enable_all()
             .build()
