@@ -375,6 +375,9 @@ fn main() -> Result<()> {
         println!("CPU per lookup by thread, {label}: {}", parts.join(", "));
         Ok(())
     };
+    by_thread("a guest through plinth", &mut || {
+        guest_lookups(&bench, email, times)
+    })?;
     by_thread("through plinth's store", &mut || {
         store_lookups(&pg, email, times)
     })?;
