@@ -44,3 +44,24 @@ wasmtime::component::bindgen!({
 pub use plinth::database::types::{
     Error as WitError, FieldChange, NewUser, ProfileChanges, Session, Token, UniqueField, User,
 };
+
+/// `plinth:sql`, bound on its own: its values carry floats, which cannot
+/// derive `Eq` as the database records do.
+pub mod sql_world {
+    wasmtime::component::bindgen!({
+        path: "../wit/sql",
+        inline: "
+            package plinth:host-sql;
+
+            world imports {
+                import plinth:sql/sql@0.1.0;
+            }
+        ",
+        world: "plinth:host-sql/imports",
+        imports: { default: trappable | tracing },
+        additional_derives: [PartialEq],
+        trappable_error_type: {
+            "plinth:sql/types.error" => crate::capabilities::sql::SqlHostError,
+        },
+    });
+}

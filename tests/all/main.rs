@@ -10,6 +10,7 @@ pub(crate) mod mail;
 pub(crate) mod misbehave;
 pub(crate) mod runtime;
 pub(crate) mod sandbox;
+pub(crate) mod sql_probe;
 pub(crate) mod template;
 pub(crate) mod util;
 

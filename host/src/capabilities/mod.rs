@@ -17,6 +17,7 @@ pub mod email_verification;
 pub mod mailer;
 pub mod password_reset;
 pub mod sessions;
+pub mod sql;
 mod tokens;
 pub mod types;
 pub mod users;
@@ -45,6 +46,7 @@ pub const BUILTIN: &[Capability] = &[
     password_reset::CAPABILITY,
     mailer::CAPABILITY,
     attempts::CAPABILITY,
+    sql::CAPABILITY,
 ];
 
 /// The error a database host function returns before it reaches the guest.
@@ -234,6 +236,11 @@ impl DbView<'_> {
     pub fn ctx(&mut self) -> &mut DatabaseCtx {
         self.ctx
     }
+
+    /// The call's database side, to read.
+    pub fn ctx_ref(&self) -> &DatabaseCtx {
+        self.ctx
+    }
 }
 
 /// A call wrote more rows than its plugin's limit allows: it is stopped,
@@ -308,12 +315,15 @@ mod tests {
     }
 
     /// Reads are reads: every function the registry calls a read has a name
-    /// that says so, and every `get-` is a read.
+    /// that says so, and every `get-` is a read. (`plinth:sql`'s `query`
+    /// may only read: the store refuses a statement that writes under a
+    /// read grant, and `execute` needs the write grant.)
     #[test]
     fn functions_named_get_are_reads_and_everything_else_that_changes_is_a_write() {
         for i in BUILTIN.iter().flat_map(|c| c.interfaces.iter()) {
             for f in i.functions {
-                let reads = f.name.starts_with("get-") || f.name == "now";
+                let reads = f.name.starts_with("get-")
+                    || ["now", "query", "current-dialect"].contains(&f.name);
                 assert_eq!(f.access == Access::Read, reads, "{}.{}", i.name, f.name);
             }
         }
@@ -321,12 +331,20 @@ mod tests {
 
     #[test]
     fn only_types_and_the_clock_are_open_among_the_plinth_interfaces() {
+        // Types only: `plinth:sql/types` has no functions.
         let open: Vec<&str> = BUILTIN
             .iter()
             .flat_map(|c| c.interfaces.iter())
             .filter(|i| i.gate == Gate::Open && i.name.starts_with("plinth:"))
             .map(|i| i.name)
             .collect();
-        assert_eq!(open, ["plinth:database/types", "plinth:database/clock"]);
+        assert_eq!(
+            open,
+            [
+                "plinth:database/types",
+                "plinth:database/clock",
+                "plinth:sql/types"
+            ]
+        );
     }
 }
