@@ -116,7 +116,8 @@ fn two_processes_of_four_threads_account_for_every_row_token_and_name() -> Resul
         n("lost")
     );
     ensure!(n("signins") > 0 && n("dbtest") > 0, "{total:?}");
-    crate::util::say_counts(&format!(
+    // Past the harness's capture: the CI log shows the counts.
+    plinth_pg_cluster::say(&format!(
         "two processes × {THREADS} threads on {}: {total:?}",
         f.runtime.db().dialect()
     ));

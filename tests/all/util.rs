@@ -209,9 +209,3 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
-
-/// Writes `line` to stderr past the harness's capture, so that the CI log
-/// shows what a multi-process test counted.
-pub fn say_counts(line: &str) {
-    plinth_pg_cluster::say(line);
-}

@@ -515,58 +515,71 @@ impl SqliteTx {
         let (sql, ddl) = namespaced(sql, ns)?;
         let refusal: Refusal = Arc::default();
         let deadline = self.deadline();
-        // Prepared once to learn whether it writes, under the sandbox, on
-        // the unit's connection in its current transaction.
-        let writes = {
+        // Prepared under the sandbox on the unit's connection, in its
+        // current transaction: a read (or any statement once the unit
+        // writes) runs on that preparation.
+        {
+            let writing = self.is_writing();
             let conn = self.read().map_err(|e| SqlError::Internal(e.to_string()))?;
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-            let stmt = conn.prepare(&sql).map_err(|e| classify(e, &refusal))?;
-            !stmt.readonly()
-        };
-        if writes && ns.read_only() {
+            let mut stmt = conn.prepare(&sql).map_err(|e| classify(e, &refusal))?;
+            if stmt.readonly() || (writing && !ns.read_only()) {
+                return answer(conn, &mut stmt, params, want, &refusal);
+            }
+        }
+        // A first write: refused under a read grant, else the write lock
+        // is taken and the statement prepared again in that transaction.
+        if ns.read_only() {
             return Err(SqlError::AccessDenied(
                 "the plugin may only read its tables (a read grant)".into(),
             ));
         }
-        let conn = if writes {
-            self.write().map_err(|e| match e {
-                crate::Error::Busy => SqlError::Busy,
-                other => SqlError::Internal(other.to_string()),
-            })?
-        } else {
-            self.read().map_err(|e| SqlError::Internal(e.to_string()))?
-        };
+        let conn = self.write().map_err(|e| match e {
+            crate::Error::Busy => SqlError::Busy,
+            other => SqlError::Internal(other.to_string()),
+        })?;
         let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
         let mut stmt = conn.prepare(&sql).map_err(|e| classify(e, &refusal))?;
-        let params = rusqlite::params_from_iter(params.iter());
-        match want {
-            Want::Rows => {
-                let columns: Vec<String> = stmt
-                    .column_names()
-                    .iter()
-                    .map(|c| (*c).to_string())
-                    .collect();
-                let n = columns.len();
-                let mut rows = stmt.query(params).map_err(|e| classify(e, &refusal))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next().map_err(|e| classify(e, &refusal))? {
-                    let mut values = Vec::with_capacity(n);
-                    for i in 0..n {
-                        values.push(value(row.get_ref(i).map_err(|e| classify(e, &refusal))?));
-                    }
-                    out.push(values);
+        answer(conn, &mut stmt, params, want, &refusal)
+    }
+}
+
+/// Runs a prepared plugin statement and reads its answer.
+fn answer(
+    conn: &Connection,
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &[SqlValue],
+    want: Want,
+    refusal: &Refusal,
+) -> Result<Answer, SqlError> {
+    let params = rusqlite::params_from_iter(params.iter());
+    match want {
+        Want::Rows => {
+            let columns: Vec<String> = stmt
+                .column_names()
+                .iter()
+                .map(|c| (*c).to_string())
+                .collect();
+            let n = columns.len();
+            let mut rows = stmt.query(params).map_err(|e| classify(e, refusal))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(|e| classify(e, refusal))? {
+                let mut values = Vec::with_capacity(n);
+                for i in 0..n {
+                    values.push(value(row.get_ref(i).map_err(|e| classify(e, refusal))?));
                 }
-                Ok(Answer::Rows(SqlRows { columns, rows: out }))
+                out.push(values);
             }
-            Want::Outcome => {
-                let before = conn.last_insert_rowid();
-                let changed = stmt.execute(params).map_err(|e| classify(e, &refusal))?;
-                let after = conn.last_insert_rowid();
-                Ok(Answer::Outcome(SqlOutcome {
-                    rows_affected: changed as u64,
-                    last_insert_id: (after != before).then_some(after),
-                }))
-            }
+            Ok(Answer::Rows(SqlRows { columns, rows: out }))
+        }
+        Want::Outcome => {
+            let before = conn.last_insert_rowid();
+            let changed = stmt.execute(params).map_err(|e| classify(e, refusal))?;
+            let after = conn.last_insert_rowid();
+            Ok(Answer::Outcome(SqlOutcome {
+                rows_affected: changed as u64,
+                last_insert_id: (after != before).then_some(after),
+            }))
         }
     }
 }
