@@ -13,6 +13,7 @@
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
+use crate::plugin::{AppliedMigration, PluginData, PluginMigration};
 use crate::{
     DueMail, Failures, FieldChange, Mail, OutboxMessage, Result, Session, TableCount, Timestamp,
     Token, TokenKind, User,
@@ -163,14 +164,57 @@ pub(crate) trait Tx: Debug + Send {
     fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<u64>;
     fn table_counts(&mut self) -> Result<Vec<TableCount>>;
 
-    // A plugin's own SQL (see `crate::sql`).
+    // A plugin's own SQL (see `crate::sql`). Under a quota (`ns.quota()`),
+    // a statement that writes is undone if it takes the plugin's data past
+    // it; `used` is the bytes the plugin's data takes, computed by the
+    // first such statement and kept up to date.
     fn plugin_sql(
         &mut self,
         ns: &crate::sql::Namespace,
         sql: &str,
         params: &[crate::sql::SqlValue],
         want: crate::sql::Want,
+        used: &mut Option<u64>,
     ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError>;
+    /// Runs a plugin's migration script (statements separated by `;`), each
+    /// statement through the sandbox.
+    fn plugin_script(
+        &mut self,
+        ns: &crate::sql::Namespace,
+        script: &str,
+    ) -> std::result::Result<(), crate::sql::SqlError>;
+
+    // What a plugin keeps (see `crate::plugin`).
+    /// Takes the plugin's schema lock for the rest of the unit (a write),
+    /// then reads its applied migrations.
+    fn lock_plugin_schema(&mut self, plugin: &str) -> Result<Vec<AppliedMigration>>;
+    fn plugin_migrations(&mut self, plugin: &str) -> Result<Vec<AppliedMigration>>;
+    fn record_plugin_migration(
+        &mut self,
+        plugin: &str,
+        m: &PluginMigration,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// What each plugin (or only `plugin`) keeps.
+    fn plugin_data(&mut self, plugin: Option<&str>) -> Result<Vec<PluginData>>;
+    fn kv_get(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>>;
+    /// The value, with the row locked (or the write lock held) until the
+    /// unit ends.
+    fn kv_get_for_update(
+        &mut self,
+        plugin: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>>;
+    fn kv_set(&mut self, plugin: &str, bucket: &str, key: &str, value: &[u8]) -> Result<()>;
+    fn kv_delete(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<()>;
+    fn kv_keys(
+        &mut self,
+        plugin: &str,
+        bucket: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
 }
 
 /// The statements of one token table, as literals for the statement cache.

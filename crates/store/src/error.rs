@@ -44,6 +44,44 @@ pub enum Error {
         #[source]
         source: EngineError,
     },
+    /// The database records a newer schema for a plugin than the plugin
+    /// ships: an older build of the plugin, refused.
+    #[error(
+        "{plugin}: the database has its schema at version {found}; this build of the plugin ships {shipped}"
+    )]
+    PluginSchemaTooNew {
+        /// The plugin.
+        plugin: String,
+        /// The version recorded.
+        found: u32,
+        /// The newest migration the plugin ships.
+        shipped: u32,
+    },
+    /// A plugin's migration failed; nothing of that load was kept.
+    #[error("{plugin}: migration {version} ({name}) failed: {error}")]
+    PluginMigration {
+        /// The plugin.
+        plugin: String,
+        /// The migration's version.
+        version: u32,
+        /// Its name.
+        name: String,
+        /// What the statement met.
+        #[source]
+        error: crate::sql::SqlError,
+    },
+    /// A plugin's migration was applied with other SQL than it has now.
+    #[error(
+        "{plugin}: migration {version} ({name}) was changed after it was applied; a change is a new migration"
+    )]
+    PluginMigrationChanged {
+        /// The plugin.
+        plugin: String,
+        /// The migration's version.
+        version: u32,
+        /// Its name.
+        name: String,
+    },
     /// A migration list is not numbered 1, 2, 3, … in order.
     #[error("invalid migration list: {0}")]
     InvalidMigrations(String),

@@ -40,6 +40,7 @@ pub mod migrations;
 mod model;
 pub mod names;
 mod outbox;
+pub mod plugin;
 pub mod pool;
 mod postgres;
 mod sessions;

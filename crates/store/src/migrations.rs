@@ -29,11 +29,12 @@ pub struct Migration {
 }
 
 /// What each version does, the same on both engines.
-const STEPS: [&str; 4] = [
+const STEPS: [&str; 5] = [
     "users, sessions, email verification and password reset tokens",
     "mail outbox and failure counters",
     "the outbox becomes a delivery queue; delivered bodies are scrubbed",
     "a unique name key: names that differ only in case or form are one name",
+    "plugins' schema versions and key-value buckets",
 ];
 
 /// The schema of this build, oldest first.
@@ -57,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         description: STEPS[3],
         sql: include_str!("sql/v4.sql"),
+    },
+    Migration {
+        version: 5,
+        description: STEPS[4],
+        sql: include_str!("sql/v5.sql"),
     },
 ];
 
@@ -82,6 +88,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         description: STEPS[3],
         sql: include_str!("sql/postgres/v4.sql"),
+    },
+    Migration {
+        version: 5,
+        description: STEPS[4],
+        sql: include_str!("sql/postgres/v5.sql"),
     },
 ];
 

@@ -85,6 +85,7 @@ pub enum SqlError {
 pub struct Namespace {
     plugin: String,
     read_only: bool,
+    quota: Option<u64>,
 }
 
 impl Namespace {
@@ -108,7 +109,22 @@ impl Namespace {
         Ok(Self {
             plugin: plugin.to_string(),
             read_only,
+            quota: None,
         })
+    }
+
+    /// The same namespace, holding at most `bytes` of the plugin's data
+    /// (its tables' pages and its keys and values): a write that would take
+    /// it past that answers [`SqlError::TooLarge`] and keeps nothing.
+    #[must_use]
+    pub fn with_quota(mut self, bytes: Option<u64>) -> Self {
+        self.quota = bytes;
+        self
+    }
+
+    /// Most bytes of data the plugin may keep, if bounded.
+    pub fn quota(&self) -> Option<u64> {
+        self.quota
     }
 
     /// The plugin.
@@ -190,6 +206,7 @@ impl Unit {
                 statement.len()
             )));
         }
-        self.tx().plugin_sql(ns, statement, params, want)
+        let used = self.usage.entry(ns.plugin().to_string()).or_default();
+        self.tx.plugin_sql(ns, statement, params, want, used)
     }
 }

@@ -1,5 +1,6 @@
 //! One unit of work, whichever the backend.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::Db;
@@ -24,10 +25,13 @@ use crate::backend::Tx;
 #[derive(Debug)]
 pub struct Unit {
     db: Db,
-    tx: Box<dyn Tx>,
+    pub(crate) tx: Box<dyn Tx>,
     /// Seconds this unit's clock is ahead of the database's (tests only
     /// move it: see [`Unit::set_clock_offset`]).
     clock_offset: i64,
+    /// Bytes each plugin's data takes as this unit sees it, once a write
+    /// under a quota needed it (kept up to date by the unit's writes).
+    pub(crate) usage: HashMap<String, Option<u64>>,
 }
 
 impl Unit {
@@ -36,6 +40,7 @@ impl Unit {
             db,
             tx,
             clock_offset: 0,
+            usage: HashMap::new(),
         }
     }
 

@@ -297,3 +297,235 @@ fn full_text_search_works_in_the_namespace() -> Result<()> {
     unit.commit()?;
     Ok(())
 }
+
+mod migrations {
+    use plinth_store::Error;
+    use plinth_store::plugin::PluginMigration;
+
+    use super::*;
+
+    fn step(version: u32, name: &str, sql: &str) -> PluginMigration {
+        PluginMigration {
+            version,
+            name: name.into(),
+            sql: sql.into(),
+        }
+    }
+
+    fn v1() -> PluginMigration {
+        step(
+            1,
+            "notes",
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE INDEX notes_body ON notes (body);",
+        )
+    }
+
+    fn v2() -> PluginMigration {
+        step(
+            2,
+            "pinned",
+            "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+             UPDATE notes SET pinned = 1 WHERE body LIKE '!%';",
+        )
+    }
+
+    fn bodies(db: &Db, plugin: &str) -> Result<Vec<SqlValue>> {
+        let rows = db
+            .unit()?
+            .plugin_query(&ns(plugin)?, "SELECT * FROM notes ORDER BY id", &[])?;
+        Ok(rows.rows.into_iter().flatten().collect())
+    }
+
+    #[test]
+    fn install_reload_and_upgrade_keep_the_data() -> Result<()> {
+        let (_d, db) = db()?;
+        let n = ns("notes")?;
+        let done = db.migrate_plugin(&n, &[v1()])?;
+        ensure!((done.from, done.to) == (0, 1));
+        let mut unit = db.unit()?;
+        for body in ["plain", "!urgent"] {
+            unit.plugin_execute(
+                &n,
+                "INSERT INTO notes (body) VALUES (?1)",
+                &[SqlValue::Text(body.into())],
+            )?;
+        }
+        unit.commit()?;
+        // Loading again does nothing.
+        let again = db.migrate_plugin(&n, &[v1()])?;
+        ensure!((again.from, again.to) == (1, 1));
+        let up = db.migrate_plugin(&n, &[v1(), v2()])?;
+        ensure!((up.from, up.to) == (1, 2));
+        let all = bodies(&db, "notes")?;
+        ensure!(
+            all == [
+                SqlValue::Integer(1),
+                SqlValue::Text("plain".into()),
+                SqlValue::Integer(0),
+                SqlValue::Integer(2),
+                SqlValue::Text("!urgent".into()),
+                SqlValue::Integer(1),
+            ],
+            "{all:?}"
+        );
+        let recorded = db.plugin_migrations("notes")?;
+        ensure!(recorded.len() == 2 && recorded[1].name == "pinned");
+        ensure!(recorded[0].checksum == v1().checksum());
+        // Another plugin's migrations are its own.
+        ensure!(db.plugin_migrations("other")?.is_empty());
+        let data = db.plugin_data()?;
+        ensure!(data.len() == 1 && data[0].version == 2, "{data:?}");
+        let tables: Vec<&str> = data[0].tables.iter().map(|t| t.name.as_str()).collect();
+        ensure!(tables == ["notes", "notes_body"], "{tables:?}");
+        ensure!(data[0].bytes() >= 2 * 4096, "{data:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn an_older_build_and_an_edited_migration_are_refused() -> Result<()> {
+        let (_d, db) = db()?;
+        let n = ns("notes")?;
+        db.migrate_plugin(&n, &[v1(), v2()])?;
+        match db.migrate_plugin(&n, &[v1()]) {
+            Err(Error::PluginSchemaTooNew {
+                found: 2,
+                shipped: 1,
+                ..
+            }) => {}
+            other => anyhow::bail!("{other:?}"),
+        }
+        let mut edited = v1();
+        edited.sql.push_str("\n-- a comment is an edit too");
+        match db.migrate_plugin(&n, &[edited, v2()]) {
+            Err(Error::PluginMigrationChanged { version: 1, .. }) => {}
+            other => anyhow::bail!("{other:?}"),
+        }
+        match db.migrate_plugin(&n, &[v2()]) {
+            Err(Error::InvalidMigrations(_)) => {}
+            other => anyhow::bail!("{other:?}"),
+        }
+        ensure!(db.plugin_migrations("notes")?.len() == 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_old_version_and_data() -> Result<()> {
+        let (_d, db) = db()?;
+        let n = ns("notes")?;
+        db.migrate_plugin(&n, &[v1()])?;
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&n, "INSERT INTO notes (body) VALUES ('kept')", &[])?;
+        unit.commit()?;
+        // The second statement fails after the first changed the table.
+        let bad = step(
+            2,
+            "half",
+            "ALTER TABLE notes ADD COLUMN extra TEXT; DELETE FROM notes; INSERT INTO missing VALUES (1);",
+        );
+        match db.migrate_plugin(&n, &[v1(), bad]) {
+            Err(Error::PluginMigration {
+                version: 2,
+                error: SqlError::Syntax(_),
+                ..
+            }) => {}
+            other => anyhow::bail!("{other:?}"),
+        }
+        ensure!(db.plugin_migrations("notes")?.len() == 1);
+        let all = bodies(&db, "notes")?;
+        ensure!(
+            all == [SqlValue::Integer(1), SqlValue::Text("kept".into())],
+            "{all:?}"
+        );
+        // Nor can a migration reach what the plugin's statements cannot.
+        for sql in [
+            "DROP TABLE users;",
+            "CREATE TABLE x (a); INSERT INTO x SELECT email FROM main.users;",
+            "ATTACH DATABASE 'other.db' AS o;",
+            "CREATE TRIGGER t AFTER INSERT ON notes BEGIN DELETE FROM users; END;",
+            "BEGIN; CREATE TABLE y (a); COMMIT;",
+        ] {
+            let r = db.migrate_plugin(&n, &[v1(), step(2, "evil", sql)]);
+            // `users` is the plugin's own name: there is no such table of its.
+            ensure!(
+                matches!(
+                    r,
+                    Err(Error::PluginMigration {
+                        error: SqlError::AccessDenied(_) | SqlError::Syntax(_),
+                        ..
+                    })
+                ),
+                "{sql}: {r:?}"
+            );
+        }
+        ensure!(db.plugin_migrations("notes")?.len() == 1);
+        ensure!(db.table_counts()?.iter().any(|c| c.table == "users"));
+        let tables = &db.plugin_data()?[0].tables;
+        ensure!(tables.len() == 2, "{tables:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn threads_loading_at_once_apply_each_migration_once() -> Result<()> {
+        let (_d, db) = db()?;
+        let counter = step(
+            1,
+            "counted",
+            "CREATE TABLE runs (n INTEGER); INSERT INTO runs VALUES (1);",
+        );
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (db, m) = (db.clone(), counter.clone());
+                std::thread::spawn(move || -> Result<u32> {
+                    Ok(db.migrate_plugin(&ns("notes")?, &[m])?.from)
+                })
+            })
+            .collect();
+        let mut froms = Vec::new();
+        for h in handles {
+            froms.push(h.join().map_err(|_| anyhow::anyhow!("panicked"))??);
+        }
+        froms.sort_unstable();
+        ensure!(froms == [0, 1, 1, 1], "{froms:?}");
+        let runs = db
+            .unit()?
+            .plugin_query(&ns("notes")?, "SELECT count(*) FROM runs", &[])?;
+        ensure!(runs.rows[0][0] == SqlValue::Integer(1));
+        Ok(())
+    }
+
+    #[test]
+    fn a_quota_refuses_the_write_that_passes_it_and_keeps_the_rest() -> Result<()> {
+        let (_d, db) = db()?;
+        let n = ns("notes")?.with_quota(Some(64 << 10));
+        db.migrate_plugin(&n, &[v1()])?;
+        let mut unit = db.unit()?;
+        let mut kept = 0;
+        let refused = loop {
+            let r = unit.plugin_execute(
+                &n,
+                "INSERT INTO notes (body) VALUES (?1)",
+                &[SqlValue::Text("x".repeat(4000))],
+            );
+            match r {
+                Ok(_) => kept += 1,
+                Err(e) => break e,
+            }
+            ensure!(kept < 100, "no quota");
+        };
+        ensure!(matches!(refused, SqlError::TooLarge(_)), "{refused:?}");
+        ensure!(kept >= 5, "{kept}");
+        // The refused row is not there; the unit goes on and commits.
+        let count = unit.plugin_query(&n, "SELECT count(*) FROM notes", &[])?;
+        ensure!(count.rows[0][0] == SqlValue::Integer(kept), "{count:?}");
+        unit.plugin_execute(&n, "DELETE FROM notes WHERE id > 2", &[])?;
+        unit.commit()?;
+        let used = db.plugin_data()?[0].bytes();
+        ensure!(used <= 64 << 10, "{used}");
+        // Deleting made room: a new call can write again.
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&n, "INSERT INTO notes (body) VALUES ('small')", &[])?;
+        unit.commit()?;
+        Ok(())
+    }
+}

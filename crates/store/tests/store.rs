@@ -1036,6 +1036,175 @@ mod outbox_and_attempts {
 
 /// Runs each contract test on both backends: `on_sqlite::NAME` and
 /// `on_postgres::NAME`.
+/// `wasi:keyvalue`'s storage: buckets per plugin, in the unit of work,
+/// atomic increments and swaps across threads (and hosts, on PostgreSQL).
+mod keyvalue {
+    use plinth_store::plugin::{KEYS_PER_PAGE, KvError, MAX_VALUE_BYTES};
+    use plinth_store::sql::Namespace;
+
+    use super::*;
+
+    fn ns(plugin: &str) -> Result<Namespace> {
+        Ok(Namespace::new(plugin, false)?)
+    }
+
+    pub fn get_set_delete_and_exists_in_buckets_of_their_own(f: Fixture) -> Result<()> {
+        let (a, b) = (ns("alpha")?, ns("beta")?);
+        let mut unit = f.db.unit()?;
+        anyhow::ensure!(unit.kv_get(&a, "prefs", "theme")?.is_none());
+        unit.kv_set(&a, "prefs", "theme", b"dark")?;
+        unit.kv_set(&a, "prefs", "theme", b"light")?;
+        unit.kv_set(&b, "prefs", "theme", b"beta's")?;
+        unit.kv_set(&a, "other", "theme", b"other bucket")?;
+        unit.kv_set(&a, "prefs", "'; DROP TABLE users; --", b"\0\xff")?;
+        unit.commit()?;
+        let mut unit = f.db.unit()?;
+        anyhow::ensure!(unit.kv_get(&a, "prefs", "theme")?.as_deref() == Some(&b"light"[..]));
+        anyhow::ensure!(unit.kv_get(&b, "prefs", "theme")?.as_deref() == Some(&b"beta's"[..]));
+        anyhow::ensure!(
+            unit.kv_get(&a, "other", "theme")?.as_deref() == Some(&b"other bucket"[..])
+        );
+        anyhow::ensure!(
+            unit.kv_get(&a, "prefs", "'; DROP TABLE users; --")?
+                .as_deref()
+                == Some(&b"\0\xff"[..])
+        );
+        unit.kv_delete(&a, "prefs", "theme")?;
+        unit.kv_delete(&a, "prefs", "never there")?;
+        anyhow::ensure!(unit.kv_get(&a, "prefs", "theme")?.is_none());
+        anyhow::ensure!(unit.kv_get(&b, "prefs", "theme")?.is_some());
+        // Not committed: the delete is undone.
+        drop(unit);
+        let mut unit = f.db.unit()?;
+        anyhow::ensure!(unit.kv_get(&a, "prefs", "theme")?.is_some());
+        let data = f.db.plugin_data()?;
+        let names: Vec<&str> = data.iter().map(|d| d.plugin.as_str()).collect();
+        anyhow::ensure!(names == ["alpha", "beta"], "{data:?}");
+        anyhow::ensure!(data[0].keys == 3 && data[1].keys == 1, "{data:?}");
+        Ok(())
+    }
+
+    pub fn oversized_keys_and_values_are_too_large_and_write_nothing(f: Fixture) -> Result<()> {
+        let a = ns("alpha")?;
+        let mut unit = f.db.unit()?;
+        let big = vec![7u8; MAX_VALUE_BYTES + 1];
+        assert_err!(unit.kv_set(&a, "b", "k", &big), KvError::TooLarge(_));
+        assert_err!(
+            unit.kv_set(&a, "b", &"k".repeat(1025), b"v"),
+            KvError::TooLarge(_)
+        );
+        assert_err!(unit.kv_get(&a, &"b".repeat(257), "k"), KvError::TooLarge(_));
+        unit.kv_set(&a, "b", "k", &vec![7u8; MAX_VALUE_BYTES])?;
+        unit.commit()?;
+        let quota = ns("alpha")?.with_quota(Some(MAX_VALUE_BYTES as u64 + 100));
+        let mut unit = f.db.unit()?;
+        assert_err!(
+            unit.kv_set(&quota, "b", "k2", &[1u8; 200]),
+            KvError::TooLarge(_)
+        );
+        // Replacing a value is measured as what it adds.
+        unit.kv_set(&quota, "b", "k", &[1u8; 10])?;
+        unit.kv_set(&quota, "b", "k2", &[1u8; 200])?;
+        unit.commit()?;
+        Ok(())
+    }
+
+    pub fn list_keys_pages_through_every_key_once(f: Fixture) -> Result<()> {
+        let a = ns("alpha")?;
+        let n = KEYS_PER_PAGE as usize * 2 + 17;
+        let mut unit = f.db.unit()?;
+        for i in 0..n {
+            unit.kv_set(&a, "b", &format!("key-{i:05}"), b"")?;
+        }
+        unit.kv_set(&ns("beta")?, "b", "not alpha's", b"")?;
+        unit.commit()?;
+        let mut unit = f.db.unit()?;
+        let (mut all, mut cursor, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let (keys, next) = unit.kv_keys(&a, "b", cursor.as_deref())?;
+            pages += 1;
+            all.extend(keys);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..n).map(|i| format!("key-{i:05}")).collect();
+        anyhow::ensure!(all == want, "{} keys in {pages} pages", all.len());
+        anyhow::ensure!(pages == 3);
+        anyhow::ensure!(unit.kv_keys(&a, "empty", None)? == (vec![], None));
+        Ok(())
+    }
+
+    pub fn increments_and_swaps_from_many_threads_lose_nothing(f: Fixture) -> Result<()> {
+        const THREADS: usize = 4;
+        const EACH: i64 = 25;
+        let a = ns("alpha")?;
+        let mut handles = Vec::new();
+        for t in 0..THREADS {
+            let (db, a) = (f.db.clone(), a.clone());
+            handles.push(std::thread::spawn(move || -> Result<()> {
+                for i in 0..EACH {
+                    loop {
+                        let mut unit = db.unit()?;
+                        let step = (|| -> Result<(), KvError> {
+                            unit.kv_increment(&a, "c", "hits", 1)?;
+                            // Compare-and-swap: append this thread's mark.
+                            loop {
+                                let seen = unit.kv_get(&a, "c", "log")?;
+                                let mut next = seen.clone().unwrap_or_default();
+                                next.push(u8::try_from(t).unwrap_or(0));
+                                if unit
+                                    .kv_swap(&a, "c", "log", seen.as_deref(), &next)?
+                                    .is_none()
+                                {
+                                    return Ok(());
+                                }
+                            }
+                        })();
+                        match step {
+                            Ok(()) => match unit.commit() {
+                                Ok(()) => break,
+                                Err(Error::Busy) => continue,
+                                Err(e) => return Err(e.into()),
+                            },
+                            Err(KvError::Store(Error::Busy)) => continue,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    let _ = i;
+                }
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a thread panicked"))??;
+        }
+        let mut unit = f.db.unit()?;
+        let hits = unit
+            .kv_get(&a, "c", "hits")?
+            .and_then(|b| plinth_store::plugin::counter(&b));
+        let total = THREADS as i64 * EACH;
+        anyhow::ensure!(hits == Some(total), "{hits:?}");
+        let log = unit.kv_get(&a, "c", "log")?.unwrap_or_default();
+        anyhow::ensure!(log.len() as i64 == total, "{}", log.len());
+        for t in 0..THREADS {
+            let mine = log.iter().filter(|&&b| usize::from(b) == t).count() as i64;
+            anyhow::ensure!(mine == EACH, "thread {t}: {mine}");
+        }
+        // A value that is not a counter is not incremented.
+        unit.kv_set(&a, "c", "text", b"12")?;
+        assert_err!(
+            unit.kv_increment(&a, "c", "text", 1),
+            KvError::NotACounter(_)
+        );
+        unit.kv_set(&a, "c", "max", &i64::MAX.to_le_bytes())?;
+        assert_err!(unit.kv_increment(&a, "c", "max", 1), KvError::TooLarge(_));
+        Ok(())
+    }
+}
+
 macro_rules! on_both {
     ($($module:ident :: $test:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1083,4 +1252,8 @@ on_both!(
     outbox_and_attempts::queued_mail_is_due_until_sent_and_sending_scrubs_the_body,
     outbox_and_attempts::a_failed_attempt_waits_its_delay_and_giving_up_scrubs_the_body,
     outbox_and_attempts::cleanup_removes_only_expired_rows,
+    keyvalue::get_set_delete_and_exists_in_buckets_of_their_own,
+    keyvalue::oversized_keys_and_values_are_too_large_and_write_nothing,
+    keyvalue::list_keys_pages_through_every_key_once,
+    keyvalue::increments_and_swaps_from_many_threads_lose_nothing,
 );

@@ -9,6 +9,7 @@ use crate::backend::{
     MailQueued, ProfileRow, TokenSql, Tx, UserKey, UserRow, keep_or_set, token_sql,
 };
 use crate::outbox::TABLES;
+use crate::plugin::{AppliedMigration, PluginData, PluginMigration};
 use crate::{
     DueMail, EngineError, Error, Failures, Mail, MailStatus, OutboxMessage, Result, Session,
     TableCount, Timestamp, Token, TokenKind, User,
@@ -17,6 +18,10 @@ use crate::{
 /// The advisory lock class under which queuing mail to one recipient is
 /// serialised across hosts (the key is a hash of the recipient).
 const MAIL_LOCK_CLASS: i32 = 0x6d61_696c;
+/// The advisory lock class of a plugin's schema (the key: its name's hash).
+const PLUGIN_SCHEMA_LOCK_CLASS: i32 = 0x706c_7367;
+/// The advisory lock class of one key of a plugin's bucket.
+const KV_LOCK_CLASS: i32 = 0x706c_6b76;
 
 macro_rules! user_columns {
     () => {
@@ -487,10 +492,163 @@ impl Tx for PgTx {
         _sql: &str,
         _params: &[crate::sql::SqlValue],
         _want: crate::sql::Want,
+        _used: &mut Option<u64>,
     ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
         Err(crate::sql::SqlError::AccessDenied(
             "a plugin's own SQL tables are not available on PostgreSQL yet".into(),
         ))
+    }
+
+    fn plugin_script(
+        &mut self,
+        ns: &crate::sql::Namespace,
+        _script: &str,
+    ) -> std::result::Result<(), crate::sql::SqlError> {
+        self.plugin_sql(ns, "", &[], crate::sql::Want::Outcome, &mut None)
+            .map(|_| ())
+    }
+
+    fn lock_plugin_schema(&mut self, plugin: &str) -> Result<Vec<AppliedMigration>> {
+        // Every host migrating this plugin takes the same lock until its
+        // commit, and then reads what the others applied.
+        self.rows(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&PLUGIN_SCHEMA_LOCK_CLASS, &plugin],
+            Access::Lock,
+        )?;
+        self.plugin_migrations(plugin)
+    }
+
+    fn plugin_migrations(&mut self, plugin: &str) -> Result<Vec<AppliedMigration>> {
+        let rows = self.rows(
+            "SELECT version, name, checksum, applied_at FROM plugin_migrations
+             WHERE plugin = $1 ORDER BY version",
+            &[&plugin],
+            Access::Read,
+        )?;
+        rows.iter()
+            .map(|r| {
+                let version: i32 = r.try_get(0).map_err(engine)?;
+                Ok(AppliedMigration {
+                    version: u32::try_from(version).unwrap_or(0),
+                    name: r.try_get(1).map_err(engine)?,
+                    checksum: r.try_get(2).map_err(engine)?,
+                    applied_at: r.try_get(3).map_err(engine)?,
+                })
+            })
+            .collect()
+    }
+
+    fn record_plugin_migration(
+        &mut self,
+        plugin: &str,
+        m: &PluginMigration,
+        now: Timestamp,
+    ) -> Result<()> {
+        let version = i32::try_from(m.version).map_err(|_| Error::invalid("migration version"))?;
+        self.execute(
+            "INSERT INTO plugin_migrations (plugin, version, name, checksum, applied_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&plugin, &version, &m.name, &m.checksum(), &now],
+        )?;
+        Ok(())
+    }
+
+    fn plugin_data(&mut self, plugin: Option<&str>) -> Result<Vec<PluginData>> {
+        let versions = self
+            .rows(
+                "SELECT plugin, MAX(version) FROM plugin_migrations GROUP BY plugin",
+                &[],
+                Access::Read,
+            )?
+            .iter()
+            .map(|r| {
+                let v: i32 = r.try_get(1).map_err(engine)?;
+                Ok((r.try_get(0).map_err(engine)?, u32::try_from(v).unwrap_or(0)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let keys = self
+            .rows(
+                "SELECT plugin, COUNT(*), COALESCE(SUM(octet_length(key) + octet_length(value)), 0)::bigint
+                 FROM plugin_keyvalue GROUP BY plugin",
+                &[],
+                Access::Read,
+            )?
+            .iter()
+            .map(|r| {
+                let n: i64 = r.try_get(1).map_err(engine)?;
+                let bytes: i64 = r.try_get(2).map_err(engine)?;
+                Ok((
+                    r.try_get(0).map_err(engine)?,
+                    u64::try_from(n).unwrap_or(0),
+                    u64::try_from(bytes).unwrap_or(0),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::plugin::gather(plugin, versions, keys, Vec::new()))
+    }
+
+    fn kv_get(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let rows = self.rows(
+            "SELECT value FROM plugin_keyvalue WHERE plugin = $1 AND bucket = $2 AND key = $3",
+            &[&plugin, &bucket, &key],
+            Access::Read,
+        )?;
+        rows.first()
+            .map(|r| r.try_get(0).map_err(engine))
+            .transpose()
+    }
+
+    fn kv_get_for_update(
+        &mut self,
+        plugin: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        // A lock on the key, held to the commit, whether or not it has a
+        // row yet: two hosts incrementing a new key take turns.
+        let lock_key = format!("{plugin}\n{bucket}\n{key}");
+        self.rows(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&KV_LOCK_CLASS, &lock_key],
+            Access::Lock,
+        )?;
+        self.kv_get(plugin, bucket, key)
+    }
+
+    fn kv_set(&mut self, plugin: &str, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
+        self.execute(
+            "INSERT INTO plugin_keyvalue (plugin, bucket, key, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT ON CONSTRAINT plugin_keyvalue_pkey DO UPDATE SET value = excluded.value",
+            &[&plugin, &bucket, &key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM plugin_keyvalue WHERE plugin = $1 AND bucket = $2 AND key = $3",
+            &[&plugin, &bucket, &key],
+        )?;
+        Ok(())
+    }
+
+    fn kv_keys(
+        &mut self,
+        plugin: &str,
+        bucket: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let limit = i64::from(limit);
+        let rows = self.rows(
+            "SELECT key FROM plugin_keyvalue
+             WHERE plugin = $1 AND bucket = $2 AND ($3::text IS NULL OR key COLLATE \"C\" > $3)
+             ORDER BY key COLLATE \"C\" LIMIT $4",
+            &[&plugin, &bucket, &after, &limit],
+            Access::Read,
+        )?;
+        rows.iter().map(|r| r.try_get(0).map_err(engine)).collect()
     }
 
     fn table_counts(&mut self) -> Result<Vec<TableCount>> {

@@ -9,6 +9,7 @@ use crate::backend::{
     MailQueued, ProfileRow, TokenSql, Tx, UserKey, UserRow, keep_or_set, token_sql,
 };
 use crate::outbox::TABLES;
+use crate::plugin::{AppliedMigration, PluginData, PluginMigration};
 use crate::{
     DueMail, Failures, Mail, MailStatus, OutboxMessage, Result, Session, TableCount, Timestamp,
     Token, TokenKind, User,
@@ -413,8 +414,113 @@ impl Tx for SqliteTx {
         sql: &str,
         params: &[crate::sql::SqlValue],
         want: crate::sql::Want,
+        used: &mut Option<u64>,
     ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
-        self.run_plugin_sql(ns, sql, params, want)
+        self.run_plugin_sql(ns, sql, params, want, used)
+    }
+
+    fn plugin_script(
+        &mut self,
+        ns: &crate::sql::Namespace,
+        script: &str,
+    ) -> std::result::Result<(), crate::sql::SqlError> {
+        self.run_plugin_script(ns, script)
+    }
+
+    fn lock_plugin_schema(&mut self, plugin: &str) -> Result<Vec<AppliedMigration>> {
+        self.write()?;
+        self.plugin_migrations(plugin)
+    }
+
+    fn plugin_migrations(&mut self, plugin: &str) -> Result<Vec<AppliedMigration>> {
+        let mut stmt = self.read()?.prepare_cached(
+            "SELECT version, name, checksum, applied_at FROM plugin_migrations
+             WHERE plugin = ?1 ORDER BY version",
+        )?;
+        let rows = stmt.query_map([plugin], |r| {
+            Ok(AppliedMigration {
+                version: r.get(0)?,
+                name: r.get(1)?,
+                checksum: r.get(2)?,
+                applied_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn record_plugin_migration(
+        &mut self,
+        plugin: &str,
+        m: &PluginMigration,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.execute(
+            "INSERT INTO plugin_migrations (plugin, version, name, checksum, applied_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            (plugin, m.version, &m.name, m.checksum(), now),
+        )?;
+        Ok(())
+    }
+
+    fn plugin_data(&mut self, plugin: Option<&str>) -> Result<Vec<PluginData>> {
+        self.read_plugin_data(plugin)
+    }
+
+    fn kv_get(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut stmt = self.read()?.prepare_cached(
+            "SELECT value FROM plugin_keyvalue WHERE plugin = ?1 AND bucket = ?2 AND key = ?3",
+        )?;
+        Ok(stmt
+            .query_row((plugin, bucket, key), |r| r.get(0))
+            .optional()?)
+    }
+
+    fn kv_get_for_update(
+        &mut self,
+        plugin: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        // The write lock first: nothing changes the value until the unit ends.
+        let mut stmt = self.write()?.prepare_cached(
+            "SELECT value FROM plugin_keyvalue WHERE plugin = ?1 AND bucket = ?2 AND key = ?3",
+        )?;
+        Ok(stmt
+            .query_row((plugin, bucket, key), |r| r.get(0))
+            .optional()?)
+    }
+
+    fn kv_set(&mut self, plugin: &str, bucket: &str, key: &str, value: &[u8]) -> Result<()> {
+        self.execute(
+            "INSERT INTO plugin_keyvalue (plugin, bucket, key, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (plugin, bucket, key) DO UPDATE SET value = excluded.value",
+            (plugin, bucket, key, value),
+        )?;
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM plugin_keyvalue WHERE plugin = ?1 AND bucket = ?2 AND key = ?3",
+            (plugin, bucket, key),
+        )?;
+        Ok(())
+    }
+
+    fn kv_keys(
+        &mut self,
+        plugin: &str,
+        bucket: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let mut stmt = self.read()?.prepare_cached(
+            "SELECT key FROM plugin_keyvalue
+             WHERE plugin = ?1 AND bucket = ?2 AND (?3 IS NULL OR key > ?3)
+             ORDER BY key LIMIT ?4",
+        )?;
+        let rows = stmt.query_map((plugin, bucket, after, limit), |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn table_counts(&mut self) -> Result<Vec<TableCount>> {

@@ -120,14 +120,25 @@ const SCHEMA_TABLES: &[&str] = &["sqlite_master", "sqlite_schema"];
 /// [`SqlError::AccessDenied`] for a statement kind or a name plugins may not
 /// use.
 pub(crate) fn namespaced(sql: &str, ns: &Namespace) -> Result<(String, bool), SqlError> {
-    let mut statements =
-        Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let mut statements = parse(sql)?;
     let [statement] = statements.as_mut_slice() else {
         return Err(SqlError::Syntax(format!(
             "one statement per call, not {}",
             statements.len()
         )));
     };
+    namespace_statement(statement, ns)
+}
+
+fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| SqlError::Syntax(e.to_string()))
+}
+
+/// Puts one parsed statement into the namespace (see [`namespaced`]).
+fn namespace_statement(
+    statement: &mut Statement,
+    ns: &Namespace,
+) -> Result<(String, bool), SqlError> {
     let ddl = allowed(statement)?;
     let mut namer = Namer::new(ns.prefix(), statement);
     if let ControlFlow::Break(e) = statement.visit(&mut namer) {
@@ -368,6 +379,8 @@ fn authorizer(
             {
                 Ok(())
             }
+            // SQLite asks for this while it builds a plugin's new index.
+            AuthAction::Reindex { index_name } if own(index_name) => Ok(()),
             AuthAction::CreateView { view_name } | AuthAction::DropView { view_name }
                 if own(view_name) =>
             {
@@ -511,8 +524,40 @@ impl SqliteTx {
         sql: &str,
         params: &[SqlValue],
         want: Want,
+        used: &mut Option<u64>,
     ) -> Result<Answer, SqlError> {
         let (sql, ddl) = namespaced(sql, ns)?;
+        self.run_namespaced(ns, &sql, ddl, params, want, used)
+    }
+
+    /// Runs a migration script of `ns`'s plugin: each statement through the
+    /// sandbox, in this unit, with no quota.
+    pub(crate) fn run_plugin_script(
+        &mut self,
+        ns: &Namespace,
+        script: &str,
+    ) -> Result<(), SqlError> {
+        let mut statements = parse(script)?;
+        if statements.is_empty() {
+            return Err(SqlError::Syntax("the migration has no statements".into()));
+        }
+        let ns = ns.clone().with_quota(None);
+        for statement in &mut statements {
+            let (sql, ddl) = namespace_statement(statement, &ns)?;
+            self.run_namespaced(&ns, &sql, ddl, &[], Want::Outcome, &mut None)?;
+        }
+        Ok(())
+    }
+
+    fn run_namespaced(
+        &mut self,
+        ns: &Namespace,
+        sql: &str,
+        ddl: bool,
+        params: &[SqlValue],
+        want: Want,
+        used: &mut Option<u64>,
+    ) -> Result<Answer, SqlError> {
         let refusal: Refusal = Arc::default();
         let deadline = self.deadline();
         // Prepared under the sandbox on the unit's connection, in its
@@ -522,8 +567,8 @@ impl SqliteTx {
             let writing = self.is_writing();
             let conn = self.read().map_err(|e| SqlError::Internal(e.to_string()))?;
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-            let mut stmt = conn.prepare(&sql).map_err(|e| classify(e, &refusal))?;
-            if stmt.readonly() || (writing && !ns.read_only()) {
+            let mut stmt = conn.prepare(sql).map_err(|e| classify(e, &refusal))?;
+            if stmt.readonly() || (writing && !ns.read_only() && ns.quota().is_none()) {
                 return answer(conn, &mut stmt, params, want, &refusal);
             }
         }
@@ -534,14 +579,116 @@ impl SqliteTx {
                 "the plugin may only read its tables (a read grant)".into(),
             ));
         }
-        let conn = self.write().map_err(|e| match e {
+        self.write().map_err(|e| match e {
             crate::Error::Busy => SqlError::Busy,
             other => SqlError::Internal(other.to_string()),
         })?;
-        let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-        let mut stmt = conn.prepare(&sql).map_err(|e| classify(e, &refusal))?;
-        answer(conn, &mut stmt, params, want, &refusal)
+        let Some(quota) = ns.quota() else {
+            let conn = self.write().map_err(store)?;
+            let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
+            let mut stmt = conn.prepare(sql).map_err(|e| classify(e, &refusal))?;
+            return answer(conn, &mut stmt, params, want, &refusal);
+        };
+        // Under a quota: what the plugin keeps before, then the statement
+        // in a savepoint, undone if the pages it added take the plugin past
+        // its quota.
+        let before = match *used {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = self
+                    .read_plugin_data(Some(ns.plugin()))
+                    .map_err(store)?
+                    .first()
+                    .map_or(0, crate::plugin::PluginData::bytes);
+                *used = Some(bytes);
+                bytes
+            }
+        };
+        let conn = self.write().map_err(store)?;
+        let pages_before = bytes_in_use(conn).map_err(internal)?;
+        conn.execute_batch("SAVEPOINT plinth_quota")
+            .map_err(internal)?;
+        let ran = {
+            let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
+            conn.prepare(sql)
+                .map_err(|e| classify(e, &refusal))
+                .and_then(|mut stmt| answer(conn, &mut stmt, params, want, &refusal))
+        };
+        let after = bytes_in_use(conn)
+            .map(|pages_after| before.saturating_add_signed(pages_after - pages_before))
+            .map_err(internal);
+        match (ran, after) {
+            (Ok(answer), Ok(after)) if after <= quota => {
+                conn.execute_batch("RELEASE plinth_quota")
+                    .map_err(internal)?;
+                *used = Some(after);
+                Ok(answer)
+            }
+            (ran, after) => {
+                conn.execute_batch("ROLLBACK TO plinth_quota; RELEASE plinth_quota")
+                    .map_err(internal)?;
+                ran?;
+                let after = after?;
+                Err(SqlError::TooLarge(format!(
+                    "the plugin's data would take {after} bytes; its quota is {quota}"
+                )))
+            }
+        }
     }
+
+    /// What each plugin (or only `plugin`) keeps: its recorded version, its
+    /// tables' pages (SQLite's `dbstat`), its keys and values.
+    pub(crate) fn read_plugin_data(
+        &self,
+        plugin: Option<&str>,
+    ) -> crate::Result<Vec<crate::plugin::PluginData>> {
+        let conn = self.read()?;
+        let versions = conn
+            .prepare_cached("SELECT plugin, MAX(version) FROM plugin_migrations GROUP BY plugin")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let keys = conn
+            .prepare_cached(
+                "SELECT plugin, COUNT(*), COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
+                 FROM plugin_keyvalue GROUP BY plugin",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // Every b-tree whose table is a plugin's: its tables, their
+        // indexes, full-text indexes' shadow tables.
+        let objects = conn
+            .prepare_cached(
+                "SELECT s.name, s.tbl_name, COALESCE(d.pgsize, 0)
+                 FROM sqlite_schema AS s
+                 LEFT JOIN dbstat AS d ON d.name = s.name AND d.aggregate = 1
+                 WHERE s.rootpage > 0 AND instr(s.tbl_name, ':') > 1
+                 ORDER BY s.name",
+            )?
+            .query_map([], |r| {
+                let name: String = r.get(0)?;
+                let table: String = r.get(1)?;
+                let owner = table.split_once(':').map_or("", |(o, _)| o).to_string();
+                Ok((owner, name, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(crate::plugin::gather(plugin, versions, keys, objects))
+    }
+}
+
+fn store(e: crate::Error) -> SqlError {
+    match e {
+        crate::Error::Busy => SqlError::Busy,
+        other => SqlError::Internal(other.to_string()),
+    }
+}
+
+/// Bytes of the database's pages in use (not on the free list), as the
+/// unit's transaction sees them.
+fn bytes_in_use(conn: &Connection) -> rusqlite::Result<i64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok((pages - free) * size)
 }
 
 /// Runs a prepared plugin statement and reads its answer.

@@ -1,0 +1,25 @@
+-- v5: plugins keep their own data (shipped; never edit).
+--
+-- Each plugin's schema versions: one row per migration applied, with the
+-- SHA-256 of the SQL it ran, so that a shipped migration edited afterwards
+-- is noticed. Plugins' own tables live beside these, named
+-- "<plugin>:<name>"; no plugin can reach these two tables.
+CREATE TABLE plugin_migrations (
+    plugin     TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    checksum   TEXT    NOT NULL,
+    applied_at INTEGER NOT NULL,
+    PRIMARY KEY (plugin, version)
+) WITHOUT ROWID;
+
+-- wasi:keyvalue buckets, reached only through that interface: a bucket is
+-- (plugin, bucket), so another plugin's bucket of the same name is another
+-- bucket.
+CREATE TABLE plugin_keyvalue (
+    plugin TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    value  BLOB NOT NULL,
+    PRIMARY KEY (plugin, bucket, key)
+) WITHOUT ROWID;
