@@ -94,6 +94,17 @@ fn run() -> Result<(), String> {
             fs::copy(&manifest_src, &manifest)
                 .map_err(|e| format!("copying {}: {e}", manifest_src.display()))?;
         }
+        let migrations_src = guests_dir
+            .join(&g.dir)
+            .join(format!("{}.migrations", g.dir));
+        let migrations = release.join(format!("{}.migrations", g.crate_name));
+        if migrations.exists() {
+            fs::remove_dir_all(&migrations)
+                .map_err(|e| format!("removing {}: {e}", migrations.display()))?;
+        }
+        if migrations_src.exists() {
+            copy_dir(&migrations_src, &migrations)?;
+        }
         let ident = g.crate_name.to_uppercase();
         consts.push_str(&format!(
             "/// The `{name}` guest.\npub const {ident}: Guest = Guest {{\n    name: {name:?},\n    wasm: {wasm:?},\n    manifest: {manifest:?},\n}};\n\n",
@@ -114,8 +125,17 @@ fn run() -> Result<(), String> {
         } else {
             "None".to_string()
         };
+        let mut files = String::new();
+        for (dialect, file, path) in
+            migration_files(&release.join(format!("{}.migrations", g.crate_name)))?
+        {
+            files.push_str(&format!(
+                "({dialect:?}, {file:?}, include_str!({path:?})), ",
+                path = path.display().to_string()
+            ));
+        }
         consts.push_str(&format!(
-            "    Embedded {{ name: {name:?}, wasm: include_bytes!({wasm:?}), manifest: {manifest} }},\n",
+            "    Embedded {{ name: {name:?}, wasm: include_bytes!({wasm:?}), manifest: {manifest}, migrations: &[{files}] }},\n",
             name = g.dir,
             wasm = wasm.display().to_string(),
         ));
@@ -135,6 +155,39 @@ fn run() -> Result<(), String> {
     ));
     fs::write(out_dir.join("guests.rs"), consts).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Copies the directory `from` (files and directories only) to `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for entry in fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let target = to.join(path.file_name().ok_or("an entry with no name")?);
+        if path.is_dir() {
+            copy_dir(&path, &target)?;
+        } else {
+            fs::copy(&path, &target).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `(dialect, file name, path)` of every migration in `dir`, in order.
+fn migration_files(dir: &Path) -> Result<Vec<(String, String, PathBuf)>, String> {
+    let mut out = Vec::new();
+    let Ok(dialects) = fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for dialect in dialects.flatten() {
+        let name = dialect.file_name().to_string_lossy().into_owned();
+        let files = fs::read_dir(dialect.path()).map_err(|e| format!("{name}: {e}"))?;
+        for file in files.flatten() {
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            out.push((name.clone(), file_name, file.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 struct GuestCrate {

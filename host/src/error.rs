@@ -188,6 +188,29 @@ pub enum Error {
     /// The database failed outside a plugin call.
     #[error(transparent)]
     Store(#[from] plinth_store::Error),
+    /// The plugin's own schema could not be brought to the version it
+    /// ships; the database keeps the version it had.
+    #[error("plugin {plugin}: its schema: {source}")]
+    Schema {
+        /// The plugin.
+        plugin: String,
+        /// Why, from the store (a failed or edited migration, a newer
+        /// recorded version).
+        #[source]
+        source: plinth_store::Error,
+    },
+    /// The plugin ships migrations, but none for the database's dialect.
+    #[error(
+        "plugin {plugin} ships migrations for {ships}, not for {dialect}: it cannot keep its tables in this database"
+    )]
+    DialectUnsupported {
+        /// The plugin.
+        plugin: String,
+        /// The database's dialect.
+        dialect: String,
+        /// The dialects it ships migrations for.
+        ships: String,
+    },
     /// The compile cache's directory is not safe to run code from.
     #[error("compile cache {path}: {reason}")]
     CacheDir {

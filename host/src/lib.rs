@@ -52,6 +52,7 @@ pub mod imports;
 pub mod manifest;
 mod plugin;
 mod runtime;
+pub mod schema;
 mod state;
 mod stdio;
 mod text;
@@ -69,6 +70,7 @@ pub use plugin::Plugin;
 pub use runtime::{
     EPOCH_TICK, MAX_COMPONENT_BYTES, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions,
 };
+pub use schema::Migrations;
 pub use state::CallState;
 pub use text::escape_controls;
 pub use wasmtime::component::Val;

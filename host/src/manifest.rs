@@ -12,6 +12,8 @@
 //! [limits]
 //! memory-mib = 64
 //! time-ms = 5000
+//! # Bytes its own tables and key-value buckets may take (default 256).
+//! data-mib = 16
 //!
 //! # Optional: serve several calls from one instance (see `Reuse`).
 //! [reuse]
@@ -30,6 +32,7 @@ use serde::Deserialize;
 
 use crate::capability::Interface;
 use crate::grants::{Access, Grants};
+use crate::schema::Migrations;
 use crate::{Error, Result};
 
 /// Memory a call may use when the manifest does not say: 64 MiB.
@@ -47,6 +50,12 @@ pub const DEFAULT_ROW_LIMIT: u64 = 10_000;
 /// The most rows a manifest may let one call write.
 pub const MAX_ROW_LIMIT: u64 = 10_000_000;
 
+/// Bytes of its own data (its tables and key-value buckets) a plugin may
+/// keep when the manifest does not say: 256 MiB.
+pub const DEFAULT_DATA_BYTES: u64 = 256 << 20;
+/// The most a manifest may let a plugin keep: 1 TiB.
+pub const MAX_DATA_BYTES: u64 = 1 << 40;
+
 /// Per-call limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -58,6 +67,10 @@ pub struct Limits {
     /// Most rows the call may insert, update or delete in the database; a
     /// call that writes more fails and keeps nothing.
     pub rows: u64,
+    /// Most bytes the plugin's own data may take — its tables' pages and
+    /// its key-value buckets, all calls together: a write past it answers
+    /// `too-large` and keeps nothing.
+    pub data_bytes: u64,
 }
 
 impl Default for Limits {
@@ -66,6 +79,7 @@ impl Default for Limits {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             time: DEFAULT_TIME_LIMIT,
             rows: DEFAULT_ROW_LIMIT,
+            data_bytes: DEFAULT_DATA_BYTES,
         }
     }
 }
@@ -140,6 +154,9 @@ pub struct Manifest {
     /// Whether its instances serve more than one call (`None`: a fresh
     /// instance for every call).
     pub reuse: Option<Reuse>,
+    /// The schema of its own tables, applied when it loads (read from the
+    /// `<name>.migrations` directory beside a manifest file).
+    pub migrations: Migrations,
 }
 
 impl Manifest {
@@ -150,7 +167,15 @@ impl Manifest {
             grants: Grants::none(),
             limits: Limits::default(),
             reuse: None,
+            migrations: Migrations::default(),
         }
+    }
+
+    /// Replaces the migrations.
+    #[must_use]
+    pub fn migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = migrations;
+        self
     }
 
     /// Adds a grant. In code any registered interface may be granted,
@@ -209,6 +234,13 @@ impl Manifest {
         if l.rows > a.rows {
             beyond.push(format!("rows {} (approved: {})", l.rows, a.rows));
         }
+        if l.data_bytes > a.data_bytes {
+            beyond.push(format!(
+                "data {} MiB (approved: {} MiB)",
+                l.data_bytes >> 20,
+                a.data_bytes >> 20
+            ));
+        }
         match (self.reuse, approved.reuse) {
             (None, _) => {}
             (Some(_), None) => beyond.push("reuse of live instances (not approved)".into()),
@@ -242,10 +274,11 @@ impl Manifest {
             ));
         }
         out.push_str(&format!(
-            "\n[limits]\nmemory-mib = {}\ntime-ms = {}\nrows = {}\n",
+            "\n[limits]\nmemory-mib = {}\ntime-ms = {}\nrows = {}\ndata-mib = {}\n",
             self.limits.memory_bytes.div_ceil(1 << 20),
             self.limits.time.as_millis(),
-            self.limits.rows
+            self.limits.rows,
+            self.limits.data_bytes.div_ceil(1 << 20)
         ));
         if let Some(r) = self.reuse {
             out.push_str(&format!(
@@ -259,18 +292,21 @@ impl Manifest {
     }
 
     /// Reads a manifest file: a regular file (not a device or a FIFO) of at
-    /// most [`MAX_MANIFEST_BYTES`].
+    /// most [`MAX_MANIFEST_BYTES`], and the migrations in the
+    /// `<name>.migrations` directory beside it, if there is one.
     ///
     /// # Errors
     /// [`Error::Io`] when unreadable, not a regular file or too large;
-    /// [`Error::Manifest`] when malformed.
+    /// [`Error::Manifest`] when malformed (the manifest or a migration).
     pub fn from_file(path: &Path) -> Result<Self> {
         let bytes = crate::runtime::read_regular_file(path, MAX_MANIFEST_BYTES)?;
         let text = String::from_utf8(bytes).map_err(|_| Error::Manifest {
             path: path.display().to_string(),
             reason: "not UTF-8 text".into(),
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let manifest = Self::from_toml(&text, &path.display().to_string())?;
+        let migrations = Migrations::read_dir(&Migrations::dir_for(path))?;
+        Ok(manifest.migrations(migrations))
     }
 
     /// Parses manifest TOML; `origin` names it in errors.
@@ -338,12 +374,25 @@ impl Manifest {
             }
             limits.rows = rows;
         }
+        if let Some(mib) = raw.limits.data_mib {
+            let bytes = mib.checked_mul(1 << 20);
+            limits.data_bytes = match bytes {
+                Some(b) if b > 0 && b <= MAX_DATA_BYTES => b,
+                _ => {
+                    return Err(bad(format!(
+                        "limits.data-mib = {mib} is outside 1..={}",
+                        MAX_DATA_BYTES >> 20
+                    )));
+                }
+            };
+        }
         let reuse = raw.reuse.map(|r| r.check()).transpose().map_err(bad)?;
         Ok(Self {
             name: raw.name,
             grants,
             limits,
             reuse,
+            migrations: Migrations::default(),
         })
     }
 }
@@ -384,6 +433,7 @@ struct RawLimits {
     memory_mib: Option<u64>,
     time_ms: Option<u64>,
     rows: Option<u64>,
+    data_mib: Option<u64>,
 }
 
 #[derive(Deserialize)]

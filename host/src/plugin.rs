@@ -183,12 +183,14 @@ impl Plugin {
         };
         let linker = &runtime.inner.linker;
         let pre = linker.instantiate_pre(&component).map_err(link_err)?;
+        migrate(runtime.db(), &manifest)?;
         tracing::info!(plugin = %name, from_cache, "loaded");
         Ok(Self {
             inner: Arc::new(PluginInner {
                 runtime,
                 meta: Arc::new(PluginMeta {
                     row_limit: manifest.limits.rows,
+                    data_bytes: manifest.limits.data_bytes,
                     log_name: manifest.name.as_str().into(),
                     name: manifest.name,
                     grants: manifest.grants,
@@ -590,4 +592,34 @@ fn deadline_ticks(limit: std::time::Duration) -> u64 {
     let tick = EPOCH_TICK.as_nanos().max(1);
     let ticks = limit.as_nanos().div_ceil(tick);
     u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// Brings the plugin's own schema to the version it ships for the
+/// database's dialect (see [`crate::schema`]).
+fn migrate(db: &plinth_store::Db, manifest: &Manifest) -> Result<()> {
+    let m = &manifest.migrations;
+    if m.is_empty() {
+        return Ok(());
+    }
+    let plugin = manifest.name.clone();
+    let dialect = db.dialect();
+    let list = m.for_dialect(dialect);
+    if list.is_empty() {
+        return Err(Error::DialectUnsupported {
+            plugin,
+            dialect: dialect.to_string(),
+            ships: m.dialects().join(" and "),
+        });
+    }
+    let schema_err = |source| Error::Schema {
+        plugin: plugin.clone(),
+        source,
+    };
+    let ns = plinth_store::sql::Namespace::new(&plugin, false)
+        .map_err(|e| schema_err(plinth_store::Error::InvalidMigrations(e.to_string())))?;
+    let done = db.migrate_plugin(&ns, list).map_err(schema_err)?;
+    if done.to != done.from {
+        tracing::info!(plugin = %plugin, from = done.from, to = done.to, "migrated its schema");
+    }
+    Ok(())
 }

@@ -39,10 +39,25 @@ pub const AUTH: Package = Package {
     files: wit_files!("auth": "auth.wit", "mailer.wit"),
 };
 
+/// `plinth:sql`: a plugin's own SQL tables.
+pub const SQL: Package = Package {
+    name: "plinth:sql",
+    dir: "plinth-sql",
+    files: wit_files!("sql": "sql.wit"),
+};
+
+/// `wasi:keyvalue` 0.2.0-draft2, vendored unchanged: a plugin's own
+/// key-value buckets.
+pub const KEYVALUE: Package = Package {
+    name: "wasi:keyvalue",
+    dir: "wasi-keyvalue",
+    files: wit_files!("keyvalue": "atomic.wit", "batch.wit", "store.wit", "watch.wit", "world.wit"),
+};
+
 /// Every package a plugin author may need, dependencies first. The test
 /// package (`plinth:test`) is not among them: its interfaces are granted to
 /// test plugins only.
-pub const PACKAGES: &[Package] = &[DATABASE, AUTH];
+pub const PACKAGES: &[Package] = &[DATABASE, AUTH, SQL, KEYVALUE];
 
 #[cfg(test)]
 mod tests {
@@ -52,7 +67,12 @@ mod tests {
     /// missing from what authors get.
     #[test]
     fn every_wit_file_of_each_package_is_carried() -> std::io::Result<()> {
-        for (package, folder) in [(DATABASE, "database"), (AUTH, "auth")] {
+        for (package, folder) in [
+            (DATABASE, "database"),
+            (AUTH, "auth"),
+            (SQL, "sql"),
+            (KEYVALUE, "keyvalue"),
+        ] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../wit")
                 .join(folder);

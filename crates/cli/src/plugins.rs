@@ -200,6 +200,9 @@ pub fn load(
             if e.name == "db-test" {
                 manifest = manifest.grant(plinth_testing::TEST_CLOCK, Access::Write);
             }
+            let migrations = plinth_host::Migrations::from_files(e.migrations, &origin)
+                .map_err(Failure::runtime)?;
+            let manifest = manifest.migrations(migrations);
             runtime
                 .load_bytes(e.wasm, manifest)
                 .with_context(|| format!("cannot load the built-in {}", e.name))

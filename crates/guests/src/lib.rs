@@ -1,6 +1,6 @@
 //! The plugin components of `guests/`, built for wasm32-wasip2 (release) by
-//! this crate's build script, which also copies each guest's manifest beside
-//! its `.wasm`.
+//! this crate's build script, which also copies each guest's manifest (and
+//! its `<name>.migrations` directory) beside its `.wasm`.
 //!
 //! ```
 //! let db_test = plinth_guests::DB_TEST;
@@ -32,6 +32,9 @@ pub struct Embedded {
     pub wasm: &'static [u8],
     /// Its manifest (TOML), when the guest ships one.
     pub manifest: Option<&'static str>,
+    /// Its migrations: `(dialect, file name, SQL)`, from the
+    /// `<name>.migrations` directory beside its manifest.
+    pub migrations: &'static [(&'static str, &'static str, &'static str)],
 }
 
 impl Guest {

@@ -14,6 +14,7 @@ pub mod attempts;
 pub mod clock;
 pub mod credentials;
 pub mod email_verification;
+pub mod keyvalue;
 pub mod mailer;
 pub mod password_reset;
 pub mod sessions;
@@ -47,6 +48,7 @@ pub const BUILTIN: &[Capability] = &[
     mailer::CAPABILITY,
     attempts::CAPABILITY,
     sql::CAPABILITY,
+    keyvalue::CAPABILITY,
 ];
 
 /// The error a database host function returns before it reaches the guest.
@@ -77,6 +79,8 @@ pub(crate) struct PluginMeta {
     pub(crate) grants: Grants,
     /// Most rows one call may write.
     pub(crate) row_limit: u64,
+    /// Most bytes its own data may take.
+    pub(crate) data_bytes: u64,
     /// The name again, shared by the output streams of every call.
     pub(crate) log_name: Arc<str>,
 }
@@ -95,6 +99,8 @@ pub struct DatabaseCtx {
     /// Seconds the current call's clock runs ahead of the database's (a
     /// test capability moves it; see [`DatabaseCtx::advance_clock`]).
     clock_offset: i64,
+    /// The instance's open `wasi:keyvalue` buckets and CAS handles.
+    pub(crate) kv_handles: keyvalue::Handles,
 }
 
 impl DatabaseCtx {
@@ -105,6 +111,7 @@ impl DatabaseCtx {
             unit: None,
             deadline: None,
             clock_offset: 0,
+            kv_handles: keyvalue::Handles::default(),
         }
     }
 
@@ -271,6 +278,7 @@ mod tests {
         let mut resolve = wit_parser::Resolve::default();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
         resolve.push_dir(root.join("auth"))?;
+        resolve.push_dir(root.join("keyvalue"))?;
         Ok(resolve)
     }
 
@@ -293,8 +301,10 @@ mod tests {
                 .find(|i| i.name == full);
             let Some(entry) = entry else {
                 // The auth plugin's export is the plugin's, not the host's.
-                assert_eq!(
-                    full, "plinth:auth/auth",
+                // `watcher` is exported by a watching component, not
+                // imported from the host.
+                assert!(
+                    ["plinth:auth/auth", "wasi:keyvalue/watcher"].contains(&full.as_str()),
                     "the host implements {full} unregistered"
                 );
                 continue;
@@ -323,7 +333,18 @@ mod tests {
         for i in BUILTIN.iter().flat_map(|c| c.interfaces.iter()) {
             for f in i.functions {
                 let reads = f.name.starts_with("get-")
-                    || ["now", "query", "current-dialect"].contains(&f.name);
+                    || [
+                        "now",
+                        "query",
+                        "current-dialect",
+                        "open",
+                        "[method]bucket.get",
+                        "[method]bucket.exists",
+                        "[method]bucket.list-keys",
+                        "[static]cas.new",
+                        "[method]cas.current",
+                    ]
+                    .contains(&f.name);
                 assert_eq!(f.access == Access::Read, reads, "{}.{}", i.name, f.name);
             }
         }
