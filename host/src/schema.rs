@@ -135,7 +135,7 @@ impl Migrations {
 
     fn gather(files: Vec<(String, String, String, Option<PathBuf>)>, origin: &str) -> Result<Self> {
         let mut out = Self::default();
-        let mut by_dialect: Vec<(Dialect, Vec<(u32, String, String, PathBuf)>)> = Vec::new();
+        let mut by_dialect: Vec<(Dialect, Vec<Numbered>)> = Vec::new();
         for (dialect, file, sql, path) in files {
             let path = path.unwrap_or_else(|| Path::new(origin).join(&dialect).join(&file));
             let Some(&(_, d)) = DIALECTS.iter().find(|(name, _)| *name == dialect) else {
@@ -187,6 +187,9 @@ impl Migrations {
         Ok(out)
     }
 }
+
+/// A migration file read: its number, name, SQL and where it came from.
+type Numbered = (u32, String, String, PathBuf);
 
 /// The longest migration file name.
 const MAX_FILE_NAME: usize = 255;

@@ -8,6 +8,7 @@ pub(crate) mod db_test;
 pub(crate) mod hosts;
 pub(crate) mod mail;
 pub(crate) mod misbehave;
+pub(crate) mod notes;
 pub(crate) mod runtime;
 pub(crate) mod sandbox;
 pub(crate) mod sql_probe;

@@ -126,10 +126,13 @@ fn a_read_grant_reads_and_cannot_write() -> Result<()> {
     let writer = f.load(SQL_PROBE)?;
     run(&writer, "run-execute", "CREATE TABLE t (x)", vec![])?
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let manifest = Manifest::new("sql-probe").grant(
-        plinth_host::capabilities::sql::SQL,
-        plinth_host::Access::Read,
+    let shipped = std::fs::read_to_string(SQL_PROBE.manifest)?;
+    let read_only = shipped.replace(
+        "\"plinth:sql/sql\" = \"read-write\"",
+        "\"plinth:sql/sql\" = \"read\"",
     );
+    ensure!(read_only != shipped);
+    let manifest = Manifest::from_toml(&read_only, "read-only probe")?;
     let reader = f.load_with(SQL_PROBE, manifest)?;
     ensure!(run(&reader, "run-query", "SELECT * FROM t", vec![])?.is_ok());
     for (function, sql) in [
@@ -141,6 +144,260 @@ fn a_read_grant_reads_and_cannot_write() -> Result<()> {
             matches!(&answer, Err(e) if case(e) == "access-denied"),
             "{sql}: {answer:?}"
         );
+    }
+    Ok(())
+}
+
+/// `wasi:keyvalue` through the probe: each export's `result<T, string>`.
+fn kv(p: &Plugin, function: &str, args: Vec<Val>) -> Result<Result<Val, String>> {
+    let out = p.call_dynamic(function, &args)?;
+    match out.as_slice() {
+        [Val::Result(Ok(v))] => Ok(Ok(v.as_deref().cloned().unwrap_or(Val::Bool(true)))),
+        [Val::Result(Err(e))] => Ok(Err(match e.as_deref() {
+            Some(Val::String(s)) => s.clone(),
+            other => format!("{other:?}"),
+        })),
+        other => anyhow::bail!("unexpected {other:?}"),
+    }
+}
+
+fn s(text: &str) -> Val {
+    Val::String(text.into())
+}
+
+fn bytes(b: &[u8]) -> Val {
+    Val::List(b.iter().map(|&x| Val::U8(x)).collect())
+}
+
+fn some_bytes(v: &Val) -> Option<Vec<u8>> {
+    match v {
+        Val::Option(Some(inner)) => match inner.as_ref() {
+            Val::List(items) => Some(
+                items
+                    .iter()
+                    .map(|x| if let Val::U8(b) = x { *b } else { 0 })
+                    .collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The probe under another plugin's name: the same code, other buckets
+/// and tables.
+fn other_probe(f: &Fixture) -> Result<Plugin> {
+    let mut manifest = Manifest::from_file(SQL_PROBE.manifest.as_ref())?;
+    manifest.name = "other-probe".into();
+    f.load_with(SQL_PROBE, manifest)
+}
+
+#[test]
+fn keyvalue_get_set_delete_exists_and_buckets_of_their_own() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(SQL_PROBE)?;
+    let other = other_probe(&f)?;
+    let got = |p: &Plugin, key: &str| -> Result<Option<Vec<u8>>> {
+        let v = kv(p, "kv-get", vec![s("prefs"), s(key)])?.map_err(anyhow::Error::msg)?;
+        Ok(some_bytes(&v))
+    };
+    ensure!(got(&p, "theme")?.is_none());
+    kv(&p, "kv-set", vec![s("prefs"), s("theme"), bytes(b"dark")])?.map_err(anyhow::Error::msg)?;
+    ensure!(got(&p, "theme")? == Some(b"dark".to_vec()));
+    // Another plugin's bucket of the same name is another bucket.
+    ensure!(got(&other, "theme")?.is_none());
+    kv(
+        &other,
+        "kv-set",
+        vec![s("prefs"), s("theme"), bytes(b"light")],
+    )?
+    .map_err(anyhow::Error::msg)?;
+    ensure!(got(&p, "theme")? == Some(b"dark".to_vec()));
+    let exists = kv(&p, "kv-exists", vec![s("prefs"), s("theme")])?;
+    ensure!(matches!(exists, Ok(Val::Bool(true))), "{exists:?}");
+    kv(&p, "kv-delete", vec![s("prefs"), s("theme")])?.map_err(anyhow::Error::msg)?;
+    let exists = kv(&p, "kv-exists", vec![s("prefs"), s("theme")])?;
+    ensure!(matches!(exists, Ok(Val::Bool(false))), "{exists:?}");
+    ensure!(got(&other, "theme")? == Some(b"light".to_vec()));
+    // Batches.
+    let pairs = Val::List(
+        (0..3)
+            .map(|i| Val::Tuple(vec![s(&format!("k{i}")), bytes(&[i])]))
+            .collect(),
+    );
+    kv(&p, "kv-set-many", vec![s("b"), pairs])?.map_err(anyhow::Error::msg)?;
+    let many = kv(
+        &p,
+        "kv-get-many",
+        vec![s("b"), Val::List(vec![s("k0"), s("nope"), s("k2")])],
+    )?
+    .map_err(anyhow::Error::msg)?;
+    let shown = format!("{many:?}");
+    ensure!(
+        shown.matches("Some").count() == 2 && shown.contains("None"),
+        "{shown}"
+    );
+    // Over the limits: typed, nothing written.
+    let big = kv(
+        &p,
+        "kv-set",
+        vec![s("b"), s("big"), bytes(&vec![1; (1 << 20) + 1])],
+    )?;
+    ensure!(matches!(&big, Err(e) if e.contains("too large")), "{big:?}");
+    ensure!(got(&p, "big")?.is_none());
+    Ok(())
+}
+
+#[test]
+fn keyvalue_list_keys_pages_by_cursor() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(SQL_PROBE)?;
+    let n = 2017;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let pairs = Val::List(
+            chunk
+                .iter()
+                .map(|i| Val::Tuple(vec![s(&format!("key-{i:05}")), bytes(b"")]))
+                .collect(),
+        );
+        kv(&p, "kv-set-many", vec![s("b"), pairs])?.map_err(anyhow::Error::msg)?;
+    }
+    let (mut keys, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = kv(
+            &p,
+            "kv-keys",
+            vec![s("b"), Val::Option(cursor.clone().map(|c| Box::new(s(&c))))],
+        )?
+        .map_err(anyhow::Error::msg)?;
+        pages += 1;
+        let Val::Tuple(parts) = page else {
+            anyhow::bail!("{page:?}")
+        };
+        if let Val::List(items) = &parts[0] {
+            keys.extend(items.iter().map(|k| format!("{k:?}")));
+        }
+        match &parts[1] {
+            Val::Option(Some(c)) => match c.as_ref() {
+                Val::String(c) => cursor = Some(c.clone()),
+                other => anyhow::bail!("{other:?}"),
+            },
+            _ => break,
+        }
+        ensure!(pages < 10);
+    }
+    ensure!(
+        keys.len() == n && pages == 3,
+        "{} keys, {pages} pages",
+        keys.len()
+    );
+    let mut sorted = keys.clone();
+    sorted.dedup();
+    ensure!(sorted.len() == n);
+    Ok(())
+}
+
+/// Four threads call the same plugin at once; every increment and every
+/// compare-and-swap lands exactly once.
+#[test]
+fn keyvalue_increment_and_swap_under_concurrent_calls_lose_nothing() -> Result<()> {
+    const THREADS: u8 = 4;
+    const EACH: usize = 15;
+    let f = Fixture::new()?;
+    let p = f.load(SQL_PROBE)?;
+    let mut retried = 0u32;
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let p = p.clone();
+                scope.spawn(move || -> Result<u32> {
+                    let mut extra = 0;
+                    for _ in 0..EACH {
+                        for _ in 0..50 {
+                            match kv(&p, "kv-increment", vec![s("c"), s("hits"), Val::S64(1)])? {
+                                Ok(_) => break,
+                                Err(e) if e.contains("busy") => extra += 1,
+                                Err(e) => anyhow::bail!(e),
+                            }
+                        }
+                        for _ in 0..50 {
+                            match kv(&p, "kv-cas-append", vec![s("c"), s("log"), Val::U8(t)])? {
+                                Ok(Val::U32(n)) => {
+                                    extra += n - 1;
+                                    break;
+                                }
+                                Ok(other) => anyhow::bail!("{other:?}"),
+                                Err(e) if e.contains("busy") => extra += 1,
+                                Err(e) => anyhow::bail!(e),
+                            }
+                        }
+                    }
+                    Ok(extra)
+                })
+            })
+            .collect();
+        for h in handles {
+            retried += h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let hits = kv(&p, "kv-get", vec![s("c"), s("hits")])?.map_err(anyhow::Error::msg)?;
+    let hits = some_bytes(&hits).and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok());
+    let total = usize::from(THREADS) * EACH;
+    ensure!(
+        hits.map(i64::from_le_bytes) == Some(total as i64),
+        "{hits:?}"
+    );
+    let log = kv(&p, "kv-get", vec![s("c"), s("log")])?.map_err(anyhow::Error::msg)?;
+    let log = some_bytes(&log).unwrap_or_default();
+    ensure!(log.len() == total, "{} marks", log.len());
+    for t in 0..THREADS {
+        ensure!(log.iter().filter(|&&b| b == t).count() == EACH);
+    }
+    eprintln!(
+        "keyvalue: {total} increments and {total} swaps from {THREADS} threads, {retried} retries"
+    );
+    Ok(())
+}
+
+/// A call that writes a row of its own table, a key and a user, then
+/// traps, keeps none of the three; one that returns keeps all three.
+#[test]
+fn one_call_writes_its_table_its_bucket_and_the_core_tables_as_one() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(SQL_PROBE)?;
+    let on_sqlite = f.pg.is_none();
+    let table = if on_sqlite {
+        run(&p, "run-execute", "CREATE TABLE t (x)", vec![])?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        "INSERT INTO t VALUES (1)"
+    } else {
+        // No plugin tables on PostgreSQL yet: the bucket and the users table.
+        ""
+    };
+    let args = |name: &str| vec![s(table), s("b"), s("k"), s(name)];
+    ensure!(p.call_dynamic("write-all-then-trap", &args("ada")).is_err());
+    ensure!(f.rows("users")? == 0);
+    let key = kv(&p, "kv-get", vec![s("b"), s("k")])?.map_err(anyhow::Error::msg)?;
+    ensure!(some_bytes(&key).is_none(), "{key:?}");
+    if on_sqlite {
+        let rows = run(&p, "run-query", "SELECT count(*) FROM t", vec![])?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        ensure!(
+            format!("{rows:?}").contains("\"integer\", Some(S64(0))"),
+            "{rows:?}"
+        );
+    }
+    kv(&p, "write-all", args("bob"))?.map_err(anyhow::Error::msg)?;
+    ensure!(f.rows("users")? == 1);
+    let key = kv(&p, "kv-get", vec![s("b"), s("k")])?.map_err(anyhow::Error::msg)?;
+    ensure!(some_bytes(&key) == Some(b"written".to_vec()));
+    if on_sqlite {
+        let rows = run(&p, "run-query", "SELECT count(*) FROM t", vec![])?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        ensure!(format!("{rows:?}").contains("S64(1)"), "{rows:?}");
     }
     Ok(())
 }

@@ -9,8 +9,11 @@ mod bindings {
     });
 }
 
+use bindings::plinth::database::types::NewUser;
+use bindings::plinth::database::users;
 use bindings::plinth::sql::sql;
 use bindings::plinth::sql::types::{Dialect, Error, Outcome, Rows, Value};
+use bindings::wasi::keyvalue::{atomics, batch, store};
 
 struct Probe;
 
@@ -35,6 +38,91 @@ impl bindings::Guest for Probe {
         }
         panic!("trapping after {} statements", statements.len());
     }
+
+    fn kv_set(bucket: String, key: String, value: Vec<u8>) -> Result<(), String> {
+        open(&bucket)?.set(&key, &value).map_err(text)
+    }
+
+    fn kv_get(bucket: String, key: String) -> Result<Option<Vec<u8>>, String> {
+        open(&bucket)?.get(&key).map_err(text)
+    }
+
+    fn kv_delete(bucket: String, key: String) -> Result<(), String> {
+        open(&bucket)?.delete(&key).map_err(text)
+    }
+
+    fn kv_exists(bucket: String, key: String) -> Result<bool, String> {
+        open(&bucket)?.exists(&key).map_err(text)
+    }
+
+    fn kv_keys(
+        bucket: String,
+        cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), String> {
+        let page = open(&bucket)?.list_keys(cursor.as_deref()).map_err(text)?;
+        Ok((page.keys, page.cursor))
+    }
+
+    fn kv_increment(bucket: String, key: String, delta: i64) -> Result<i64, String> {
+        atomics::increment(&open(&bucket)?, &key, delta).map_err(text)
+    }
+
+    fn kv_cas_append(bucket: String, key: String, mark: u8) -> Result<u32, String> {
+        let b = open(&bucket)?;
+        let mut cas = atomics::Cas::new(&b, &key).map_err(text)?;
+        for attempt in 1..=1000 {
+            let mut next = cas.current().map_err(text)?.unwrap_or_default();
+            next.push(mark);
+            match atomics::swap(cas, &next) {
+                Ok(()) => return Ok(attempt),
+                Err(atomics::CasError::CasFailed(fresh)) => cas = fresh,
+                Err(atomics::CasError::StoreError(e)) => return Err(text(e)),
+            }
+        }
+        Err("no swap in 1000 attempts".into())
+    }
+
+    fn kv_set_many(bucket: String, pairs: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        batch::set_many(&open(&bucket)?, &pairs).map_err(text)
+    }
+
+    fn kv_get_many(
+        bucket: String,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, String> {
+        batch::get_many(&open(&bucket)?, &keys).map_err(text)
+    }
+
+    fn write_all_then_trap(statement: String, bucket: String, key: String, name: String) {
+        let written = Self::write_all(statement, bucket, key, name);
+        panic!("trapping after writing to all three stores: {written:?}");
+    }
+
+    fn write_all(
+        statement: String,
+        bucket: String,
+        key: String,
+        name: String,
+    ) -> Result<(), String> {
+        if !statement.is_empty() {
+            sql::execute(&statement, &[]).map_err(|e| format!("{e:?}"))?;
+        }
+        open(&bucket)?.set(&key, b"written").map_err(text)?;
+        users::create_user(&NewUser {
+            email: format!("{name}@example.com"),
+            name,
+        })
+        .map_err(|e| format!("{e:?}"))?;
+        Ok(())
+    }
+}
+
+fn open(bucket: &str) -> Result<store::Bucket, String> {
+    store::open(bucket).map_err(text)
+}
+
+fn text(e: store::Error) -> String {
+    format!("{e:?}")
 }
 
 bindings::export!(Probe with_types_in bindings);
