@@ -135,6 +135,12 @@ enum PluginCommand {
     /// Lists the interfaces this runtime offers: who must grant each, and
     /// which of its functions write.
     Interfaces,
+    /// Brings a plugin's own schema to the version it ships (what loading
+    /// it does anyway), and prints the versions before and after.
+    Migrate {
+        /// A name or a path to a `.wasm`.
+        plugin: String,
+    },
     /// Installs a plugin (`name.wasm` with the `name.toml` beside it):
     /// shows what it asks for and, once approved, copies it into the plugins
     /// directory with the approval. It then runs with what was approved; an
@@ -432,6 +438,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { plugin }) => inspect(&ctx, &plugin),
+        Command::Plugin(PluginCommand::Migrate { plugin }) => migrate_plugin(&ctx, &plugin),
         Command::Plugin(PluginCommand::Interfaces) => {
             interfaces()?;
             Ok(ExitCode::SUCCESS)
@@ -556,6 +563,70 @@ fn deliver_after(ctx: &Ctx, db: &Db) {
     }
 }
 
+/// A plugin's own schema: what it ships, what the database records, what
+/// it keeps.
+fn print_schema(runtime: &Runtime, name: &str, shipped: &plinth_host::Migrations) -> Result<()> {
+    let db = runtime.db();
+    let shipped_here = shipped.for_dialect(db.dialect());
+    if shipped.is_empty() {
+        println!("schema:   none (it keeps no tables of its own)");
+    } else {
+        println!(
+            "schema:   {} shipped; this database ({}) records version {}",
+            shipped
+                .dialects()
+                .iter()
+                .map(|d| format!(
+                    "version {} for {d}",
+                    shipped.for_dialect(dialect_of(d)).len()
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            db.dialect(),
+            db.plugin_migrations(name)?.last().map_or(0, |m| m.version)
+        );
+        for m in shipped_here {
+            println!("  {:>4} {}", m.version, m.name);
+        }
+    }
+    if let Some(data) = db.plugin_data()?.into_iter().find(|d| d.plugin == name) {
+        println!(
+            "data:     {} KiB: {} tables and indexes, {} keys",
+            data.bytes().div_ceil(1024),
+            data.tables.len(),
+            data.keys
+        );
+    }
+    Ok(())
+}
+
+fn dialect_of(name: &str) -> plinth_store::Dialect {
+    if name == "postgresql" {
+        plinth_store::Dialect::Postgresql
+    } else {
+        plinth_store::Dialect::Sqlite
+    }
+}
+
+/// `plinth plugin migrate NAME`.
+fn migrate_plugin(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
+    let source = plugins::find(ctx.plugins_dir.as_deref(), plugin)?;
+    let runtime = ctx.runtime()?;
+    let name = source.name.clone();
+    let before = runtime.db().plugin_migrations(&name)?.len();
+    let p = plugins::load(&runtime, ctx.plugins_dir.as_deref(), &source, false)?;
+    let after = runtime.db().plugin_migrations(p.name())?;
+    println!(
+        "{}: schema version {before} -> {}",
+        p.name(),
+        after.last().map_or(0, |m| m.version)
+    );
+    for m in after.iter().skip(before) {
+        println!("  applied {:>4} {}", m.version, m.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
     let source = plugins::find(ctx.plugins_dir.as_deref(), plugin)?;
     let runtime = ctx.runtime()?;
@@ -572,10 +643,13 @@ fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
     );
     let limits = p.limits();
     println!(
-        "limits:   memory {} MiB, time {} ms per call",
+        "limits:   memory {} MiB, time {} ms, {} rows per call; {} MiB of its own data",
         limits.memory_bytes >> 20,
-        limits.time.as_millis()
+        limits.time.as_millis(),
+        limits.rows,
+        limits.data_bytes >> 20
     );
+    print_schema(&runtime, p.name(), &plugins::request_migrations(&source)?)?;
     match p.reuse() {
         None => println!("reuse:    none (a fresh instance for every call)"),
         Some(r) => println!(
@@ -679,13 +753,16 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
             plinth_host::escape_controls(&name)
         )));
     }
-    // Load it once as requested, so that a broken component or one that
-    // imports more than it requests is refused now, not at its first call.
+    // Load it once as requested, so that a broken component, one that
+    // imports more than it requests, or a migration that fails is refused
+    // now, not at its first call (on an empty database of its own).
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let check = dir.join(".install-check.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", check.display()));
+    }
     let runtime = ctx.runtime_over(
-        Db::deferred(
-            dir.join(".install-check.db"),
-            plinth_store::Options::default(),
-        )?,
+        Db::deferred(&check, plinth_store::Options::default())?,
         true,
     )?;
     runtime
@@ -702,11 +779,16 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
     }
     let l = request.limits;
     println!(
-        "  limits: memory {} MiB, time {} ms, {} rows per call",
+        "  limits: memory {} MiB, time {} ms, {} rows per call; {} MiB of its own data",
         l.memory_bytes >> 20,
         l.time.as_millis(),
-        l.rows
+        l.rows,
+        l.data_bytes >> 20
     );
+    for dialect in request.migrations.dialects() {
+        let list = request.migrations.for_dialect(dialect_of(dialect));
+        println!("  its own tables: {} migrations for {dialect}", list.len());
+    }
     if request.reuse.is_some() {
         println!("  reuse of live instances between calls");
     }
@@ -726,6 +808,20 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::copy(wasm, dir.join(format!("{name}.wasm")))?;
     std::fs::write(dir.join(format!("{name}.toml")), request.to_toml())?;
+    let migrations = plinth_host::Migrations::dir_for(&dir.join(format!("{name}.toml")));
+    if migrations.exists() {
+        std::fs::remove_dir_all(&migrations)?;
+    }
+    for dialect in request.migrations.dialects() {
+        let into = migrations.join(dialect);
+        std::fs::create_dir_all(&into)?;
+        for m in request.migrations.for_dialect(dialect_of(dialect)) {
+            std::fs::write(
+                into.join(format!("{:04}-{}.sql", m.version, m.name)),
+                &m.sql,
+            )?;
+        }
+    }
     let approval = format!(
         "# What the operator approved for {name} (plinth plugin install).\n# The plugin runs with at most this; a request beyond it is refused.\n{}",
         request.to_toml()
@@ -859,6 +955,22 @@ fn db_command(ctx: &Ctx, cmd: DbCommand) -> Result<ExitCode> {
             );
             for c in db.table_counts()? {
                 println!("  {:<28} {:>8} rows", c.table, c.rows);
+            }
+            let plugins = db.plugin_data()?;
+            if !plugins.is_empty() {
+                println!("plugins' own data:");
+            }
+            for d in plugins {
+                println!(
+                    "  {:<28} schema version {}, {} KiB, {} keys",
+                    d.plugin,
+                    d.version,
+                    d.bytes().div_ceil(1024),
+                    d.keys
+                );
+                for t in &d.tables {
+                    println!("    {:<26} {:>8} KiB", t.name, t.bytes.div_ceil(1024));
+                }
             }
         }
         DbCommand::Migrate => println!(

@@ -154,6 +154,16 @@ pub fn request(source: &Source) -> Result<Manifest, Failure> {
     }
 }
 
+/// The migrations a plugin ships (built in: carried in this binary).
+pub fn request_migrations(source: &Source) -> Result<plinth_host::Migrations, Failure> {
+    match &source.origin {
+        Origin::BuiltIn(e) => {
+            plinth_host::Migrations::from_files(e.migrations, e.name).map_err(Failure::runtime)
+        }
+        _ => Ok(request(source)?.migrations),
+    }
+}
+
 /// What a plugin from a file may have: its request, held against the
 /// operator's approval (or taken as it is, with `approve_request`).
 fn approved(

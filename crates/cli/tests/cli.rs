@@ -987,3 +987,72 @@ fn plinth_new_refuses_bad_names_and_full_folders() -> Result<()> {
     ensure!(std::fs::read_dir(&full)?.count() == 1);
     Ok(())
 }
+
+/// The notes plugin's journey as the README tells it: sign up and in with
+/// auth, then notes keep, search and settle a user's notes; `db status`
+/// and `plugin inspect` show what it keeps; `plugin migrate` is a no-op
+/// once it loaded.
+#[test]
+fn the_notes_journey_runs_through_the_cli() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let call = |args: &[&str]| -> Result<String> {
+        let mut cmd = plinth(dir.path())?;
+        cmd.arg("call").args(args);
+        stdout(&mut cmd)
+    };
+    call(&[
+        "auth",
+        r#"sign-up("ada", "ada@example.com", "correct horse battery staple")"#,
+    ])?;
+    let signed_in = call(&[
+        "auth",
+        r#"sign-in("ada@example.com", "correct horse battery staple")"#,
+    ])?;
+    let token = signed_in
+        .split("token: \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or_else(|| anyhow::anyhow!("no token in {signed_in}"))?;
+    let added = call(&[
+        "notes",
+        &format!(r#"add("{token}", "Plinth", "a plugin runtime")"#),
+    ])?;
+    ensure!(added.starts_with("ok({id: 1, title: \"Plinth\""), "{added}");
+    call(&[
+        "notes",
+        &format!(r#"add("{token}", "Groceries", "eggs and milk")"#),
+    ])?;
+    let found = call(&["notes", &format!(r#"search("{token}", "runtime")"#)])?;
+    ensure!(
+        found.contains("Plinth") && !found.contains("Groceries"),
+        "{found}"
+    );
+    call(&[
+        "notes",
+        &format!(r#"set-setting("{token}", "theme", "dark")"#),
+    ])?;
+    let theme = call(&["notes", &format!(r#"get-setting("{token}", "theme")"#)])?;
+    ensure!(theme.trim() == r#"ok(some("dark"))"#, "{theme}");
+    let stats = call(&["notes", &format!(r#"stats("{token}")"#)])?;
+    ensure!(stats.trim() == "ok({notes: 2, added: 2})", "{stats}");
+    let nobody = call(&["notes", r#"list("not a session")"#])?;
+    ensure!(nobody.trim() == "err(unauthorized)", "{nobody}");
+    let status = stdout(plinth(dir.path())?.args(["db", "status"]))?;
+    ensure!(
+        status.contains("plugins' own data:")
+            && status.contains("notes ")
+            && status.contains("schema version 2"),
+        "{status}"
+    );
+    let inspect = stdout(plinth(dir.path())?.args(["plugin", "inspect", "notes"]))?;
+    ensure!(
+        inspect.contains("records version 2") && inspect.contains("2 words"),
+        "{inspect}"
+    );
+    let migrate = stdout(plinth(dir.path())?.args(["plugin", "migrate", "notes"]))?;
+    ensure!(
+        migrate.trim() == "notes: schema version 2 -> 2",
+        "{migrate}"
+    );
+    Ok(())
+}
