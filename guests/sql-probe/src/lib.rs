@@ -39,6 +39,47 @@ impl bindings::Guest for Probe {
         panic!("trapping after {} statements", statements.len());
     }
 
+    fn bench_insert(statement: String, count: u32) -> Result<u64, Error> {
+        let mut changed = 0;
+        for i in 0..count {
+            let params = [
+                Value::Text(format!("item-{i}")),
+                Value::Integer(i64::from(i)),
+            ];
+            changed += sql::execute(&statement, &params)?.rows_affected;
+        }
+        Ok(changed)
+    }
+
+    fn bench_select(statement: String, count: u32, rows: u32) -> Result<u64, Error> {
+        let mut found = 0;
+        for i in 0..count {
+            let params = [Value::Integer(1 + i64::from(i % rows.max(1)))];
+            found += sql::query(&statement, &params)?.rows.len() as u64;
+        }
+        Ok(found)
+    }
+
+    fn kv_set_loop(bucket: String, count: u32, size: u32) -> Result<(), String> {
+        let b = open(&bucket)?;
+        let value = vec![7u8; size as usize];
+        for i in 0..count {
+            b.set(&format!("key-{i}"), &value).map_err(text)?;
+        }
+        Ok(())
+    }
+
+    fn kv_get_loop(bucket: String, count: u32) -> Result<u32, String> {
+        let b = open(&bucket)?;
+        let mut found = 0;
+        for i in 0..count {
+            if b.get(&format!("key-{i}")).map_err(text)?.is_some() {
+                found += 1;
+            }
+        }
+        Ok(found)
+    }
+
     fn kv_set(bucket: String, key: String, value: Vec<u8>) -> Result<(), String> {
         open(&bucket)?.set(&key, &value).map_err(text)
     }

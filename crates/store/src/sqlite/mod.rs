@@ -33,9 +33,17 @@ struct Inner {
     idle: pool::Pool<Connection>,
     /// Set once the file is open (checked, migrated).
     open: OpenOnce,
+    /// Plugin statements already put into their namespace (see
+    /// `sandbox::namespaced`), by plugin prefix and text.
+    namespaced: sandbox::Rewrites,
 }
 
 impl Sqlite {
+    /// The rewrites of plugin statements this database has made.
+    pub(crate) fn rewrites(&self) -> &sandbox::Rewrites {
+        &self.inner.namespaced
+    }
+
     /// A database at `path`, not yet looked at.
     pub(crate) fn new(path: &Path, options: Options) -> Result<Self> {
         check_path(path)?;
@@ -45,6 +53,7 @@ impl Sqlite {
                 idle: pool::Pool::new(options.max_idle_connections),
                 options,
                 open: OpenOnce::default(),
+                namespaced: sandbox::Rewrites::default(),
             }),
         })
     }

@@ -2,7 +2,7 @@
 //! prepared under an authorizer that allows nothing else, run under lowered
 //! limits and the unit's deadline.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -111,6 +111,45 @@ const LIMITS: &[(Limit, i32)] = &[
 /// SQLite's own tables, which it reads and writes inside a plugin's `CREATE`
 /// and `DROP`.
 const SCHEMA_TABLES: &[&str] = &["sqlite_master", "sqlite_schema"];
+
+/// Marks every plugin statement's text: a statement with no name in it
+/// (`SELECT 1`) then never shares a cached preparation with a host
+/// statement of the same text, which was prepared without the authorizer.
+const MARK: &str = " /* plugin */";
+
+/// The most rewritten statements kept per database.
+const MAX_REWRITES: usize = 1024;
+
+/// Plugin statements already put into their namespace: `(prefix, text)` →
+/// `(rewritten text, whether it is DDL)`. Parsing and rewriting cost more
+/// than running a small statement; a plugin runs the same few statements
+/// over and over.
+#[derive(Debug, Default)]
+pub(crate) struct Rewrites {
+    done: Mutex<HashMap<(String, String), (Arc<str>, bool)>>,
+}
+
+impl Rewrites {
+    /// `sql` of `ns`'s plugin, rewritten (once) into its namespace.
+    fn get(&self, sql: &str, ns: &Namespace) -> Result<(Arc<str>, bool), SqlError> {
+        let key = (ns.prefix(), sql.to_string());
+        if let Some(hit) = self.lock().get(&key) {
+            return Ok(hit.clone());
+        }
+        let (text, ddl) = namespaced(sql, ns)?;
+        let value: (Arc<str>, bool) = (format!("{text}{MARK}").into(), ddl);
+        let mut done = self.lock();
+        if done.len() >= MAX_REWRITES {
+            done.clear();
+        }
+        done.insert(key, value.clone());
+        Ok(value)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Arc<str>, bool)>> {
+        self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Puts one statement of a plugin into its namespace; refuses what plugins
 /// may not run. Returns the SQL to prepare and whether it is DDL.
@@ -526,7 +565,7 @@ impl SqliteTx {
         want: Want,
         used: &mut Option<u64>,
     ) -> Result<Answer, SqlError> {
-        let (sql, ddl) = namespaced(sql, ns)?;
+        let (sql, ddl) = self.db().rewrites().get(sql, ns)?;
         self.run_namespaced(ns, &sql, ddl, params, want, used)
     }
 
@@ -544,6 +583,7 @@ impl SqliteTx {
         let ns = ns.clone().with_quota(None);
         for statement in &mut statements {
             let (sql, ddl) = namespace_statement(statement, &ns)?;
+            let sql = format!("{sql}{MARK}");
             self.run_namespaced(&ns, &sql, ddl, &[], Want::Outcome, &mut None)?;
         }
         Ok(())
@@ -567,7 +607,9 @@ impl SqliteTx {
             let writing = self.is_writing();
             let conn = self.read().map_err(|e| SqlError::Internal(e.to_string()))?;
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-            let mut stmt = conn.prepare(sql).map_err(|e| classify(e, &refusal))?;
+            let mut stmt = conn
+                .prepare_cached(sql)
+                .map_err(|e| classify(e, &refusal))?;
             if stmt.readonly() || (writing && !ns.read_only() && ns.quota().is_none()) {
                 return answer(conn, &mut stmt, params, want, &refusal);
             }
@@ -586,7 +628,9 @@ impl SqliteTx {
         let Some(quota) = ns.quota() else {
             let conn = self.write().map_err(store)?;
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-            let mut stmt = conn.prepare(sql).map_err(|e| classify(e, &refusal))?;
+            let mut stmt = conn
+                .prepare_cached(sql)
+                .map_err(|e| classify(e, &refusal))?;
             return answer(conn, &mut stmt, params, want, &refusal);
         };
         // Under a quota: what the plugin keeps before, then the statement
@@ -610,7 +654,7 @@ impl SqliteTx {
             .map_err(internal)?;
         let ran = {
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-            conn.prepare(sql)
+            conn.prepare_cached(sql)
                 .map_err(|e| classify(e, &refusal))
                 .and_then(|mut stmt| answer(conn, &mut stmt, params, want, &refusal))
         };
@@ -625,8 +669,8 @@ impl SqliteTx {
                 Ok(answer)
             }
             (ran, after) => {
-                conn.execute_batch("ROLLBACK TO plinth_quota; RELEASE plinth_quota")
-                    .map_err(internal)?;
+                run_cached(conn, "ROLLBACK TO plinth_quota").map_err(internal)?;
+                run_cached(conn, "RELEASE plinth_quota").map_err(internal)?;
                 ran?;
                 let after = after?;
                 Err(SqlError::TooLarge(format!(
@@ -685,10 +729,15 @@ fn store(e: crate::Error) -> SqlError {
 /// Bytes of the database's pages in use (not on the free list), as the
 /// unit's transaction sees them.
 fn bytes_in_use(conn: &Connection) -> rusqlite::Result<i64> {
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    Ok((pages - free) * size)
+    let one = |pragma: &str| -> rusqlite::Result<i64> {
+        conn.prepare_cached(pragma)?.query_row([], |r| r.get(0))
+    };
+    Ok((one("PRAGMA page_count")? - one("PRAGMA freelist_count")?) * one("PRAGMA page_size")?)
+}
+
+/// Runs one of the host's fixed statements through the statement cache.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }
 
 /// Runs a prepared plugin statement and reads its answer.

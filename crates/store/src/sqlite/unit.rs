@@ -97,6 +97,11 @@ impl SqliteTx {
         self.conn()
     }
 
+    /// The database this unit works on.
+    pub(crate) fn db(&self) -> &Sqlite {
+        &self.db
+    }
+
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline
     }

@@ -1,0 +1,224 @@
+//! A plugin's own data, from a guest vs native Rust, side by side in one
+//! run on one SQLite file:
+//!
+//! 1. an insert and a point select through `plinth:sql` (the sql-probe
+//!    guest runs the statement N times in one call) vs the same statements
+//!    with rusqlite (`prepare_cached`, N in one transaction);
+//! 2. `wasi:keyvalue` set and get from the guest vs the store's key-value
+//!    API called natively, and vs a plain rusqlite upsert/select.
+//!
+//! Rounds are interleaved (guest, native, guest, …); each line gives the
+//! median per operation and the ratio of medians, with the spread of the
+//! per-round ratios.
+//!
+//! `cargo bench -p plinth-tests --bench plugin_data --profile release`
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail, ensure};
+use plinth_guests::SQL_PROBE;
+use plinth_host::{Manifest, Plugin, Runtime, Val};
+use plinth_store::sql::Namespace;
+use plinth_store::{Db, Durability, Options};
+use rusqlite::Connection;
+
+/// Operations per round.
+const N: u32 = 1000;
+/// Interleaved rounds.
+const ROUNDS: usize = 11;
+
+const CREATE: &str =
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, n INTEGER NOT NULL)";
+const INSERT: &str = "INSERT INTO items (title, n) VALUES (?1, ?2)";
+const SELECT: &str = "SELECT title, n FROM items WHERE id = ?1";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The guest's `result<T, E>` as Rust's.
+fn answer(out: Vec<Val>) -> Result<Val> {
+    match out.as_slice() {
+        [Val::Result(Ok(v))] => Ok(v.as_deref().cloned().unwrap_or(Val::Bool(true))),
+        other => bail!("the guest answered {other:?}"),
+    }
+}
+
+fn s(text: &str) -> Val {
+    Val::String(text.into())
+}
+
+struct Pair {
+    name: &'static str,
+    guest: Vec<f64>,
+    native: Vec<f64>,
+    versus: &'static str,
+}
+
+impl Pair {
+    fn new(name: &'static str, versus: &'static str) -> Self {
+        Self {
+            name,
+            guest: Vec::new(),
+            native: Vec::new(),
+            versus,
+        }
+    }
+
+    fn report(&self) {
+        let ratios: Vec<f64> = self
+            .guest
+            .iter()
+            .zip(&self.native)
+            .map(|(g, n)| g / n)
+            .collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        let (g, n) = (median(self.guest.clone()), median(self.native.clone()));
+        println!(
+            "  {:<34} guest {:>7.2} µs   {:<24} {:>7.2} µs   {:>5.2}×  (rounds {lo:.2}–{hi:.2}×)",
+            self.name,
+            g,
+            self.versus,
+            n,
+            g / n
+        );
+    }
+}
+
+fn per_op(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6 / f64::from(N)
+}
+
+fn main() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.db");
+    let options = Options {
+        durability: Durability::Normal,
+        ..Options::default()
+    };
+    let db = Db::open_with(&path, options)?;
+    let runtime = Runtime::new(db.clone())?;
+    let probe: Plugin = runtime.load_file(
+        SQL_PROBE.wasm.as_ref(),
+        Manifest::from_file(SQL_PROBE.manifest.as_ref())?,
+    )?;
+    answer(probe.call_dynamic("run-execute", &[s(CREATE), Val::List(vec![])])?)?;
+    let native = Connection::open(&path)?;
+    native.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+    )?;
+    native.execute_batch(&CREATE.replace("items", "native_items"))?;
+    let native_insert = INSERT.replace("items", "native_items");
+    let native_select = SELECT.replace("items", "native_items");
+
+    println!(
+        "plugin data: {N} operations per round, median of {ROUNDS} interleaved rounds, one SQLite file (WAL, synchronous=NORMAL)"
+    );
+    let mut insert = Pair::new("plinth:sql insert", "rusqlite");
+    let mut select = Pair::new("plinth:sql point select", "rusqlite");
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let out = answer(probe.call_dynamic("bench-insert", &[s(INSERT), Val::U32(N)])?)?;
+        insert.guest.push(per_op(t.elapsed()));
+        ensure!(out == Val::U64(u64::from(N)), "{out:?}");
+        let t = Instant::now();
+        let tx = native.unchecked_transaction()?;
+        for i in 0..N {
+            tx.prepare_cached(&native_insert)?
+                .execute((format!("item-{i}"), i64::from(i)))?;
+        }
+        tx.commit()?;
+        insert.native.push(per_op(t.elapsed()));
+
+        let t = Instant::now();
+        let out =
+            answer(probe.call_dynamic("bench-select", &[s(SELECT), Val::U32(N), Val::U32(N)])?)?;
+        select.guest.push(per_op(t.elapsed()));
+        ensure!(out == Val::U64(u64::from(N)), "{out:?}");
+        let t = Instant::now();
+        let tx = native.unchecked_transaction()?;
+        let mut found = 0;
+        for i in 0..N {
+            let mut stmt = tx.prepare_cached(&native_select)?;
+            let mut rows = stmt.query([1 + i64::from(i)])?;
+            while let Some(row) = rows.next()? {
+                let _: (String, i64) = (row.get(0)?, row.get(1)?);
+                found += 1;
+            }
+        }
+        tx.commit()?;
+        select.native.push(per_op(t.elapsed()));
+        ensure!(found == N);
+    }
+    insert.report();
+    select.report();
+
+    // wasi:keyvalue.
+    let ns = Namespace::new("native", false)?;
+    native.execute_batch(
+        "CREATE TABLE native_kv (bucket TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (bucket, key)) WITHOUT ROWID",
+    )?;
+    let value = vec![7u8; 64];
+    let mut set_store = Pair::new("wasi:keyvalue set (64 B)", "store API, natively");
+    let mut get_store = Pair::new("wasi:keyvalue get", "store API, natively");
+    let mut set_raw = Pair::new("wasi:keyvalue set (64 B)", "rusqlite upsert");
+    let mut get_raw = Pair::new("wasi:keyvalue get", "rusqlite select");
+    for round in 0..ROUNDS {
+        let bucket = format!("b{round}");
+        let t = Instant::now();
+        answer(probe.call_dynamic("kv-set-loop", &[s(&bucket), Val::U32(N), Val::U32(64)])?)?;
+        let guest_set = per_op(t.elapsed());
+        let t = Instant::now();
+        let found = answer(probe.call_dynamic("kv-get-loop", &[s(&bucket), Val::U32(N)])?)?;
+        let guest_get = per_op(t.elapsed());
+        ensure!(found == Val::U32(N), "{found:?}");
+
+        let t = Instant::now();
+        let mut unit = db.unit()?;
+        for i in 0..N {
+            unit.kv_set(&ns, &bucket, &format!("key-{i}"), &value)?;
+        }
+        unit.commit()?;
+        set_store.native.push(per_op(t.elapsed()));
+        set_store.guest.push(guest_set);
+        let t = Instant::now();
+        let mut unit = db.unit()?;
+        for i in 0..N {
+            ensure!(unit.kv_get(&ns, &bucket, &format!("key-{i}"))?.is_some());
+        }
+        unit.commit()?;
+        get_store.native.push(per_op(t.elapsed()));
+        get_store.guest.push(guest_get);
+
+        let t = Instant::now();
+        let tx = native.unchecked_transaction()?;
+        for i in 0..N {
+            tx.prepare_cached(
+                "INSERT INTO native_kv (bucket, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute((&bucket, format!("key-{i}"), &value))?;
+        }
+        tx.commit()?;
+        set_raw.native.push(per_op(t.elapsed()));
+        set_raw.guest.push(guest_set);
+        let t = Instant::now();
+        let tx = native.unchecked_transaction()?;
+        for i in 0..N {
+            let v: Vec<u8> = tx
+                .prepare_cached("SELECT value FROM native_kv WHERE bucket = ?1 AND key = ?2")?
+                .query_row((&bucket, format!("key-{i}")), |r| r.get(0))?;
+            ensure!(v.len() == 64);
+        }
+        tx.commit()?;
+        get_raw.native.push(per_op(t.elapsed()));
+        get_raw.guest.push(guest_get);
+    }
+    for pair in [&set_store, &get_store, &set_raw, &get_raw] {
+        pair.report();
+    }
+    Ok(())
+}
