@@ -401,3 +401,80 @@ fn one_call_writes_its_table_its_bucket_and_the_core_tables_as_one() -> Result<(
     }
     Ok(())
 }
+
+/// Statements that would run away end typed — out of time, too large, over
+/// the call's row limit — keep nothing, and the next call works.
+#[test]
+fn runaway_statements_end_typed_and_the_next_call_works() -> Result<()> {
+    let f = Fixture::new()?;
+    if f.pg.is_some() {
+        return Ok(());
+    }
+    let p = f.load(SQL_PROBE)?;
+    let ok =
+        |r: Result<Result<Val, Val>>| -> Result<Val> { r?.map_err(|e| anyhow::anyhow!("{e:?}")) };
+    ok(run(
+        &p,
+        "run-execute",
+        "CREATE TABLE big (x INTEGER)",
+        vec![],
+    ))?;
+    ok(run(
+        &p,
+        "run-execute",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) INSERT INTO big SELECT x FROM c",
+        vec![],
+    ))?;
+    let count = |p: &Plugin| -> Result<String> {
+        Ok(format!(
+            "{:?}",
+            ok(run(p, "run-query", "SELECT count(*) FROM big", vec![]))?
+        ))
+    };
+    ensure!(count(&p)?.contains("S64(2000)"));
+    // A cross join of 8·10⁹ rows: stopped at the call's deadline (2 s).
+    let started = std::time::Instant::now();
+    let cross = run(
+        &p,
+        "run-query",
+        "SELECT count(*) FROM big AS a, big AS b, big AS c",
+        vec![],
+    );
+    match &cross {
+        Ok(Err(e)) => ensure!(case(e) == "timed-out", "{e:?}"),
+        Err(e) => ensure!(
+            matches!(e.downcast_ref(), Some(plinth_host::Error::TimedOut { .. })),
+            "{e}"
+        ),
+        Ok(Ok(v)) => anyhow::bail!("a cross join of 8e9 rows finished: {v:?}"),
+    }
+    ensure!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A million rows in one statement, and in a loop of statements: over
+    // the call's row limit (10,000), the call fails and keeps nothing.
+    let million = run(
+        &p,
+        "run-execute",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) INSERT INTO big SELECT x FROM c",
+        vec![],
+    );
+    ensure!(million.is_err(), "a million rows were kept: {million:?}");
+    let looped = p.call_dynamic(
+        "bench-insert",
+        &[
+            Val::String("INSERT INTO big (x) VALUES (?2)".into()),
+            Val::U32(1_000_000),
+        ],
+    );
+    match looped {
+        Err(e) => ensure!(matches!(e, plinth_host::Error::RowLimit { .. }), "{e}"),
+        Ok(v) => anyhow::bail!("a million inserts returned {v:?}"),
+    }
+    // A 100 MB blob, made in SQL.
+    let blob = run(&p, "run-query", "SELECT zeroblob(100000000)", vec![])?;
+    ensure!(
+        matches!(&blob, Err(e) if case(e) == "too-large"),
+        "{blob:?}"
+    );
+    ensure!(count(&p)?.contains("S64(2000)"), "{}", count(&p)?);
+    Ok(())
+}

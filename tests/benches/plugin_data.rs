@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail, ensure};
 use plinth_guests::SQL_PROBE;
 use plinth_host::{Manifest, Plugin, Runtime, Val};
-use plinth_store::sql::Namespace;
+use plinth_store::sql::{Namespace, SqlValue};
 use plinth_store::{Db, Durability, Options};
 use rusqlite::Connection;
 
@@ -119,6 +119,12 @@ fn main() -> Result<()> {
     );
     let mut insert = Pair::new("plinth:sql insert", "rusqlite");
     let mut select = Pair::new("plinth:sql point select", "rusqlite");
+    let mut insert_store = Pair::new("plinth:sql insert", "store API, natively");
+    let mut select_store = Pair::new("plinth:sql point select", "store API, natively");
+    // The store's plugin SQL called from Rust, as the host function calls
+    // it: the same namespace, grant and quota as the guest's.
+    let probe_ns = Namespace::new("sql-probe", false)?
+        .with_quota(Some(plinth_host::manifest::DEFAULT_DATA_BYTES));
     for _ in 0..ROUNDS {
         let t = Instant::now();
         let out = answer(probe.call_dynamic("bench-insert", &[s(INSERT), Val::U32(N)])?)?;
@@ -132,6 +138,23 @@ fn main() -> Result<()> {
         }
         tx.commit()?;
         insert.native.push(per_op(t.elapsed()));
+        insert_store
+            .guest
+            .push(*insert.guest.last().unwrap_or(&0.0));
+        let t = Instant::now();
+        let mut unit = db.unit()?;
+        for i in 0..N {
+            unit.plugin_execute(
+                &probe_ns,
+                INSERT,
+                &[
+                    SqlValue::Text(format!("item-{i}")),
+                    SqlValue::Integer(i64::from(i)),
+                ],
+            )?;
+        }
+        unit.commit()?;
+        insert_store.native.push(per_op(t.elapsed()));
 
         let t = Instant::now();
         let out =
@@ -152,12 +175,30 @@ fn main() -> Result<()> {
         tx.commit()?;
         select.native.push(per_op(t.elapsed()));
         ensure!(found == N);
+        select_store
+            .guest
+            .push(*select.guest.last().unwrap_or(&0.0));
+        let t = Instant::now();
+        let mut unit = db.unit()?;
+        let mut found = 0;
+        for i in 0..N {
+            found += unit
+                .plugin_query(&probe_ns, SELECT, &[SqlValue::Integer(1 + i64::from(i))])?
+                .rows
+                .len();
+        }
+        unit.commit()?;
+        select_store.native.push(per_op(t.elapsed()));
+        ensure!(found == N as usize);
     }
-    insert.report();
-    select.report();
+    for pair in [&insert, &insert_store, &select, &select_store] {
+        pair.report();
+    }
 
     // wasi:keyvalue.
-    let ns = Namespace::new("native", false)?;
+    // The same quota as the guest's: the store's work is the same.
+    let ns = Namespace::new("native", false)?
+        .with_quota(Some(plinth_host::manifest::DEFAULT_DATA_BYTES));
     native.execute_batch(
         "CREATE TABLE native_kv (bucket TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (bucket, key)) WITHOUT ROWID",
     )?;

@@ -174,7 +174,7 @@ pub(crate) trait Tx: Debug + Send {
         sql: &str,
         params: &[crate::sql::SqlValue],
         want: crate::sql::Want,
-        used: &mut Option<u64>,
+        used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError>;
     /// Runs a plugin's migration script (statements separated by `;`), each
     /// statement through the sandbox.
@@ -197,6 +197,13 @@ pub(crate) trait Tx: Debug + Send {
     ) -> Result<()>;
     /// What each plugin (or only `plugin`) keeps.
     fn plugin_data(&mut self, plugin: Option<&str>) -> Result<Vec<PluginData>>;
+    /// The bytes recorded for `plugin` (counted and recorded when there is
+    /// no record). Takes the write lock.
+    fn plugin_bytes(&mut self, plugin: &str) -> Result<u64>;
+    /// Adds `delta` to what is recorded for `plugin`.
+    fn add_plugin_bytes(&mut self, plugin: &str, delta: i64) -> Result<()>;
+    /// Forgets what is recorded for `plugin` (counted again when next needed).
+    fn forget_plugin_bytes(&mut self, plugin: &str) -> Result<()>;
     fn kv_get(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>>;
     /// The value, with the row locked (or the write lock held) until the
     /// unit ends.

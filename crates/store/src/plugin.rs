@@ -204,6 +204,11 @@ impl Db {
                 })?;
             unit.tx().record_plugin_migration(plugin, m, now)?;
         }
+        if from < shipped {
+            // Its tables changed outside any quota: counted afresh when a
+            // write next needs it.
+            unit.tx().forget_plugin_bytes(plugin)?;
+        }
         unit.commit()?;
         Ok(PluginMigrated {
             from,
@@ -280,8 +285,9 @@ impl Unit {
                 value.len()
             )));
         }
-        self.check_kv_quota(ns, key.len() + value.len())?;
+        let after = self.kv_room(ns, bucket, key, value.len())?;
         self.tx().kv_set(ns.plugin(), bucket, key, value)?;
+        self.kv_used(ns, after);
         Ok(())
     }
 
@@ -330,7 +336,7 @@ impl Unit {
         delta: i64,
     ) -> Result<i64, KvError> {
         check_names(bucket, key)?;
-        self.check_kv_quota(ns, key.len() + 8)?;
+        let after = self.kv_room(ns, bucket, key, 8)?;
         let current = self.tx().kv_get_for_update(ns.plugin(), bucket, key)?;
         let old = match current {
             None => 0,
@@ -342,6 +348,7 @@ impl Unit {
             .ok_or_else(|| KvError::TooLarge(format!("{key}: {old} + {delta} overflows")))?;
         self.tx()
             .kv_set(ns.plugin(), bucket, key, &new.to_le_bytes())?;
+        self.kv_used(ns, after);
         Ok(new)
     }
 
@@ -366,29 +373,61 @@ impl Unit {
                 value.len()
             )));
         }
-        self.check_kv_quota(ns, key.len() + value.len())?;
+        let after = self.kv_room(ns, bucket, key, value.len())?;
         let current = self.tx().kv_get_for_update(ns.plugin(), bucket, key)?;
         if current.as_deref() != expected {
             return Ok(Some(current));
         }
         self.tx().kv_set(ns.plugin(), bucket, key, value)?;
+        self.kv_used(ns, after);
         Ok(None)
     }
 
-    /// Refuses a write of `adding` bytes that would take `ns` past its
-    /// quota.
-    fn check_kv_quota(&mut self, ns: &Namespace, adding: usize) -> Result<(), KvError> {
+    /// Refuses a write of `value_len` bytes at `key` that would take `ns`
+    /// past its quota; otherwise returns what the plugin's data will take
+    /// once it is written (`None`: no quota).
+    fn kv_room(
+        &mut self,
+        ns: &Namespace,
+        bucket: &str,
+        key: &str,
+        value_len: usize,
+    ) -> Result<Option<u64>, KvError> {
         let Some(quota) = ns.quota() else {
-            return Ok(());
+            return Ok(None);
         };
-        let used = self.plugin_usage(ns.plugin())?.bytes();
-        let after = used.saturating_add(adding as u64);
+        let plugin = ns.plugin();
+        let old = self.tx().kv_get(plugin, bucket, key)?;
+        let adding =
+            (key.len() + value_len) as i64 - old.map_or(0, |v| (key.len() + v.len()) as i64);
+        let used = match self.usage.get(plugin) {
+            Some(Some(u)) => u.now,
+            _ => {
+                let bytes = self.tx().plugin_bytes(plugin)?;
+                self.usage.insert(
+                    plugin.to_string(),
+                    Some(crate::unit::Usage {
+                        start: bytes,
+                        now: bytes,
+                    }),
+                );
+                bytes
+            }
+        };
+        let after = used.saturating_add_signed(adding);
         if after > quota {
             return Err(KvError::TooLarge(format!(
                 "the plugin's data would take {after} bytes; its quota is {quota}"
             )));
         }
-        Ok(())
+        Ok(Some(after))
+    }
+
+    /// Records what a write under the quota left the plugin's data at.
+    fn kv_used(&mut self, ns: &Namespace, after: Option<u64>) {
+        if let (Some(after), Some(Some(u))) = (after, self.usage.get_mut(ns.plugin())) {
+            u.now = after;
+        }
     }
 }
 

@@ -7,6 +7,14 @@ use crate::Db;
 use crate::Result;
 use crate::backend::Tx;
 
+/// What a plugin's data takes, for its quota: as recorded when the unit
+/// first needed it, and now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) start: u64,
+    pub(crate) now: u64,
+}
+
 /// One unit of work: what it writes commits together on
 /// [`commit`](Unit::commit) or not at all. Dropping an uncommitted unit
 /// rolls its writes back, so a caller that fails half way leaves nothing
@@ -30,8 +38,9 @@ pub struct Unit {
     /// move it: see [`Unit::set_clock_offset`]).
     clock_offset: i64,
     /// Bytes each plugin's data takes as this unit sees it, once a write
-    /// under a quota needed it (kept up to date by the unit's writes).
-    pub(crate) usage: HashMap<String, Option<u64>>,
+    /// under a quota needed it (kept up to date by the unit's writes, and
+    /// recorded at commit).
+    pub(crate) usage: HashMap<String, Option<Usage>>,
 }
 
 impl Unit {
@@ -94,7 +103,17 @@ impl Unit {
     /// [`Error::Busy`](crate::Error::Busy), [`Error::Unavailable`](crate::Error::Unavailable)
     /// or [`Error::Engine`](crate::Error::Engine) when the commit fails; the
     /// writes are then rolled back.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
+        for (plugin, usage) in &self.usage {
+            if let Some(u) = usage
+                && u.now != u.start
+            {
+                let delta = i64::try_from(u.now).unwrap_or(i64::MAX)
+                    - i64::try_from(u.start).unwrap_or(i64::MAX);
+                self.tx.add_plugin_bytes(plugin, delta)?;
+            }
+        }
+        self.usage.clear();
         self.tx.commit()
     }
 

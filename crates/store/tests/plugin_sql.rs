@@ -526,6 +526,33 @@ mod migrations {
         let mut unit = db.unit()?;
         unit.plugin_execute(&n, "INSERT INTO notes (body) VALUES ('small')", &[])?;
         unit.commit()?;
+        // Later units start from what earlier ones recorded: filling up in
+        // one and committing leaves the next no room for a large row.
+        let mut unit = db.unit()?;
+        while unit
+            .plugin_execute(
+                &n,
+                "INSERT INTO notes (body) VALUES (?1)",
+                &[SqlValue::Text("y".repeat(4000))],
+            )
+            .is_ok()
+        {}
+        unit.commit()?;
+        let mut unit = db.unit()?;
+        let big = unit.plugin_execute(
+            &n,
+            "INSERT INTO notes (body) VALUES (?1)",
+            &[SqlValue::Text("z".repeat(40_000))],
+        );
+        ensure!(matches!(big, Err(SqlError::TooLarge(_))), "{big:?}");
+        // And key-value writes count against the same quota.
+        let kv = unit.kv_set(&n, "b", "k", &[0; 40_000]);
+        ensure!(
+            matches!(kv, Err(plinth_store::plugin::KvError::TooLarge(_))),
+            "{kv:?}"
+        );
+        let used = db.plugin_data()?[0].bytes();
+        ensure!(used <= 64 << 10, "{used}");
         Ok(())
     }
 }

@@ -492,7 +492,7 @@ impl Tx for PgTx {
         _sql: &str,
         _params: &[crate::sql::SqlValue],
         _want: crate::sql::Want,
-        _used: &mut Option<u64>,
+        _used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
         Err(crate::sql::SqlError::AccessDenied(
             "a plugin's own SQL tables are not available on PostgreSQL yet".into(),
@@ -586,6 +586,49 @@ impl Tx for PgTx {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(crate::plugin::gather(plugin, versions, keys, Vec::new()))
+    }
+
+    fn plugin_bytes(&mut self, plugin: &str) -> Result<u64> {
+        // The row is locked (or its absence, by the plugin's key-value
+        // lock) to the commit: two hosts do not both count it.
+        let lock_key = format!("{plugin}\nusage");
+        self.rows(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&KV_LOCK_CLASS, &lock_key],
+            Access::Lock,
+        )?;
+        let rows = self.rows(
+            "SELECT bytes FROM plugin_usage WHERE plugin = $1",
+            &[&plugin],
+            Access::Read,
+        )?;
+        if let Some(r) = rows.first() {
+            let bytes: i64 = r.try_get(0).map_err(engine)?;
+            return Ok(u64::try_from(bytes).unwrap_or(0));
+        }
+        let bytes = self
+            .plugin_data(Some(plugin))?
+            .first()
+            .map_or(0, PluginData::bytes);
+        let stored = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.execute(
+            "INSERT INTO plugin_usage (plugin, bytes) VALUES ($1, $2)",
+            &[&plugin, &stored],
+        )?;
+        Ok(bytes)
+    }
+
+    fn add_plugin_bytes(&mut self, plugin: &str, delta: i64) -> Result<()> {
+        self.execute(
+            "UPDATE plugin_usage SET bytes = greatest(0, bytes + $2) WHERE plugin = $1",
+            &[&plugin, &delta],
+        )?;
+        Ok(())
+    }
+
+    fn forget_plugin_bytes(&mut self, plugin: &str) -> Result<()> {
+        self.execute("DELETE FROM plugin_usage WHERE plugin = $1", &[&plugin])?;
+        Ok(())
     }
 
     fn kv_get(&mut self, plugin: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {

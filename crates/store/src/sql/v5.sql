@@ -23,3 +23,11 @@ CREATE TABLE plugin_keyvalue (
     value  BLOB NOT NULL,
     PRIMARY KEY (plugin, bucket, key)
 ) WITHOUT ROWID;
+
+-- What each plugin's data takes, kept up to date by the units that write it
+-- under a quota (counted afresh when missing): a quota check reads one row
+-- rather than every page of the plugin's tables.
+CREATE TABLE plugin_usage (
+    plugin TEXT    PRIMARY KEY,
+    bytes  INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -33,8 +33,8 @@ struct Inner {
     idle: pool::Pool<Connection>,
     /// Set once the file is open (checked, migrated).
     open: OpenOnce,
-    /// Plugin statements already put into their namespace (see
-    /// `sandbox::namespaced`), by plugin prefix and text.
+    /// Plugin statements already put into their namespace, by plugin
+    /// prefix and text.
     namespaced: sandbox::Rewrites,
 }
 
@@ -128,6 +128,8 @@ impl Sqlite {
         ))
         .map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Plugins' statements are prepared under it; the host's pass.
+        sandbox::install_authorizer(&conn);
         Ok(conn)
     }
 }

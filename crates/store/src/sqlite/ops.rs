@@ -414,9 +414,42 @@ impl Tx for SqliteTx {
         sql: &str,
         params: &[crate::sql::SqlValue],
         want: crate::sql::Want,
-        used: &mut Option<u64>,
+        used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
         self.run_plugin_sql(ns, sql, params, want, used)
+    }
+
+    fn plugin_bytes(&mut self, plugin: &str) -> Result<u64> {
+        let recorded: Option<i64> = self
+            .write()?
+            .prepare_cached("SELECT bytes FROM plugin_usage WHERE plugin = ?1")?
+            .query_row([plugin], |r| r.get(0))
+            .optional()?;
+        if let Some(bytes) = recorded {
+            return Ok(u64::try_from(bytes).unwrap_or(0));
+        }
+        let bytes = self
+            .read_plugin_data(Some(plugin))?
+            .first()
+            .map_or(0, PluginData::bytes);
+        self.execute(
+            "INSERT INTO plugin_usage (plugin, bytes) VALUES (?1, ?2)",
+            (plugin, i64::try_from(bytes).unwrap_or(i64::MAX)),
+        )?;
+        Ok(bytes)
+    }
+
+    fn add_plugin_bytes(&mut self, plugin: &str, delta: i64) -> Result<()> {
+        self.execute(
+            "UPDATE plugin_usage SET bytes = max(0, bytes + ?2) WHERE plugin = ?1",
+            (plugin, delta),
+        )?;
+        Ok(())
+    }
+
+    fn forget_plugin_bytes(&mut self, plugin: &str) -> Result<()> {
+        self.execute("DELETE FROM plugin_usage WHERE plugin = ?1", [plugin])?;
+        Ok(())
     }
 
     fn plugin_script(

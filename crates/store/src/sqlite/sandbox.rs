@@ -2,6 +2,7 @@
 //! prepared under an authorizer that allows nothing else, run under lowered
 //! limits and the unit's deadline.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +21,7 @@ use sqlparser::parser::Parser;
 
 use super::SqliteTx;
 use crate::sql::{Answer, Namespace, SqlError, SqlOutcome, SqlRows, SqlValue, Want};
+use crate::unit::Usage;
 
 /// The functions a plugin's SQL may call: SQLite's core scalar, aggregate,
 /// date and JSON functions and FTS5's; not `load_extension`, not the ones
@@ -120,60 +122,76 @@ const MARK: &str = " /* plugin */";
 /// The most rewritten statements kept per database.
 const MAX_REWRITES: usize = 1024;
 
-/// Plugin statements already put into their namespace: `(prefix, text)` →
-/// `(rewritten text, whether it is DDL)`. Parsing and rewriting cost more
-/// than running a small statement; a plugin runs the same few statements
-/// over and over.
+/// A plugin statement put into its namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Rewritten {
+    /// The text to prepare (marked: see [`MARK`]).
+    sql: Arc<str>,
+    /// Whether it changes the schema.
+    ddl: bool,
+    /// Whether it may write (anything but a query).
+    writes: bool,
+}
+
+/// Plugin statements already put into their namespace, by plugin prefix
+/// and text. Parsing and rewriting cost more than running a small
+/// statement; a plugin runs the same few statements over and over.
 #[derive(Debug, Default)]
 pub(crate) struct Rewrites {
-    done: Mutex<HashMap<(String, String), (Arc<str>, bool)>>,
+    done: Mutex<HashMap<String, HashMap<String, Rewritten>>>,
 }
 
 impl Rewrites {
     /// `sql` of `ns`'s plugin, rewritten (once) into its namespace.
-    fn get(&self, sql: &str, ns: &Namespace) -> Result<(Arc<str>, bool), SqlError> {
-        let key = (ns.prefix(), sql.to_string());
-        if let Some(hit) = self.lock().get(&key) {
+    fn get(&self, sql: &str, ns: &Namespace) -> Result<Rewritten, SqlError> {
+        let prefix = ns.prefix();
+        if let Some(hit) = self.lock().get(&prefix).and_then(|m| m.get(sql)) {
             return Ok(hit.clone());
         }
-        let (text, ddl) = namespaced(sql, ns)?;
-        let value: (Arc<str>, bool) = (format!("{text}{MARK}").into(), ddl);
+        let mut statements = parse(sql)?;
+        let [statement] = statements.as_mut_slice() else {
+            return Err(SqlError::Syntax(format!(
+                "one statement per call, not {}",
+                statements.len()
+            )));
+        };
+        let rewritten = rewrite(statement, ns)?;
         let mut done = self.lock();
-        if done.len() >= MAX_REWRITES {
+        if done.values().map(HashMap::len).sum::<usize>() >= MAX_REWRITES {
             done.clear();
         }
-        done.insert(key, value.clone());
-        Ok(value)
+        done.entry(prefix)
+            .or_default()
+            .insert(sql.to_string(), rewritten.clone());
+        Ok(rewritten)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Arc<str>, bool)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Rewritten>>> {
         self.done.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Puts one statement of a plugin into its namespace; refuses what plugins
-/// may not run. Returns the SQL to prepare and whether it is DDL.
-///
-/// # Errors
-/// [`SqlError::Syntax`] when it does not parse or is not one statement;
-/// [`SqlError::AccessDenied`] for a statement kind or a name plugins may not
-/// use.
-pub(crate) fn namespaced(sql: &str, ns: &Namespace) -> Result<(String, bool), SqlError> {
-    let mut statements = parse(sql)?;
-    let [statement] = statements.as_mut_slice() else {
-        return Err(SqlError::Syntax(format!(
-            "one statement per call, not {}",
-            statements.len()
-        )));
-    };
-    namespace_statement(statement, ns)
+/// One parsed statement of a plugin, put into its namespace and marked.
+fn rewrite(statement: &mut Statement, ns: &Namespace) -> Result<Rewritten, SqlError> {
+    let writes = !matches!(statement, Statement::Query(_));
+    let (text, ddl) = namespace_statement(statement, ns)?;
+    Ok(Rewritten {
+        sql: format!("{text}{MARK}").into(),
+        ddl,
+        writes,
+    })
 }
 
 fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| SqlError::Syntax(e.to_string()))
 }
 
-/// Puts one parsed statement into the namespace (see [`namespaced`]).
+/// Puts one parsed statement of a plugin into its namespace; refuses what
+/// plugins may not run. Returns the SQL to prepare and whether it is DDL.
+///
+/// # Errors
+/// [`SqlError::AccessDenied`] for a statement kind or a name plugins may not
+/// use.
 fn namespace_statement(
     statement: &mut Statement,
     ns: &Namespace,
@@ -372,16 +390,25 @@ type Refusal = Arc<Mutex<Option<String>>>;
 
 /// The authorizer of a plugin statement: its own objects, listed
 /// functions, SQLite's schema table only inside its own DDL.
-fn authorizer(
-    prefix: String,
-    ddl: bool,
-    refusal: Refusal,
-) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
-    move |ctx: AuthContext<'_>| {
-        let own = |name: &str| name.starts_with(&prefix);
+///
+/// It is installed once per connection and never changed
+/// ([`install_authorizer`]): SQLite expires every prepared statement of a
+/// connection whose authorizer is set, so one set per plugin statement
+/// would make each statement, the host's included, be prepared again.
+/// Which plugin's statement is being prepared is this thread's [`Scope`];
+/// with none (the host's own statements) everything is allowed.
+fn judge(scope: &Scope, ctx: AuthContext<'_>) -> Authorization {
+    let Scope {
+        prefix,
+        ddl,
+        refusal,
+    } = scope;
+    let ddl = *ddl;
+    {
+        let own = |name: &str| name.starts_with(prefix.as_str());
         let schema = |name: &str| SCHEMA_TABLES.contains(&name);
         if ctx.database_name.is_some_and(|d| d != "main") {
-            return refuse(&refusal, "a database other than the plugin's");
+            return refuse(refusal, "a database other than the plugin's");
         }
         let verdict: Result<(), String> = match ctx.action {
             AuthAction::Select | AuthAction::Recursive => Ok(()),
@@ -445,9 +472,31 @@ fn authorizer(
         };
         match verdict {
             Ok(()) => Authorization::Allow,
-            Err(why) => refuse(&refusal, &why),
+            Err(why) => refuse(refusal, &why),
         }
     }
+}
+
+/// The plugin statement this thread is preparing or running.
+struct Scope {
+    prefix: String,
+    ddl: bool,
+    refusal: Refusal,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
+}
+
+/// Installs the authorizer plugin statements are prepared under, once, on a
+/// new connection (see [`judge`]).
+pub(crate) fn install_authorizer(conn: &Connection) {
+    conn.authorizer(Some(|ctx: AuthContext<'_>| {
+        SCOPE.with(|scope| match &*scope.borrow() {
+            Some(scope) => judge(scope, ctx),
+            None => Authorization::Allow,
+        })
+    }));
 }
 
 fn refuse(refusal: &Refusal, why: &str) -> Authorization {
@@ -480,7 +529,13 @@ impl<'c> Sandbox<'c> {
             limits.push((limit, old));
         }
         let sandbox = Self { conn, limits };
-        conn.authorizer(Some(authorizer(prefix, ddl, refusal)));
+        SCOPE.with(|scope| {
+            *scope.borrow_mut() = Some(Scope {
+                prefix,
+                ddl,
+                refusal,
+            });
+        });
         if let Some(deadline) = deadline {
             conn.progress_handler(1000, Some(move || Instant::now() >= deadline));
         }
@@ -490,8 +545,7 @@ impl<'c> Sandbox<'c> {
 
 impl Drop for Sandbox<'_> {
     fn drop(&mut self) {
-        self.conn
-            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+        SCOPE.with(|scope| scope.borrow_mut().take());
         self.conn.progress_handler(0, None::<fn() -> bool>);
         for &(limit, old) in &self.limits {
             let _ = self.conn.set_limit(limit, old);
@@ -563,10 +617,10 @@ impl SqliteTx {
         sql: &str,
         params: &[SqlValue],
         want: Want,
-        used: &mut Option<u64>,
+        used: &mut Option<Usage>,
     ) -> Result<Answer, SqlError> {
-        let (sql, ddl) = self.db().rewrites().get(sql, ns)?;
-        self.run_namespaced(ns, &sql, ddl, params, want, used)
+        let rewritten = self.db().rewrites().get(sql, ns)?;
+        self.run_namespaced(ns, &rewritten, params, want, used)
     }
 
     /// Runs a migration script of `ns`'s plugin: each statement through the
@@ -582,9 +636,8 @@ impl SqliteTx {
         }
         let ns = ns.clone().with_quota(None);
         for statement in &mut statements {
-            let (sql, ddl) = namespace_statement(statement, &ns)?;
-            let sql = format!("{sql}{MARK}");
-            self.run_namespaced(&ns, &sql, ddl, &[], Want::Outcome, &mut None)?;
+            let rewritten = rewrite(statement, &ns)?;
+            self.run_namespaced(&ns, &rewritten, &[], Want::Outcome, &mut None)?;
         }
         Ok(())
     }
@@ -592,39 +645,32 @@ impl SqliteTx {
     fn run_namespaced(
         &mut self,
         ns: &Namespace,
-        sql: &str,
-        ddl: bool,
+        rw: &Rewritten,
         params: &[SqlValue],
         want: Want,
-        used: &mut Option<u64>,
+        used: &mut Option<Usage>,
     ) -> Result<Answer, SqlError> {
         let refusal: Refusal = Arc::default();
         let deadline = self.deadline();
-        // Prepared under the sandbox on the unit's connection, in its
-        // current transaction: a read (or any statement once the unit
-        // writes) runs on that preparation.
-        {
-            let writing = self.is_writing();
-            let conn = self.read().map_err(|e| SqlError::Internal(e.to_string()))?;
+        let (sql, ddl) = (&*rw.sql, rw.ddl);
+        if !rw.writes {
+            // A query: in the unit's read snapshot (or its write
+            // transaction, once it writes). One that SQLite says writes
+            // (`WITH … INSERT` parses as a query) takes the write path.
+            let conn = self.read().map_err(store)?;
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
             let mut stmt = conn
                 .prepare_cached(sql)
                 .map_err(|e| classify(e, &refusal))?;
-            if stmt.readonly() || (writing && !ns.read_only() && ns.quota().is_none()) {
+            if stmt.readonly() {
                 return answer(conn, &mut stmt, params, want, &refusal);
             }
         }
-        // A first write: refused under a read grant, else the write lock
-        // is taken and the statement prepared again in that transaction.
         if ns.read_only() {
             return Err(SqlError::AccessDenied(
                 "the plugin may only read its tables (a read grant)".into(),
             ));
         }
-        self.write().map_err(|e| match e {
-            crate::Error::Busy => SqlError::Busy,
-            other => SqlError::Internal(other.to_string()),
-        })?;
         let Some(quota) = ns.quota() else {
             let conn = self.write().map_err(store)?;
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
@@ -636,22 +682,21 @@ impl SqliteTx {
         // Under a quota: what the plugin keeps before, then the statement
         // in a savepoint, undone if the pages it added take the plugin past
         // its quota.
+        self.write().map_err(store)?;
         let before = match *used {
-            Some(bytes) => bytes,
+            Some(u) => u.now,
             None => {
-                let bytes = self
-                    .read_plugin_data(Some(ns.plugin()))
-                    .map_err(store)?
-                    .first()
-                    .map_or(0, crate::plugin::PluginData::bytes);
-                *used = Some(bytes);
+                let bytes = crate::backend::Tx::plugin_bytes(self, ns.plugin()).map_err(store)?;
+                *used = Some(Usage {
+                    start: bytes,
+                    now: bytes,
+                });
                 bytes
             }
         };
         let conn = self.write().map_err(store)?;
         let pages_before = bytes_in_use(conn).map_err(internal)?;
-        conn.execute_batch("SAVEPOINT plinth_quota")
-            .map_err(internal)?;
+        run_cached(conn, "SAVEPOINT plinth_quota").map_err(internal)?;
         let ran = {
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
             conn.prepare_cached(sql)
@@ -663,9 +708,10 @@ impl SqliteTx {
             .map_err(internal);
         match (ran, after) {
             (Ok(answer), Ok(after)) if after <= quota => {
-                conn.execute_batch("RELEASE plinth_quota")
-                    .map_err(internal)?;
-                *used = Some(after);
+                run_cached(conn, "RELEASE plinth_quota").map_err(internal)?;
+                if let Some(u) = used.as_mut() {
+                    u.now = after;
+                }
                 Ok(answer)
             }
             (ran, after) => {
@@ -687,16 +733,29 @@ impl SqliteTx {
         plugin: Option<&str>,
     ) -> crate::Result<Vec<crate::plugin::PluginData>> {
         let conn = self.read()?;
+        // Everything, or one plugin's rows only (by its key's prefix, so
+        // that a quota's first count reads that plugin's rows and pages).
+        let (lo, hi) = match plugin {
+            Some(p) => (p.to_string(), format!("{p}\u{0}")),
+            None => (String::new(), "\u{10FFFF}".to_string()),
+        };
+        let (table_lo, table_hi) = match plugin {
+            Some(p) => (format!("{p}:"), format!("{p};")),
+            None => (String::new(), "\u{10FFFF}".to_string()),
+        };
         let versions = conn
-            .prepare_cached("SELECT plugin, MAX(version) FROM plugin_migrations GROUP BY plugin")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .prepare_cached(
+                "SELECT plugin, MAX(version) FROM plugin_migrations
+                 WHERE plugin >= ?1 AND plugin < ?2 GROUP BY plugin",
+            )?
+            .query_map((&lo, &hi), |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let keys = conn
             .prepare_cached(
                 "SELECT plugin, COUNT(*), COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
-                 FROM plugin_keyvalue GROUP BY plugin",
+                 FROM plugin_keyvalue WHERE plugin >= ?1 AND plugin < ?2 GROUP BY plugin",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map((&lo, &hi), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         // Every b-tree whose table is a plugin's: its tables, their
         // indexes, full-text indexes' shadow tables.
@@ -706,9 +765,10 @@ impl SqliteTx {
                  FROM sqlite_schema AS s
                  LEFT JOIN dbstat AS d ON d.name = s.name AND d.aggregate = 1
                  WHERE s.rootpage > 0 AND instr(s.tbl_name, ':') > 1
+                   AND s.tbl_name >= ?1 AND s.tbl_name < ?2
                  ORDER BY s.name",
             )?
-            .query_map([], |r| {
+            .query_map((&table_lo, &table_hi), |r| {
                 let name: String = r.get(0)?;
                 let table: String = r.get(1)?;
                 let owner = table.split_once(':').map_or("", |(o, _)| o).to_string();

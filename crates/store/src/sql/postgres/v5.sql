@@ -16,3 +16,9 @@ CREATE TABLE plugin_keyvalue (
     value  BYTEA NOT NULL,
     CONSTRAINT plugin_keyvalue_pkey PRIMARY KEY (plugin, bucket, key)
 );
+
+CREATE TABLE plugin_usage (
+    plugin TEXT   NOT NULL,
+    bytes  BIGINT NOT NULL,
+    CONSTRAINT plugin_usage_pkey PRIMARY KEY (plugin)
+);
