@@ -37,26 +37,29 @@ fn case(e: &Val) -> String {
 fn a_guest_keeps_and_reads_its_own_rows() -> Result<()> {
     let f = Fixture::new()?;
     let p = f.load(SQL_PROBE)?;
-    if f.pg.is_some() {
-        // Not yet on PostgreSQL: said, typed.
-        let answer = run(&p, "run-execute", "CREATE TABLE notes (body TEXT)", vec![])?;
-        ensure!(
-            matches!(&answer, Err(e) if case(e) == "access-denied"),
-            "{answer:?}"
-        );
-        return Ok(());
-    }
+    let (id, placeholder) = if f.pg.is_some() {
+        ("BIGSERIAL", "$1")
+    } else {
+        ("INTEGER", "?1")
+    };
+    let dialect = p.call_dynamic("which-dialect", &[])?;
+    let expected = if f.pg.is_some() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    ensure!(format!("{dialect:?}").contains(expected), "{dialect:?}");
     run(
         &p,
         "run-execute",
-        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+        &format!("CREATE TABLE notes (id {id} PRIMARY KEY, body TEXT NOT NULL)"),
         vec![],
     )?
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let added = run(
         &p,
         "run-execute",
-        "INSERT INTO notes (body) VALUES (?1)",
+        &format!("INSERT INTO notes (body) VALUES ({placeholder})"),
         vec![text("hello")],
     )?
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -74,14 +77,11 @@ fn a_guest_keeps_and_reads_its_own_rows() -> Result<()> {
 #[test]
 fn a_guest_cannot_reach_the_core_tables_and_changes_nothing_trying() -> Result<()> {
     let f = Fixture::new()?;
-    if f.pg.is_some() {
-        return Ok(());
-    }
     let auth = f.auth()?;
     crate::util::ok(auth.sign_up("ada", "ada@example.com", "correct horse battery staple"))?;
     let p = f.load(SQL_PROBE)?;
     let before = f.snapshot()?;
-    for (function, sql) in [
+    let sqlite = [
         ("run-query", "SELECT * FROM users"),
         ("run-query", "SELECT * FROM main.users"),
         ("run-query", "SELECT * FROM sqlite_master"),
@@ -90,7 +90,22 @@ fn a_guest_cannot_reach_the_core_tables_and_changes_nothing_trying() -> Result<(
         ("run-execute", "PRAGMA writable_schema = ON"),
         ("run-execute", "BEGIN"),
         ("run-query", "SELECT load_extension('x')"),
-    ] {
+    ];
+    let postgres = [
+        ("run-query", "SELECT * FROM users"),
+        ("run-query", "SELECT * FROM public.users"),
+        ("run-query", "SELECT * FROM pg_roles"),
+        ("run-execute", "DELETE FROM public.sessions"),
+        ("run-query", "SELECT set_config('role', 'postgres', true)"),
+        ("run-execute", "SET ROLE postgres"),
+        ("run-execute", "BEGIN"),
+        (
+            "run-query",
+            "SELECT query_to_xml('select * from public.users', true, true, '')",
+        ),
+    ];
+    let attempts = if f.pg.is_some() { postgres } else { sqlite };
+    for (function, sql) in attempts {
         let answer = run(&p, function, sql, vec![])?;
         ensure!(answer.is_err(), "{sql} was allowed: {answer:?}");
     }
@@ -101,12 +116,9 @@ fn a_guest_cannot_reach_the_core_tables_and_changes_nothing_trying() -> Result<(
 #[test]
 fn a_trap_after_writing_keeps_nothing_of_the_plugins_tables() -> Result<()> {
     let f = Fixture::new()?;
-    if f.pg.is_some() {
-        return Ok(());
-    }
     let p = f.load(SQL_PROBE)?;
     let statements = Val::List(
-        ["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"]
+        ["CREATE TABLE t (x INTEGER)", "INSERT INTO t VALUES (1)"]
             .iter()
             .map(|s| Val::String((*s).into()))
             .collect(),
@@ -120,11 +132,8 @@ fn a_trap_after_writing_keeps_nothing_of_the_plugins_tables() -> Result<()> {
 #[test]
 fn a_read_grant_reads_and_cannot_write() -> Result<()> {
     let f = Fixture::new()?;
-    if f.pg.is_some() {
-        return Ok(());
-    }
     let writer = f.load(SQL_PROBE)?;
-    run(&writer, "run-execute", "CREATE TABLE t (x)", vec![])?
+    run(&writer, "run-execute", "CREATE TABLE t (x INTEGER)", vec![])?
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let shipped = std::fs::read_to_string(SQL_PROBE.manifest)?;
     let read_only = shipped.replace(
@@ -368,37 +377,27 @@ fn keyvalue_increment_and_swap_under_concurrent_calls_lose_nothing() -> Result<(
 fn one_call_writes_its_table_its_bucket_and_the_core_tables_as_one() -> Result<()> {
     let f = Fixture::new()?;
     let p = f.load(SQL_PROBE)?;
-    let on_sqlite = f.pg.is_none();
-    let table = if on_sqlite {
-        run(&p, "run-execute", "CREATE TABLE t (x)", vec![])?
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        "INSERT INTO t VALUES (1)"
-    } else {
-        // No plugin tables on PostgreSQL yet: the bucket and the users table.
-        ""
-    };
+    run(&p, "run-execute", "CREATE TABLE t (x INTEGER)", vec![])?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let table = "INSERT INTO t VALUES (1)";
     let args = |name: &str| vec![s(table), s("b"), s("k"), s(name)];
     ensure!(p.call_dynamic("write-all-then-trap", &args("ada")).is_err());
     ensure!(f.rows("users")? == 0);
     let key = kv(&p, "kv-get", vec![s("b"), s("k")])?.map_err(anyhow::Error::msg)?;
     ensure!(some_bytes(&key).is_none(), "{key:?}");
-    if on_sqlite {
-        let rows = run(&p, "run-query", "SELECT count(*) FROM t", vec![])?
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        ensure!(
-            format!("{rows:?}").contains("\"integer\", Some(S64(0))"),
-            "{rows:?}"
-        );
-    }
+    let rows = run(&p, "run-query", "SELECT count(*) FROM t", vec![])?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    ensure!(
+        format!("{rows:?}").contains("\"integer\", Some(S64(0))"),
+        "{rows:?}"
+    );
     kv(&p, "write-all", args("bob"))?.map_err(anyhow::Error::msg)?;
     ensure!(f.rows("users")? == 1);
     let key = kv(&p, "kv-get", vec![s("b"), s("k")])?.map_err(anyhow::Error::msg)?;
     ensure!(some_bytes(&key) == Some(b"written".to_vec()));
-    if on_sqlite {
-        let rows = run(&p, "run-query", "SELECT count(*) FROM t", vec![])?
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        ensure!(format!("{rows:?}").contains("S64(1)"), "{rows:?}");
-    }
+    let rows = run(&p, "run-query", "SELECT count(*) FROM t", vec![])?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    ensure!(format!("{rows:?}").contains("S64(1)"), "{rows:?}");
     Ok(())
 }
 

@@ -210,3 +210,62 @@ impl Unit {
         self.tx.plugin_sql(ns, statement, params, want, used)
     }
 }
+
+/// What a plugin statement is, as far as both dialects' sandboxes agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A query (which may still write: `WITH … INSERT`, a row lock).
+    Query,
+    /// An insert, update or delete.
+    Write,
+    /// A change to the plugin's schema.
+    Schema,
+}
+
+/// The kinds of statement a plugin may run, on either database; everything
+/// else is refused, saying what.
+///
+/// # Errors
+/// [`SqlError::AccessDenied`] naming the kind.
+pub(crate) fn kind(statement: &sqlparser::ast::Statement) -> Result<Kind, SqlError> {
+    use sqlparser::ast::{ObjectType, Statement};
+    let refuse = |what: &str| Err(SqlError::AccessDenied(what.to_string()));
+    match statement {
+        Statement::Query(_) => Ok(Kind::Query),
+        Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => Ok(Kind::Write),
+        Statement::CreateTable(t) if t.temporary => refuse("temporary tables"),
+        Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::AlterTable { .. } => {
+            Ok(Kind::Schema)
+        }
+        Statement::CreateView {
+            temporary: true, ..
+        } => refuse("temporary views"),
+        Statement::CreateView { .. } => Ok(Kind::Schema),
+        Statement::CreateVirtualTable { module_name, .. } => {
+            if module_name.value.eq_ignore_ascii_case("fts5") {
+                Ok(Kind::Schema)
+            } else {
+                refuse("virtual tables other than fts5")
+            }
+        }
+        Statement::Drop { object_type, .. } => match object_type {
+            ObjectType::Table | ObjectType::View | ObjectType::Index => Ok(Kind::Schema),
+            _ => refuse("dropping that kind of object"),
+        },
+        Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => refuse(
+            "transaction control: the call is the transaction (it commits when the export returns)",
+        ),
+        Statement::AttachDatabase { .. } => refuse("ATTACH"),
+        Statement::Pragma { .. } => refuse("PRAGMA"),
+        Statement::CreateTrigger(_) => refuse("triggers"),
+        other => {
+            let text = other.to_string();
+            let word = text.split_whitespace().next().unwrap_or("this statement");
+            refuse(&format!("{word} statements"))
+        }
+    }
+}

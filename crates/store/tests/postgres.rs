@@ -54,7 +54,7 @@ fn hosts_starting_at_once_apply_each_migration_once() -> Result<()> {
     ensure!(rows == "1,2,3,4,5", "{rows}");
     // Opening again is a no-op.
     host(&url)?;
-    ensure!(cluster.psql(name, "SELECT COUNT(*) FROM schema_version")? == "4");
+    ensure!(cluster.psql(name, "SELECT COUNT(*) FROM schema_version")? == "5");
     Ok(())
 }
 
@@ -344,4 +344,324 @@ fn a_unit_with_a_deadline_may_run_longer_than_one_lock_wait() -> Result<()> {
             .any(|c| c.table == "users" && c.rows == n)
     );
     Ok(())
+}
+
+mod plugin_sql {
+    use plinth_store::plugin::PluginMigration;
+    use plinth_store::sql::{Namespace, SqlError, SqlValue};
+
+    use super::*;
+
+    fn ns(plugin: &str) -> Result<Namespace> {
+        Ok(Namespace::new(plugin, false)?)
+    }
+
+    fn text(v: &SqlValue) -> &str {
+        match v {
+            SqlValue::Text(t) => t,
+            _ => "",
+        }
+    }
+
+    /// Its own schema and role: tables of the same name in two plugins
+    /// are two tables; rows, types and errors come back typed.
+    #[test]
+    fn a_plugin_keeps_its_own_tables_in_a_schema_of_its_own() -> Result<()> {
+        let Some((_, url)) = database("plugin_sql::own_tables")? else {
+            return Ok(());
+        };
+        let db = host(&url)?;
+        for plugin in ["alpha", "beta"] {
+            let n = ns(plugin)?;
+            let mut unit = db.unit()?;
+            unit.plugin_execute(
+                &n,
+                "CREATE TABLE items (id BIGSERIAL PRIMARY KEY, title TEXT NOT NULL UNIQUE, score FLOAT8, data BYTEA, ok BOOLEAN)",
+                &[],
+            )?;
+            unit.plugin_execute(
+                &n,
+                "INSERT INTO items (title, score, data, ok) VALUES ($1, $2, $3, $4)",
+                &[
+                    SqlValue::Text(format!("{plugin}'s")),
+                    SqlValue::Real(1.5),
+                    SqlValue::Blob(vec![0, 255]),
+                    SqlValue::Integer(1),
+                ],
+            )?;
+            unit.commit()?;
+        }
+        let mut unit = db.unit()?;
+        let rows = unit.plugin_query(
+            &ns("alpha")?,
+            "SELECT id, title, score, data, ok FROM items",
+            &[],
+        )?;
+        ensure!(
+            rows.columns == ["id", "title", "score", "data", "ok"],
+            "{rows:?}"
+        );
+        ensure!(
+            rows.rows
+                == [vec![
+                    SqlValue::Integer(1),
+                    SqlValue::Text("alpha's".into()),
+                    SqlValue::Real(1.5),
+                    SqlValue::Blob(vec![0, 255]),
+                    SqlValue::Integer(1),
+                ]],
+            "{rows:?}"
+        );
+        let beta = unit.plugin_query(&ns("beta")?, "SELECT title FROM items", &[])?;
+        ensure!(text(&beta.rows[0][0]) == "beta's");
+        // A constraint names itself; the unit goes on, and its host writes
+        // commit with the plugin's.
+        let dup = unit.plugin_execute(
+            &ns("alpha")?,
+            "INSERT INTO items (title) VALUES ($1)",
+            &[SqlValue::Text("alpha's".into())],
+        );
+        ensure!(
+            matches!(&dup, Err(SqlError::Constraint(m)) if m.contains("items_title_key")),
+            "{dup:?}"
+        );
+        unit.create_user(&user("ada"))?;
+        unit.plugin_execute(
+            &ns("alpha")?,
+            "INSERT INTO items (title) VALUES ('two')",
+            &[],
+        )?;
+        unit.commit()?;
+        ensure!(db.unit()?.get_user_by_name("ada").is_ok());
+        let data = db.plugin_data()?;
+        ensure!(
+            data.len() == 2 && data[0].tables.iter().any(|t| t.name == "items"),
+            "{data:?}"
+        );
+        Ok(())
+    }
+
+    /// Every road out of the plugin's schema ends typed, with nothing
+    /// changed: the parse refuses what it can see, the role the rest.
+    #[test]
+    fn no_statement_reaches_the_core_tables_or_another_plugins() -> Result<()> {
+        let Some((cluster, url)) = database("plugin_sql::isolation")? else {
+            return Ok(());
+        };
+        let db = host(&url)?;
+        db.with_unit(|u| u.create_user(&user("ada")).map(|_| ()))?;
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&ns("beta")?, "CREATE TABLE secrets (s TEXT)", &[])?;
+        unit.plugin_execute(
+            &ns("beta")?,
+            "INSERT INTO secrets VALUES ('beta only')",
+            &[],
+        )?;
+        unit.plugin_execute(&ns("alpha")?, "CREATE TABLE mine (x INT)", &[])?;
+        unit.commit()?;
+        let a = ns("alpha")?;
+        for sql in [
+            "SELECT * FROM users",
+            "SELECT * FROM public.users",
+            "SELECT * FROM plugin_beta.secrets",
+            "SELECT * FROM pg_catalog.pg_authid",
+            "SELECT * FROM pg_roles",
+            "SELECT * FROM information_schema.tables",
+            "SELECT set_config('role', 'postgres', true)",
+            "SELECT current_setting('search_path')",
+            "SELECT query_to_xml('select * from public.users', true, true, '')",
+            "SELECT pg_read_file('/etc/passwd')",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT pg_catalog.now()",
+            "SET ROLE postgres",
+            "RESET ROLE",
+            "SET search_path TO public",
+            "DELETE FROM users",
+            "DROP TABLE users",
+            "DROP SCHEMA plugin_beta CASCADE",
+            "CREATE SCHEMA evil",
+            "CREATE TEMP TABLE t (x INT)",
+            "CREATE TABLE copy (LIKE public.users)",
+            "CREATE TABLE fk (u TEXT REFERENCES public.users (uuid))",
+            "CREATE TABLE d (x TEXT DEFAULT current_setting('role'))",
+            "SELECT * INTO TEMP stolen FROM mine",
+            "COPY mine TO '/tmp/x'",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
+            "GRANT ALL ON mine TO PUBLIC",
+            "ALTER ROLE plugin_alpha SUPERUSER",
+            "BEGIN",
+            "COMMIT",
+            "LISTEN x",
+            "LOCK TABLE mine",
+            "CREATE TRIGGER t BEFORE INSERT ON mine FOR EACH ROW EXECUTE FUNCTION f()",
+            "SELECT * FROM secrets",
+        ] {
+            let mut unit = db.unit()?;
+            let r = unit.plugin_query(&a, sql, &[]);
+            ensure!(
+                matches!(r, Err(SqlError::AccessDenied(_) | SqlError::Syntax(_))),
+                "{sql}: {r:?}"
+            );
+            // The unit goes on, as the host.
+            ensure!(
+                unit.get_user_by_name("ada").is_ok(),
+                "{sql}: the unit is broken"
+            );
+            unit.commit()?;
+        }
+        let name = plinth_pg_cluster::database_name(&url);
+        ensure!(cluster.psql(name, "SELECT count(*) FROM users")? == "1");
+        ensure!(cluster.psql(name, "SELECT s FROM plugin_beta.secrets")? == "beta only");
+        ensure!(
+            cluster.psql(
+                name,
+                "SELECT rolsuper FROM pg_roles WHERE rolname = 'plugin_alpha'"
+            )? == "f"
+        );
+        // Its statements ran as its role: what it created is that role's,
+        // and the role can use nothing of the host's.
+        ensure!(
+            cluster.psql(
+                name,
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'mine'"
+            )? == "plugin_alpha"
+        );
+        ensure!(
+            cluster.psql(
+                name,
+                "SELECT has_table_privilege('plugin_alpha', 'public.users', 'SELECT')::text
+                     || has_schema_privilege('plugin_alpha', 'plugin_beta', 'USAGE')::text"
+            )? == "falsefalse"
+        );
+        Ok(())
+    }
+
+    fn step(version: u32, name: &str, sql: &str) -> PluginMigration {
+        PluginMigration {
+            version,
+            name: name.into(),
+            sql: sql.into(),
+        }
+    }
+
+    #[test]
+    fn migrations_apply_once_keep_data_and_a_failure_keeps_the_old_version() -> Result<()> {
+        let Some((_, url)) = database("plugin_sql::migrations")? else {
+            return Ok(());
+        };
+        let n = ns("notes")?;
+        let v1 = step(
+            1,
+            "notes",
+            "CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL); CREATE INDEX notes_body ON notes (body);",
+        );
+        let v2 = step(
+            2,
+            "words",
+            "ALTER TABLE notes ADD COLUMN words INT NOT NULL DEFAULT 0; UPDATE notes SET words = length(body);",
+        );
+        // Four hosts loading at once: applied once.
+        let hosts: Vec<_> = (0..4)
+            .map(|_| {
+                let (url, n, v1) = (url.clone(), n.clone(), v1.clone());
+                std::thread::spawn(move || -> Result<u32> {
+                    Ok(host(&url)?.migrate_plugin(&n, &[v1])?.from)
+                })
+            })
+            .collect();
+        let mut froms = Vec::new();
+        for h in hosts {
+            froms.push(h.join().map_err(|_| anyhow::anyhow!("panicked"))??);
+        }
+        froms.sort_unstable();
+        ensure!(froms == [0, 1, 1, 1], "{froms:?}");
+        let db = host(&url)?;
+        db.with_unit(|u| {
+            u.plugin_execute(&n, "INSERT INTO notes (body) VALUES ('four')", &[])
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            Ok(())
+        })?;
+        let up = db.migrate_plugin(&n, &[v1.clone(), v2.clone()])?;
+        ensure!((up.from, up.to) == (1, 2));
+        let rows = db
+            .unit()?
+            .plugin_query(&n, "SELECT words FROM notes", &[])?;
+        ensure!(rows.rows == [vec![SqlValue::Integer(4)]], "{rows:?}");
+        let bad = step(
+            3,
+            "bad",
+            "ALTER TABLE notes ADD COLUMN c TEXT; DELETE FROM notes; SELECT * FROM nowhere;",
+        );
+        let r = db.migrate_plugin(&n, &[v1.clone(), v2.clone(), bad]);
+        ensure!(
+            matches!(r, Err(Error::PluginMigration { version: 3, .. })),
+            "{r:?}"
+        );
+        ensure!(db.plugin_migrations("notes")?.len() == 2);
+        let rows = db
+            .unit()?
+            .plugin_query(&n, "SELECT count(*) FROM notes", &[])?;
+        ensure!(rows.rows == [vec![SqlValue::Integer(1)]], "{rows:?}");
+        let older = db.migrate_plugin(&n, &[v1]);
+        ensure!(
+            matches!(older, Err(Error::PluginSchemaTooNew { .. })),
+            "{older:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn runaway_statements_and_quotas_end_typed_and_the_unit_goes_on() -> Result<()> {
+        let Some((_, url)) = database("plugin_sql::limits")? else {
+            return Ok(());
+        };
+        let db = host(&url)?;
+        let n = ns("alpha")?.with_quota(Some(256 << 10));
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&n, "CREATE TABLE big (x TEXT)", &[])?;
+        unit.commit()?;
+        let mut unit = db.unit()?;
+        unit.set_deadline(Instant::now() + Duration::from_millis(500));
+        let started = Instant::now();
+        let r = unit.plugin_query(
+            &n,
+            "SELECT count(*) FROM generate_series(1, 10000000000)",
+            &[],
+        );
+        ensure!(matches!(r, Err(SqlError::TimedOut)), "{r:?}");
+        ensure!(started.elapsed() < Duration::from_secs(3));
+        drop(unit);
+        // The quota: rows until a write would pass it; that one is undone.
+        let mut unit = db.unit()?;
+        let mut kept = 0;
+        let refused = loop {
+            match unit.plugin_execute(
+                &n,
+                "INSERT INTO big SELECT md5(random()::text) FROM generate_series(1, 200)",
+                &[],
+            ) {
+                Ok(_) => kept += 1,
+                Err(e) => break e,
+            }
+            ensure!(kept < 1000, "no quota");
+        };
+        ensure!(matches!(refused, SqlError::TooLarge(_)), "{refused:?}");
+        let rows = unit.plugin_query(&n, "SELECT count(*) FROM big", &[])?;
+        ensure!(
+            rows.rows == [vec![SqlValue::Integer(kept * 200)]],
+            "{rows:?} after {kept}"
+        );
+        unit.commit()?;
+        // A read grant reads and cannot write.
+        let reader = Namespace::new("alpha", true)?;
+        let mut unit = db.unit()?;
+        ensure!(
+            unit.plugin_query(&reader, "SELECT count(*) FROM big", &[])
+                .is_ok()
+        );
+        let w = unit.plugin_execute(&reader, "DELETE FROM big", &[]);
+        ensure!(matches!(w, Err(SqlError::AccessDenied(_))), "{w:?}");
+        Ok(())
+    }
 }

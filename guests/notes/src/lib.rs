@@ -5,8 +5,10 @@
 //!   the token's SHA-256, as auth stores it. An unknown or expired session
 //!   is `unauthorized`.
 //! * Notes live in the plugin's own tables (`plinth:sql`), created by its
-//!   migrations (`notes.migrations/`): `notes` and an FTS5 index
-//!   `notes_text` kept in step by this code (same rowid).
+//!   migrations (`notes.migrations/`, one set per dialect). On SQLite, an
+//!   FTS5 index `notes_text` kept in step by this code (same rowid); on
+//!   PostgreSQL, a generated `tsvector` column with a GIN index. The
+//!   statements are the same but for placeholders (`?1` / `$1`) and search.
 //! * Settings live in `wasi:keyvalue` (bucket `settings`, key
 //!   `<user>/<name>`), and a counter of notes ever added (bucket `counters`,
 //!   `atomics.increment`).
@@ -26,7 +28,7 @@ use bindings::exports::plinth::notes::notes::{Counts, Error, Guest, Note};
 use bindings::plinth::database::types::Error as DbError;
 use bindings::plinth::database::{clock, sessions};
 use bindings::plinth::sql::sql;
-use bindings::plinth::sql::types::{Error as SqlError, Value};
+use bindings::plinth::sql::types::{Dialect, Error as SqlError, Value};
 use bindings::wasi::keyvalue::{atomics, store};
 use sha2::{Digest, Sha256};
 
@@ -121,9 +123,36 @@ fn note(row: &[Value]) -> Res<Note> {
     })
 }
 
+/// Whether the host's database is PostgreSQL.
+fn on_postgres() -> bool {
+    sql::current_dialect() == Dialect::Postgresql
+}
+
+/// `statement` in the host's dialect: `?1` placeholders become `$1` on
+/// PostgreSQL (no statement here has a `?` of its own).
+fn dialect(statement: &str) -> String {
+    if on_postgres() {
+        statement.replace('?', "$")
+    } else {
+        statement.to_string()
+    }
+}
+
+fn query(statement: &str, params: &[Value]) -> Res<Vec<Vec<Value>>> {
+    Ok(sql::query(&dialect(statement), params)
+        .map_err(storage)?
+        .rows)
+}
+
+fn execute(statement: &str, params: &[Value]) -> Res<u64> {
+    Ok(sql::execute(&dialect(statement), params)
+        .map_err(storage)?
+        .rows_affected)
+}
+
 fn notes(statement: &str, params: &[Value]) -> Res<Vec<Note>> {
-    let rows = sql::query(statement, params).map_err(storage)?;
-    rows.rows.iter().map(|r| note(r)).collect()
+    let rows = query(statement, params)?;
+    rows.iter().map(|r| note(r)).collect()
 }
 
 fn one(user: &str, id: i64) -> Res<Note> {
@@ -152,9 +181,9 @@ impl Guest for Notes {
             return Err(Error::Invalid("the title is empty".into()));
         }
         let at = now()?;
-        let inserted = sql::execute(
+        let inserted = query(
             "INSERT INTO notes (owner, title, body, words, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
             &[
                 Value::Text(user.clone()),
                 Value::Text(title.clone()),
@@ -162,16 +191,18 @@ impl Guest for Notes {
                 Value::Integer(i64::from(words(&body))),
                 Value::Integer(at),
             ],
-        )
-        .map_err(storage)?;
+        )?;
         let id = inserted
-            .last_insert_id
+            .first()
+            .and_then(|r| r.first())
+            .map(int)
             .ok_or_else(|| Error::Storage("no id for the new note".into()))?;
-        sql::execute(
-            "INSERT INTO notes_text (rowid, title, body) VALUES (?1, ?2, ?3)",
-            &[Value::Integer(id), Value::Text(title), Value::Text(body)],
-        )
-        .map_err(storage)?;
+        if !on_postgres() {
+            execute(
+                "INSERT INTO notes_text (rowid, title, body) VALUES (?1, ?2, ?3)",
+                &[Value::Integer(id), Value::Text(title), Value::Text(body)],
+            )?;
+        }
         let counters = store::open("counters").map_err(kv)?;
         atomics::increment(&counters, &format!("{user}/added"), 1).map_err(kv)?;
         one(&user, id)
@@ -192,6 +223,15 @@ impl Guest for Notes {
     fn search(session: String, query: String) -> Res<Vec<Note>> {
         let user = user_of(&session)?;
         check("the query", &query, MAX_QUERY)?;
+        if on_postgres() {
+            // websearch_to_tsquery takes any text as words, never as syntax.
+            return notes(
+                "SELECT id, title, body, words, created_at, updated_at FROM notes
+                 WHERE owner = ?2 AND search @@ websearch_to_tsquery('simple', ?1)
+                 ORDER BY ts_rank(search, websearch_to_tsquery('simple', ?1)) DESC, id DESC",
+                &[Value::Text(query), Value::Text(user)],
+            );
+        }
         // The query is the user's words, each quoted as an FTS5 string: no
         // operator syntax reaches the index.
         let phrase: Vec<String> = query
@@ -215,7 +255,7 @@ impl Guest for Notes {
         check("the body", &body, MAX_BODY)?;
         let before = one(&user, id)?;
         let at = now()?;
-        sql::execute(
+        execute(
             "UPDATE notes SET body = ?1, words = ?2, updated_at = ?3 WHERE id = ?4 AND owner = ?5",
             &[
                 Value::Text(body.clone()),
@@ -224,31 +264,31 @@ impl Guest for Notes {
                 Value::Integer(id),
                 Value::Text(user.clone()),
             ],
-        )
-        .map_err(storage)?;
-        sql::execute(
-            "UPDATE notes_text SET body = ?1 WHERE rowid = ?2",
-            &[Value::Text(body), Value::Integer(before.id)],
-        )
-        .map_err(storage)?;
+        )?;
+        if !on_postgres() {
+            execute(
+                "UPDATE notes_text SET body = ?1 WHERE rowid = ?2",
+                &[Value::Text(body), Value::Integer(before.id)],
+            )?;
+        }
         one(&user, id)
     }
 
     fn remove(session: String, id: i64) -> Res<()> {
         let user = user_of(&session)?;
-        let gone = sql::execute(
+        let gone = execute(
             "DELETE FROM notes WHERE id = ?1 AND owner = ?2",
             &[Value::Integer(id), Value::Text(user)],
-        )
-        .map_err(storage)?;
-        if gone.rows_affected == 0 {
+        )?;
+        if gone == 0 {
             return Err(Error::NotFound);
         }
-        sql::execute(
-            "DELETE FROM notes_text WHERE rowid = ?1",
-            &[Value::Integer(id)],
-        )
-        .map_err(storage)?;
+        if !on_postgres() {
+            execute(
+                "DELETE FROM notes_text WHERE rowid = ?1",
+                &[Value::Integer(id)],
+            )?;
+        }
         Ok(())
     }
 
@@ -272,12 +312,11 @@ impl Guest for Notes {
 
     fn stats(session: String) -> Res<Counts> {
         let user = user_of(&session)?;
-        let rows = sql::query(
+        let rows = query(
             "SELECT count(*) FROM notes WHERE owner = ?1",
             &[Value::Text(user.clone())],
-        )
-        .map_err(storage)?;
-        let kept = rows.rows.first().and_then(|r| r.first()).map_or(0, int);
+        )?;
+        let kept = rows.first().and_then(|r| r.first()).map_or(0, int);
         let counters = store::open("counters").map_err(kv)?;
         let added = counters
             .get(&format!("{user}/added"))

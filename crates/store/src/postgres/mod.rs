@@ -24,6 +24,7 @@
 //! (`idle_in_transaction_session_timeout`).
 
 mod ops;
+mod sandbox;
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -87,6 +88,8 @@ struct Inner {
     url: String,
     options: Options,
     open: OpenOnce,
+    /// Plugins whose role and schema exist (see `sandbox`).
+    ensured: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Drop for Inner {
@@ -166,6 +169,7 @@ impl Postgres {
                 url: shown,
                 options,
                 open: OpenOnce::default(),
+                ensured: std::sync::Mutex::default(),
             }),
         })
     }

@@ -488,23 +488,22 @@ impl Tx for PgTx {
 
     fn plugin_sql(
         &mut self,
-        _ns: &crate::sql::Namespace,
-        _sql: &str,
-        _params: &[crate::sql::SqlValue],
-        _want: crate::sql::Want,
+        ns: &crate::sql::Namespace,
+        sql: &str,
+        params: &[crate::sql::SqlValue],
+        want: crate::sql::Want,
         _used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
-        Err(crate::sql::SqlError::AccessDenied(
-            "a plugin's own SQL tables are not available on PostgreSQL yet".into(),
-        ))
+        self.run_plugin_sql(ns, sql, params, want, false)
     }
 
     fn plugin_script(
         &mut self,
         ns: &crate::sql::Namespace,
-        _script: &str,
+        script: &str,
     ) -> std::result::Result<(), crate::sql::SqlError> {
-        self.plugin_sql(ns, "", &[], crate::sql::Want::Outcome, &mut None)
+        let ns = ns.clone().with_quota(None);
+        self.run_plugin_sql(&ns, script, &[], crate::sql::Want::Outcome, true)
             .map(|_| ())
     }
 
@@ -585,7 +584,28 @@ impl Tx for PgTx {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(crate::plugin::gather(plugin, versions, keys, Vec::new()))
+        let objects = self
+            .rows(
+                "SELECT substr(n.nspname, 8), c.relname::text,
+                        (CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid)
+                              ELSE pg_table_size(c.oid) END)::bigint
+                 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                 WHERE n.nspname LIKE 'plugin\\_%' AND c.relkind IN ('r', 'm', 'i')
+                 ORDER BY 1, 2",
+                &[],
+                Access::Read,
+            )?
+            .iter()
+            .map(|r| {
+                let bytes: i64 = r.try_get(2).map_err(engine)?;
+                Ok((
+                    r.try_get(0).map_err(engine)?,
+                    r.try_get(1).map_err(engine)?,
+                    u64::try_from(bytes).unwrap_or(0),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::plugin::gather(plugin, versions, keys, objects))
     }
 
     fn plugin_bytes(&mut self, plugin: &str) -> Result<u64> {

@@ -13,8 +13,8 @@ use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 use sqlparser::ast::{
-    ColumnOption, Expr, Ident, ObjectName, ObjectNamePart, ObjectType, Query, Statement,
-    TableConstraint, Visit, VisitMut, Visitor, VisitorMut,
+    ColumnOption, Expr, Ident, ObjectName, ObjectNamePart, Query, Statement, TableConstraint,
+    Visit, VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -236,47 +236,7 @@ fn namespace_statement(
 
 /// Whether plugins may run this kind of statement; `Ok(true)` for DDL.
 fn allowed(statement: &Statement) -> Result<bool, SqlError> {
-    let refuse = |what: &str| Err(SqlError::AccessDenied(what.to_string()));
-    match statement {
-        Statement::Query(_)
-        | Statement::Insert(_)
-        | Statement::Update { .. }
-        | Statement::Delete(_) => Ok(false),
-        Statement::CreateTable(t) if t.temporary => refuse("temporary tables"),
-        Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::AlterTable { .. } => {
-            Ok(true)
-        }
-        Statement::CreateView {
-            temporary: true, ..
-        } => refuse("temporary views"),
-        Statement::CreateView { .. } => Ok(true),
-        Statement::CreateVirtualTable { module_name, .. } => {
-            if module_name.value.eq_ignore_ascii_case("fts5") {
-                Ok(true)
-            } else {
-                refuse("virtual tables other than fts5")
-            }
-        }
-        Statement::Drop { object_type, .. } => match object_type {
-            ObjectType::Table | ObjectType::View | ObjectType::Index => Ok(true),
-            _ => refuse("dropping that kind of object"),
-        },
-        Statement::StartTransaction { .. }
-        | Statement::Commit { .. }
-        | Statement::Rollback { .. }
-        | Statement::Savepoint { .. }
-        | Statement::ReleaseSavepoint { .. } => refuse(
-            "transaction control: the call is the transaction (it commits when the export returns)",
-        ),
-        Statement::AttachDatabase { .. } => refuse("ATTACH"),
-        Statement::Pragma { .. } => refuse("PRAGMA"),
-        Statement::CreateTrigger(_) => refuse("triggers"),
-        other => {
-            let text = other.to_string();
-            let word = text.split_whitespace().next().unwrap_or("this statement");
-            refuse(&format!("{word} statements"))
-        }
-    }
+    Ok(crate::sql::kind(statement)? == crate::sql::Kind::Schema)
 }
 
 /// Puts a one-part name into the namespace; refuses qualified names and
