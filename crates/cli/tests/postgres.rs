@@ -164,3 +164,63 @@ fn one_account_across_two_hosts() -> Result<()> {
     ensure!(in_again.starts_with("ok("), "{in_again}");
     Ok(())
 }
+
+/// The notes plugin on PostgreSQL across two hosts: a note added on one is
+/// found by the other's search; settings and counters are shared;
+/// `db status` shows its schema.
+#[test]
+fn the_notes_journey_across_two_hosts() -> Result<()> {
+    let Some(url) = database("cli notes")? else {
+        return Ok(());
+    };
+    let (one, two) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    call(
+        one.path(),
+        &url,
+        r#"sign-up("ada", "ada@example.com", "correct horse battery staple")"#,
+    )?;
+    let signed_in = call(
+        two.path(),
+        &url,
+        &format!(r#"sign-in("ada@example.com", "{PW}")"#),
+    )?;
+    let token = signed_in
+        .split("token: \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no token")?
+        .to_string();
+    let notes = |data: &Path, what: &str| -> Result<String> {
+        Ok(stdout(host(data, &url)?.args(["call", "notes", what]))?
+            .trim()
+            .to_string())
+    };
+    let added = notes(
+        one.path(),
+        &format!(r#"add("{token}", "Plinth", "a plugin runtime")"#),
+    )?;
+    ensure!(added.starts_with("ok({id: 1, title: \"Plinth\""), "{added}");
+    notes(
+        one.path(),
+        &format!(r#"add("{token}", "Groceries", "eggs and milk")"#),
+    )?;
+    let found = notes(two.path(), &format!(r#"search("{token}", "runtime")"#))?;
+    ensure!(
+        found.contains("Plinth") && !found.contains("Groceries"),
+        "{found}"
+    );
+    notes(
+        two.path(),
+        &format!(r#"set-setting("{token}", "theme", "dark")"#),
+    )?;
+    let theme = notes(one.path(), &format!(r#"get-setting("{token}", "theme")"#))?;
+    ensure!(theme == r#"ok(some("dark"))"#, "{theme}");
+    let stats = notes(two.path(), &format!(r#"stats("{token}")"#))?;
+    ensure!(stats == "ok({notes: 2, added: 2})", "{stats}");
+    let status = stdout(host(one.path(), &url)?.args(["db", "status"]))?;
+    ensure!(
+        status.contains("plugins' own data:") && status.contains("schema version 2"),
+        "{status}"
+    );
+    Ok(())
+}

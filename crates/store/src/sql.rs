@@ -6,14 +6,16 @@
 //! (`items`); [`Unit::plugin_query`] and [`Unit::plugin_execute`] parse the
 //! statement and put every name it creates or reads into the plugin's
 //! namespace. That rewriting is for the plugin's convenience; the boundary
-//! is SQLite's authorizer, installed while a plugin statement is prepared,
-//! which allows only the plugin's own objects, a list of functions, and no
-//! pragmas, attachments, transaction control, temporary objects or
-//! triggers. While the statement runs, SQLite's limits are lowered and a
-//! progress handler stops it at the unit's deadline.
+//! is SQLite's authorizer, which while a plugin statement is prepared allows
+//! only the plugin's own objects, a list of functions, and no pragmas,
+//! attachments, transaction control, temporary objects or triggers. While
+//! the statement runs, SQLite's limits are lowered and a progress handler
+//! stops it at the unit's deadline.
 //!
-//! On PostgreSQL plugin SQL is not available yet: both calls answer
-//! [`SqlError::AccessDenied`] saying so.
+//! On PostgreSQL a plugin's objects live in a schema of its own, and its
+//! statements run as a role of its own that can reach nothing else
+//! (`postgres/sandbox.rs`); the statement is checked by a parse first, as
+//! on SQLite.
 
 use crate::Unit;
 
