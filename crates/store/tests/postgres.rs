@@ -267,7 +267,9 @@ fn a_wait_on_another_hosts_lock_ends_before_the_deadline_as_busy() -> Result<()>
         took >= Duration::from_millis(300) && Instant::now() < deadline,
         "the wait took {took:?}"
     );
-    // The waiter's unit goes on (its statement was cancelled, not the unit).
+    // The waiter's unit goes on (its statement was cancelled, not the
+    // unit), given time of its own: its first deadline has all but passed.
+    waiter.set_deadline(Instant::now() + Duration::from_secs(5));
     waiter.create_user(&user("bob"))?;
     waiter.commit()?;
     holder.commit()?;
