@@ -157,9 +157,13 @@ fn a_read_grant_reads_and_cannot_write() -> Result<()> {
     Ok(())
 }
 
-/// `wasi:keyvalue` through the probe: each export's `result<T, string>`.
+/// `wasi:keyvalue` through the probe: each export's `result<T, string>`;
+/// a call that ran out of time (it kept nothing) as the error `busy`.
 fn kv(p: &Plugin, function: &str, args: Vec<Val>) -> Result<Result<Val, String>> {
-    let out = p.call_dynamic(function, &args)?;
+    let out = match p.call_dynamic(function, &args) {
+        Err(plinth_host::Error::TimedOut { .. }) => return Ok(Err("busy: timed out".into())),
+        other => other?,
+    };
     match out.as_slice() {
         [Val::Result(Ok(v))] => Ok(Ok(v.as_deref().cloned().unwrap_or(Val::Bool(true)))),
         [Val::Result(Err(e))] => Ok(Err(match e.as_deref() {
@@ -475,5 +479,45 @@ fn runaway_statements_end_typed_and_the_next_call_works() -> Result<()> {
         "{blob:?}"
     );
     ensure!(count(&p)?.contains("S64(2000)"), "{}", count(&p)?);
+    Ok(())
+}
+
+/// `execute-batch` keeps all of a batch or, when one of its rows fails,
+/// none of it; the call goes on and can write again.
+#[test]
+fn a_batch_is_kept_whole_or_not_at_all() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(SQL_PROBE)?;
+    let placeholder = if f.pg.is_some() { "$1" } else { "?1" };
+    run(
+        &p,
+        "run-execute",
+        "CREATE TABLE tags (name TEXT PRIMARY KEY)",
+        vec![],
+    )?
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let insert = format!("INSERT INTO tags (name) VALUES ({placeholder})");
+    let batch = |names: &[&str]| -> Result<Result<Val, Val>> {
+        let each = Val::List(names.iter().map(|n| Val::List(vec![text(n)])).collect());
+        let out = p.call_dynamic("run-execute-batch", &[Val::String(insert.clone()), each])?;
+        match out.as_slice() {
+            [Val::Result(Ok(v))] => Ok(Ok(v.as_deref().cloned().unwrap_or(Val::Bool(true)))),
+            [Val::Result(Err(e))] => Ok(Err(e.as_deref().cloned().unwrap_or(Val::Bool(false)))),
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+    };
+    let kept = batch(&["a", "b", "c"])?;
+    ensure!(kept == Ok(Val::U64(3)), "{kept:?}");
+    // The third row takes a name already there: the two before it go too.
+    let refused = batch(&["d", "e", "a", "f"])?;
+    ensure!(
+        matches!(&refused, Err(e) if case(e) == "constraint"),
+        "{refused:?}"
+    );
+    let count = run(&p, "run-query", "SELECT count(*) FROM tags", vec![])?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    ensure!(format!("{count:?}").contains("S64(3)"), "{count:?}");
+    ensure!(batch(&[])? == Ok(Val::U64(0)));
+    ensure!(batch(&["d"])? == Ok(Val::U64(1)));
     Ok(())
 }

@@ -120,6 +120,8 @@ fn main() -> Result<()> {
     let mut insert = Pair::new("plinth:sql insert", "rusqlite");
     let mut select = Pair::new("plinth:sql point select", "rusqlite");
     let mut insert_store = Pair::new("plinth:sql insert", "store API, natively");
+    let mut insert_batch = Pair::new("plinth:sql insert, execute-batch", "rusqlite");
+    let mut select_batch = Pair::new("plinth:sql point select, query-batch", "rusqlite");
     let mut select_store = Pair::new("plinth:sql point select", "store API, natively");
     // The store's plugin SQL called from Rust, as the host function calls
     // it: the same namespace, grant and quota as the guest's.
@@ -141,6 +143,13 @@ fn main() -> Result<()> {
         insert_store
             .guest
             .push(*insert.guest.last().unwrap_or(&0.0));
+        insert_batch
+            .native
+            .push(*insert.native.last().unwrap_or(&0.0));
+        let t = Instant::now();
+        let out = answer(probe.call_dynamic("bench-insert-batch", &[s(INSERT), Val::U32(N)])?)?;
+        insert_batch.guest.push(per_op(t.elapsed()));
+        ensure!(out == Val::U64(u64::from(N)), "{out:?}");
         let t = Instant::now();
         let mut unit = db.unit()?;
         for i in 0..N {
@@ -178,6 +187,15 @@ fn main() -> Result<()> {
         select_store
             .guest
             .push(*select.guest.last().unwrap_or(&0.0));
+        select_batch
+            .native
+            .push(*select.native.last().unwrap_or(&0.0));
+        let t = Instant::now();
+        let out = answer(
+            probe.call_dynamic("bench-select-batch", &[s(SELECT), Val::U32(N), Val::U32(N)])?,
+        )?;
+        select_batch.guest.push(per_op(t.elapsed()));
+        ensure!(out == Val::U64(u64::from(N)), "{out:?}");
         let t = Instant::now();
         let mut unit = db.unit()?;
         let mut found = 0;
@@ -191,7 +209,14 @@ fn main() -> Result<()> {
         select_store.native.push(per_op(t.elapsed()));
         ensure!(found == N as usize);
     }
-    for pair in [&insert, &insert_store, &select, &select_store] {
+    for pair in [
+        &insert,
+        &insert_store,
+        &insert_batch,
+        &select,
+        &select_store,
+        &select_batch,
+    ] {
         pair.report();
     }
 

@@ -164,7 +164,8 @@ pub(crate) trait Tx: Debug + Send {
     fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<u64>;
     fn table_counts(&mut self) -> Result<Vec<TableCount>>;
 
-    // A plugin's own SQL (see `crate::sql`). Under a quota (`ns.quota()`),
+    // A plugin's own SQL (see `crate::sql`), run once per parameter list of
+    // `each` (a batch: all or nothing). Under a quota (`ns.quota()`),
     // a statement that writes is undone if it takes the plugin's data past
     // it; `used` is the bytes the plugin's data takes, computed by the
     // first such statement and kept up to date.
@@ -172,10 +173,10 @@ pub(crate) trait Tx: Debug + Send {
         &mut self,
         ns: &crate::sql::Namespace,
         sql: &str,
-        params: &[crate::sql::SqlValue],
+        each: &[&[crate::sql::SqlValue]],
         want: crate::sql::Want,
         used: &mut Option<crate::unit::Usage>,
-    ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError>;
+    ) -> std::result::Result<Vec<crate::sql::Answer>, crate::sql::SqlError>;
     /// Runs a plugin's migration script (statements separated by `;`), each
     /// statement through the sandbox.
     fn plugin_script(

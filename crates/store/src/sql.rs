@@ -43,6 +43,15 @@ pub struct SqlRows {
     pub rows: Vec<Vec<SqlValue>>,
 }
 
+/// The rows of one query run once per parameter list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SqlBatchRows {
+    /// The columns' names, in order.
+    pub columns: Vec<String>,
+    /// For each parameter list, in order, its rows.
+    pub each: Vec<Vec<Vec<SqlValue>>>,
+}
+
 /// What a statement that changes rows did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SqlOutcome {
@@ -173,10 +182,11 @@ impl Unit {
         statement: &str,
         params: &[SqlValue],
     ) -> Result<SqlRows, SqlError> {
-        match self.plugin_sql(ns, statement, params, Want::Rows)? {
-            Answer::Rows(rows) => Ok(rows),
-            Answer::Outcome(_) => Ok(SqlRows::default()),
-        }
+        let mut batch = self.plugin_query_batch(ns, statement, &[params])?;
+        Ok(SqlRows {
+            columns: batch.columns,
+            rows: batch.each.pop().unwrap_or_default(),
+        })
     }
 
     /// Runs one statement of `ns`'s plugin that changes rows or schema.
@@ -189,27 +199,83 @@ impl Unit {
         statement: &str,
         params: &[SqlValue],
     ) -> Result<SqlOutcome, SqlError> {
-        match self.plugin_sql(ns, statement, params, Want::Outcome)? {
-            Answer::Outcome(outcome) => Ok(outcome),
-            Answer::Rows(_) => Ok(SqlOutcome::default()),
+        let outcomes = self.plugin_sql(ns, statement, &[params], Want::Outcome)?;
+        Ok(match outcomes.into_iter().next() {
+            Some(Answer::Outcome(outcome)) => outcome,
+            _ => SqlOutcome::default(),
+        })
+    }
+
+    /// Runs one statement of `ns`'s plugin once per parameter list of
+    /// `each`, prepared once: many rows in one go. Returns the rows changed
+    /// in all.
+    ///
+    /// # Errors
+    /// [`SqlError`], typed, for the first that fails; then nothing of the
+    /// batch is kept.
+    pub fn plugin_execute_batch(
+        &mut self,
+        ns: &Namespace,
+        statement: &str,
+        each: &[&[SqlValue]],
+    ) -> Result<u64, SqlError> {
+        Ok(self
+            .plugin_sql(ns, statement, each, Want::Outcome)?
+            .iter()
+            .map(|a| match a {
+                Answer::Outcome(o) => o.rows_affected,
+                Answer::Rows(_) => 0,
+            })
+            .sum())
+    }
+
+    /// Runs one query of `ns`'s plugin once per parameter list of `each`,
+    /// prepared once; the rows of each, in order.
+    ///
+    /// # Errors
+    /// [`SqlError`], typed, for the first that fails.
+    pub fn plugin_query_batch(
+        &mut self,
+        ns: &Namespace,
+        statement: &str,
+        each: &[&[SqlValue]],
+    ) -> Result<SqlBatchRows, SqlError> {
+        let mut batch = SqlBatchRows::default();
+        for (i, answer) in self
+            .plugin_sql(ns, statement, each, Want::Rows)?
+            .into_iter()
+            .enumerate()
+        {
+            let rows = match answer {
+                Answer::Rows(rows) => rows,
+                Answer::Outcome(_) => SqlRows::default(),
+            };
+            if i == 0 {
+                batch.columns = rows.columns;
+            }
+            batch.each.push(rows.rows);
         }
+        Ok(batch)
     }
 
     fn plugin_sql(
         &mut self,
         ns: &Namespace,
         statement: &str,
-        params: &[SqlValue],
+        each: &[&[SqlValue]],
         want: Want,
-    ) -> Result<Answer, SqlError> {
+    ) -> Result<Vec<Answer>, SqlError> {
         if statement.len() > MAX_STATEMENT_BYTES {
             return Err(SqlError::TooLarge(format!(
                 "the statement is {} bytes; at most {MAX_STATEMENT_BYTES}",
                 statement.len()
             )));
         }
+        if each.is_empty() {
+            return Ok(Vec::new());
+        }
         let used = self.usage.entry(ns.plugin().to_string()).or_default();
-        self.tx.plugin_sql(ns, statement, params, want, used)
+        self.tx.plugin_sql(ns, statement, each, want, used)
     }
 }
 

@@ -60,6 +60,30 @@ impl bindings::Guest for Probe {
         Ok(found)
     }
 
+    fn bench_insert_batch(statement: String, count: u32) -> Result<u64, Error> {
+        let each: Vec<Vec<Value>> = (0..count)
+            .map(|i| {
+                vec![
+                    Value::Text(format!("item-{i}")),
+                    Value::Integer(i64::from(i)),
+                ]
+            })
+            .collect();
+        sql::execute_batch(&statement, &each)
+    }
+
+    fn bench_select_batch(statement: String, count: u32, rows: u32) -> Result<u64, Error> {
+        let each: Vec<Vec<Value>> = (0..count)
+            .map(|i| vec![Value::Integer(1 + i64::from(i % rows.max(1)))])
+            .collect();
+        let found = sql::query_batch(&statement, &each)?;
+        Ok(found.each.iter().map(|rows| rows.len() as u64).sum())
+    }
+
+    fn run_execute_batch(statement: String, each: Vec<Vec<Value>>) -> Result<u64, Error> {
+        sql::execute_batch(&statement, &each)
+    }
+
     fn kv_set_loop(bucket: String, count: u32, size: u32) -> Result<(), String> {
         let b = open(&bucket)?;
         let value = vec![7u8; size as usize];

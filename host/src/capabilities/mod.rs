@@ -336,6 +336,7 @@ mod tests {
                     || [
                         "now",
                         "query",
+                        "query-batch",
                         "current-dialect",
                         "open",
                         "[method]bucket.get",

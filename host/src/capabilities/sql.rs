@@ -26,7 +26,9 @@ pub const SQL: Interface = Interface {
     functions: &[
         Function::read("current-dialect"),
         Function::write("execute"),
+        Function::write("execute-batch"),
         Function::read("query"),
+        Function::read("query-batch"),
     ],
 };
 
@@ -42,6 +44,8 @@ pub const CAPABILITY: Capability = Capability {
 const DIALECT: Access = SQL.access("current-dialect");
 const EXECUTE: Access = SQL.access("execute");
 const QUERY: Access = SQL.access("query");
+const EXECUTE_BATCH: Access = SQL.access("execute-batch");
+const QUERY_BATCH: Access = SQL.access("query-batch");
 
 /// Why a `plinth:sql` host function failed before it reached the guest.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +97,17 @@ fn to_wit(v: SqlValue) -> types::Value {
     }
 }
 
+fn rows_to_wit(rows: plinth_store::sql::SqlRows) -> types::Rows {
+    types::Rows {
+        columns: rows.columns,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(to_wit).collect())
+            .collect(),
+    }
+}
+
 impl DbView<'_> {
     /// The plugin's namespace: read-only unless it was granted writes.
     fn namespace(&self) -> Result<Namespace, SqlHostError> {
@@ -136,12 +151,49 @@ impl sql::Host for DbView<'_> {
         let ns = self.namespace()?;
         let params: Vec<SqlValue> = params.into_iter().map(to_store).collect();
         let rows = self.unit(QUERY)?.plugin_query(&ns, &statement, &params)?;
-        Ok(types::Rows {
+        Ok(rows_to_wit(rows))
+    }
+
+    fn execute_batch(
+        &mut self,
+        statement: String,
+        each: Vec<Vec<types::Value>>,
+    ) -> Result<u64, SqlHostError> {
+        let ns = self.namespace()?;
+        let each: Vec<Vec<SqlValue>> = each
+            .into_iter()
+            .map(|p| p.into_iter().map(to_store).collect())
+            .collect();
+        let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
+        Ok(self
+            .unit(EXECUTE_BATCH)?
+            .plugin_execute_batch(&ns, &statement, &each)?)
+    }
+
+    fn query_batch(
+        &mut self,
+        statement: String,
+        each: Vec<Vec<types::Value>>,
+    ) -> Result<types::BatchRows, SqlHostError> {
+        let ns = self.namespace()?;
+        let each: Vec<Vec<SqlValue>> = each
+            .into_iter()
+            .map(|p| p.into_iter().map(to_store).collect())
+            .collect();
+        let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
+        let rows = self
+            .unit(QUERY_BATCH)?
+            .plugin_query_batch(&ns, &statement, &each)?;
+        Ok(types::BatchRows {
             columns: rows.columns,
-            rows: rows
-                .rows
+            each: rows
+                .each
                 .into_iter()
-                .map(|r| r.into_iter().map(to_wit).collect())
+                .map(|r| {
+                    r.into_iter()
+                        .map(|row| row.into_iter().map(to_wit).collect())
+                        .collect()
+                })
                 .collect(),
         })
     }

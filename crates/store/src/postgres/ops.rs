@@ -490,11 +490,11 @@ impl Tx for PgTx {
         &mut self,
         ns: &crate::sql::Namespace,
         sql: &str,
-        params: &[crate::sql::SqlValue],
+        each: &[&[crate::sql::SqlValue]],
         want: crate::sql::Want,
         _used: &mut Option<crate::unit::Usage>,
-    ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
-        self.run_plugin_sql(ns, sql, params, want, false)
+    ) -> std::result::Result<Vec<crate::sql::Answer>, crate::sql::SqlError> {
+        self.run_plugin_sql(ns, sql, each, want, false)
     }
 
     fn plugin_script(
@@ -503,7 +503,7 @@ impl Tx for PgTx {
         script: &str,
     ) -> std::result::Result<(), crate::sql::SqlError> {
         let ns = ns.clone().with_quota(None);
-        self.run_plugin_sql(&ns, script, &[], crate::sql::Want::Outcome, true)
+        self.run_plugin_sql(&ns, script, &[&[]], crate::sql::Want::Outcome, true)
             .map(|_| ())
     }
 
@@ -609,14 +609,6 @@ impl Tx for PgTx {
     }
 
     fn plugin_bytes(&mut self, plugin: &str) -> Result<u64> {
-        // The row is locked (or its absence, by the plugin's key-value
-        // lock) to the commit: two hosts do not both count it.
-        let lock_key = format!("{plugin}\nusage");
-        self.rows(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&KV_LOCK_CLASS, &lock_key],
-            Access::Lock,
-        )?;
         let rows = self.rows(
             "SELECT bytes FROM plugin_usage WHERE plugin = $1",
             &[&plugin],
@@ -631,8 +623,10 @@ impl Tx for PgTx {
             .first()
             .map_or(0, PluginData::bytes);
         let stored = i64::try_from(bytes).unwrap_or(i64::MAX);
+        // Two hosts may both count it: the first row stays.
         self.execute(
-            "INSERT INTO plugin_usage (plugin, bytes) VALUES ($1, $2)",
+            "INSERT INTO plugin_usage (plugin, bytes) VALUES ($1, $2)
+             ON CONFLICT ON CONSTRAINT plugin_usage_pkey DO NOTHING",
             &[&plugin, &stored],
         )?;
         Ok(bytes)

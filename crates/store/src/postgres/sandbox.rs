@@ -400,6 +400,9 @@ const SIZE: &str =
                   + (SELECT COALESCE(SUM(octet_length(key) + octet_length(value)), 0)
                      FROM plugin_keyvalue WHERE plugin = $2)::bigint";
 
+/// A plugin statement's answers and, when measured, what the plugin keeps.
+type Ran = Result<(Vec<Answer>, Option<u64>), Failed>;
+
 /// Why a plugin statement failed on the server's side.
 enum Failed {
     /// The server refused it, or a value could not be carried.
@@ -458,10 +461,10 @@ async fn plugin_statement(
     schema: &str,
     plugin: &str,
     sql: &str,
-    params: &[SqlValue],
+    each: &[&[SqlValue]],
     want: Want,
     measure: bool,
-) -> Result<(Answer, Option<u64>), Failed> {
+) -> Result<(Vec<Answer>, Option<u64>), Failed> {
     let setup = format!(
         "SAVEPOINT plinth_plugin; SET LOCAL ROLE \"{schema}\"; SET LOCAL search_path TO \"{schema}\""
     );
@@ -470,41 +473,10 @@ async fn plugin_statement(
     let (set, prepared) = tokio::join!(client.batch_execute(&setup), client.prepare(sql));
     set?;
     let prepared = prepared?;
-    if prepared.params().len() != params.len() {
-        return Err(Failed::Sql(SqlError::Syntax(format!(
-            "the statement has {} parameters; {} were given",
-            prepared.params().len(),
-            params.len()
-        ))));
+    let mut answers = Vec::with_capacity(each.len());
+    for (i, params) in each.iter().enumerate() {
+        answers.push(run_prepared(client, &prepared, params, want, i == 0).await?);
     }
-    let values: Vec<Param<'_>> = params.iter().map(Param).collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    let answer = match want {
-        Want::Rows => {
-            let rows = client.query(&prepared, &refs).await?;
-            let columns: Vec<String> = prepared
-                .columns()
-                .iter()
-                .map(|c| c.name().to_string())
-                .collect();
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let mut values = Vec::with_capacity(columns.len());
-                for i in 0..columns.len() {
-                    values.push(value(row, i).map_err(Failed::Sql)?);
-                }
-                out.push(values);
-            }
-            Answer::Rows(SqlRows { columns, rows: out })
-        }
-        Want::Outcome => {
-            let n = client.execute(&prepared, &refs).await?;
-            Answer::Outcome(SqlOutcome {
-                rows_affected: n,
-                last_insert_id: None,
-            })
-        }
-    };
     client
         .batch_execute("RESET ROLE; SET LOCAL search_path TO DEFAULT")
         .await?;
@@ -515,7 +487,57 @@ async fn plugin_statement(
     } else {
         None
     };
-    Ok((answer, size))
+    Ok((answers, size))
+}
+
+/// Runs a prepared plugin statement with one parameter list.
+async fn run_prepared(
+    client: &tokio_postgres::Client,
+    prepared: &tokio_postgres::Statement,
+    params: &[SqlValue],
+    want: Want,
+    with_columns: bool,
+) -> Result<Answer, Failed> {
+    if prepared.params().len() != params.len() {
+        return Err(Failed::Sql(SqlError::Syntax(format!(
+            "the statement has {} parameters; {} were given",
+            prepared.params().len(),
+            params.len()
+        ))));
+    }
+    let values: Vec<Param<'_>> = params.iter().map(Param).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    Ok(match want {
+        Want::Rows => {
+            let rows = client.query(prepared, &refs).await?;
+            let n = prepared.columns().len();
+            let columns: Vec<String> = if with_columns {
+                prepared
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let mut values = Vec::with_capacity(n);
+                for i in 0..n {
+                    values.push(value(row, i).map_err(Failed::Sql)?);
+                }
+                out.push(values);
+            }
+            Answer::Rows(SqlRows { columns, rows: out })
+        }
+        Want::Outcome => {
+            let n = client.execute(prepared, &refs).await?;
+            Answer::Outcome(SqlOutcome {
+                rows_affected: n,
+                last_insert_id: None,
+            })
+        }
+    })
 }
 
 impl Postgres {
@@ -565,10 +587,10 @@ impl PgTx {
         &mut self,
         ns: &Namespace,
         sql: &str,
-        params: &[SqlValue],
+        each: &[&[SqlValue]],
         want: Want,
         many: bool,
-    ) -> Result<Answer, SqlError> {
+    ) -> Result<Vec<Answer>, SqlError> {
         let schema = schema_of(ns)?;
         let statements = checked(sql, many)?;
         if ns.read_only() && statements.iter().any(|(_, writes)| *writes) {
@@ -586,10 +608,10 @@ impl PgTx {
         if !self.writing {
             self.rows("SELECT 1", &[], Access::Lock).map_err(internal)?;
         }
-        let mut last = Answer::Outcome(SqlOutcome::default());
+        let mut last = Vec::new();
         for (text, writes) in &statements {
             let measure = *writes && ns.quota().is_some() && !many;
-            last = self.one_plugin_statement(ns, &schema, text, params, want, measure)?;
+            last = self.one_plugin_statement(ns, &schema, text, each, want, measure)?;
         }
         Ok(last)
     }
@@ -599,10 +621,10 @@ impl PgTx {
         ns: &Namespace,
         schema: &str,
         sql: &str,
-        params: &[SqlValue],
+        each: &[&[SqlValue]],
         want: Want,
         measure: bool,
-    ) -> Result<Answer, SqlError> {
+    ) -> Result<Vec<Answer>, SqlError> {
         if self.broken {
             return Err(SqlError::Internal(
                 "the unit's connection was lost; its writes were rolled back".into(),
@@ -623,8 +645,8 @@ impl PgTx {
             return Err(SqlError::Internal("no connection".into()));
         };
         let plugin = ns.plugin();
-        let outcome: Result<Result<(Answer, Option<u64>), Failed>, ()> = pg.run(async {
-            let work = plugin_statement(client, schema, plugin, sql, params, want, measure);
+        let outcome: Result<Ran, ()> = pg.run(async {
+            let work = plugin_statement(client, schema, plugin, sql, each, want, measure);
             let mut work = pin!(work);
             match budget {
                 None => Ok(work.await),
@@ -674,8 +696,12 @@ impl PgTx {
                 Err(error)
             }
         };
-        if let Ok(Answer::Outcome(o)) = &result {
-            self.rows += o.rows_affected;
+        if let Ok(answers) = &result {
+            for answer in answers {
+                if let Answer::Outcome(o) = answer {
+                    self.rows += o.rows_affected;
+                }
+            }
         }
         result
     }

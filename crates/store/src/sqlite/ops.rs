@@ -412,11 +412,11 @@ impl Tx for SqliteTx {
         &mut self,
         ns: &crate::sql::Namespace,
         sql: &str,
-        params: &[crate::sql::SqlValue],
+        each: &[&[crate::sql::SqlValue]],
         want: crate::sql::Want,
         used: &mut Option<crate::unit::Usage>,
-    ) -> std::result::Result<crate::sql::Answer, crate::sql::SqlError> {
-        self.run_plugin_sql(ns, sql, params, want, used)
+    ) -> std::result::Result<Vec<crate::sql::Answer>, crate::sql::SqlError> {
+        self.run_plugin_sql(ns, sql, each, want, used)
     }
 
     fn plugin_bytes(&mut self, plugin: &str) -> Result<u64> {

@@ -570,17 +570,17 @@ impl rusqlite::ToSql for SqlValue {
 }
 
 impl SqliteTx {
-    /// Runs one plugin statement in this unit.
+    /// Runs one plugin statement in this unit, once per parameter list.
     pub(crate) fn run_plugin_sql(
         &mut self,
         ns: &Namespace,
         sql: &str,
-        params: &[SqlValue],
+        each: &[&[SqlValue]],
         want: Want,
         used: &mut Option<Usage>,
-    ) -> Result<Answer, SqlError> {
+    ) -> Result<Vec<Answer>, SqlError> {
         let rewritten = self.db().rewrites().get(sql, ns)?;
-        self.run_namespaced(ns, &rewritten, params, want, used)
+        self.run_namespaced(ns, &rewritten, each, want, used)
     }
 
     /// Runs a migration script of `ns`'s plugin: each statement through the
@@ -597,19 +597,22 @@ impl SqliteTx {
         let ns = ns.clone().with_quota(None);
         for statement in &mut statements {
             let rewritten = rewrite(statement, &ns)?;
-            self.run_namespaced(&ns, &rewritten, &[], Want::Outcome, &mut None)?;
+            self.run_namespaced(&ns, &rewritten, &[&[]], Want::Outcome, &mut None)?;
         }
         Ok(())
     }
 
+    /// Runs a rewritten statement once per parameter list `each` (prepared
+    /// once, under the sandbox once); a failure of any leaves nothing of
+    /// the others.
     fn run_namespaced(
         &mut self,
         ns: &Namespace,
         rw: &Rewritten,
-        params: &[SqlValue],
+        each: &[&[SqlValue]],
         want: Want,
         used: &mut Option<Usage>,
-    ) -> Result<Answer, SqlError> {
+    ) -> Result<Vec<Answer>, SqlError> {
         let refusal: Refusal = Arc::default();
         let deadline = self.deadline();
         let (sql, ddl) = (&*rw.sql, rw.ddl);
@@ -623,7 +626,7 @@ impl SqliteTx {
                 .prepare_cached(sql)
                 .map_err(|e| classify(e, &refusal))?;
             if stmt.readonly() {
-                return answer(conn, &mut stmt, params, want, &refusal);
+                return answers(conn, &mut stmt, each, want, &refusal);
             }
         }
         if ns.read_only() {
@@ -633,11 +636,24 @@ impl SqliteTx {
         }
         let Some(quota) = ns.quota() else {
             let conn = self.write().map_err(store)?;
-            let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-            let mut stmt = conn
-                .prepare_cached(sql)
-                .map_err(|e| classify(e, &refusal))?;
-            return answer(conn, &mut stmt, params, want, &refusal);
+            // A batch in a savepoint: all of it or none.
+            let batch = each.len() > 1;
+            if batch {
+                run_cached(conn, "SAVEPOINT plinth_batch").map_err(internal)?;
+            }
+            let ran = {
+                let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
+                conn.prepare_cached(sql)
+                    .map_err(|e| classify(e, &refusal))
+                    .and_then(|mut stmt| answers(conn, &mut stmt, each, want, &refusal))
+            };
+            if batch {
+                if ran.is_err() {
+                    run_cached(conn, "ROLLBACK TO plinth_batch").map_err(internal)?;
+                }
+                run_cached(conn, "RELEASE plinth_batch").map_err(internal)?;
+            }
+            return ran;
         };
         // Under a quota: what the plugin keeps before, then the statement
         // in a savepoint, undone if the pages it added take the plugin past
@@ -661,7 +677,7 @@ impl SqliteTx {
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
             conn.prepare_cached(sql)
                 .map_err(|e| classify(e, &refusal))
-                .and_then(|mut stmt| answer(conn, &mut stmt, params, want, &refusal))
+                .and_then(|mut stmt| answers(conn, &mut stmt, each, want, &refusal))
         };
         let after = bytes_in_use(conn)
             .map(|pages_after| before.saturating_add_signed(pages_after - pages_before))
@@ -760,6 +776,22 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute([])
 }
 
+/// Runs a prepared plugin statement once per parameter list.
+fn answers(
+    conn: &Connection,
+    stmt: &mut rusqlite::Statement<'_>,
+    each: &[&[SqlValue]],
+    want: Want,
+    refusal: &Refusal,
+) -> Result<Vec<Answer>, SqlError> {
+    // The columns' names are read for the first run only: every run of
+    // one statement has the same.
+    each.iter()
+        .enumerate()
+        .map(|(i, params)| answer(conn, stmt, params, want, refusal, i == 0))
+        .collect()
+}
+
 /// Runs a prepared plugin statement and reads its answer.
 fn answer(
     conn: &Connection,
@@ -767,16 +799,20 @@ fn answer(
     params: &[SqlValue],
     want: Want,
     refusal: &Refusal,
+    with_columns: bool,
 ) -> Result<Answer, SqlError> {
     let params = rusqlite::params_from_iter(params.iter());
     match want {
         Want::Rows => {
-            let columns: Vec<String> = stmt
-                .column_names()
-                .iter()
-                .map(|c| (*c).to_string())
-                .collect();
-            let n = columns.len();
+            let n = stmt.column_count();
+            let columns: Vec<String> = if with_columns {
+                stmt.column_names()
+                    .iter()
+                    .map(|c| (*c).to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mut rows = stmt.query(params).map_err(|e| classify(e, refusal))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(|e| classify(e, refusal))? {
