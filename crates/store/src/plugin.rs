@@ -279,12 +279,7 @@ impl Unit {
         value: &[u8],
     ) -> Result<(), KvError> {
         check_names(bucket, key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(KvError::TooLarge(format!(
-                "a value of {} bytes; at most {MAX_VALUE_BYTES}",
-                value.len()
-            )));
-        }
+        check_value(value)?;
         let after = self.kv_room(ns, bucket, key, value.len())?;
         self.tx().kv_set(ns.plugin(), bucket, key, value)?;
         self.kv_used(ns, after);
@@ -367,12 +362,7 @@ impl Unit {
         value: &[u8],
     ) -> Result<Option<Option<Vec<u8>>>, KvError> {
         check_names(bucket, key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(KvError::TooLarge(format!(
-                "a value of {} bytes; at most {MAX_VALUE_BYTES}",
-                value.len()
-            )));
-        }
+        check_value(value)?;
         let after = self.kv_room(ns, bucket, key, value.len())?;
         let current = self.tx().kv_get_for_update(ns.plugin(), bucket, key)?;
         if current.as_deref() != expected {
@@ -469,6 +459,16 @@ pub(crate) fn gather(
 /// An 8-byte little-endian counter.
 pub fn counter(bytes: &[u8]) -> Option<i64> {
     Some(i64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+fn check_value(value: &[u8]) -> Result<(), KvError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(KvError::TooLarge(format!(
+            "a value of {} bytes; at most {MAX_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
 }
 
 fn check_names(bucket: &str, key: &str) -> Result<(), KvError> {

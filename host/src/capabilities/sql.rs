@@ -97,6 +97,13 @@ fn to_wit(v: SqlValue) -> types::Value {
     }
 }
 
+/// A batch's parameter lists, as the store takes them.
+fn each_to_store(each: Vec<Vec<types::Value>>) -> Vec<Vec<SqlValue>> {
+    each.into_iter()
+        .map(|p| p.into_iter().map(to_store).collect())
+        .collect()
+}
+
 fn rows_to_wit(rows: plinth_store::sql::SqlRows) -> types::Rows {
     types::Rows {
         columns: rows.columns,
@@ -160,10 +167,7 @@ impl sql::Host for DbView<'_> {
         each: Vec<Vec<types::Value>>,
     ) -> Result<u64, SqlHostError> {
         let ns = self.namespace()?;
-        let each: Vec<Vec<SqlValue>> = each
-            .into_iter()
-            .map(|p| p.into_iter().map(to_store).collect())
-            .collect();
+        let each = each_to_store(each);
         let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
         Ok(self
             .unit(EXECUTE_BATCH)?
@@ -176,10 +180,7 @@ impl sql::Host for DbView<'_> {
         each: Vec<Vec<types::Value>>,
     ) -> Result<types::BatchRows, SqlHostError> {
         let ns = self.namespace()?;
-        let each: Vec<Vec<SqlValue>> = each
-            .into_iter()
-            .map(|p| p.into_iter().map(to_store).collect())
-            .collect();
+        let each = each_to_store(each);
         let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
         let rows = self
             .unit(QUERY_BATCH)?
