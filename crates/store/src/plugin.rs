@@ -235,22 +235,6 @@ impl Db {
 }
 
 impl Unit {
-    /// What `plugin` keeps, as this unit sees it (its own writes included).
-    ///
-    /// # Errors
-    /// The store's when the database cannot be read.
-    pub fn plugin_usage(&mut self, plugin: &str) -> Result<PluginData> {
-        Ok(self
-            .tx()
-            .plugin_data(Some(plugin))?
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| PluginData {
-                plugin: plugin.to_string(),
-                ..PluginData::default()
-            }))
-    }
-
     /// The value of `key` in `ns`'s bucket `bucket`.
     ///
     /// # Errors

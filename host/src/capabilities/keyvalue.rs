@@ -171,9 +171,8 @@ impl From<wasmtime::Error> for KvHostError {
 
 impl DbView<'_> {
     fn kv_namespace(&self) -> Result<Namespace, KvHostError> {
-        let ctx = self.ctx_ref();
-        Namespace::new(ctx.plugin_name(), false)
-            .map(|ns| ns.with_quota(Some(ctx.plugin.data_bytes)))
+        self.ctx_ref()
+            .namespace(false)
             .map_err(|e| KvHostError::AccessDenied(e.to_string()))
     }
 

@@ -130,6 +130,22 @@ impl DatabaseCtx {
         &self.db
     }
 
+    /// The calling plugin's own data — its tables and buckets — under its
+    /// quota; `read_only` refuses writes.
+    ///
+    /// # Errors
+    /// [`SqlError::AccessDenied`](plinth_store::sql::SqlError::AccessDenied)
+    /// for a plugin name that cannot own data.
+    pub fn namespace(
+        &self,
+        read_only: bool,
+    ) -> Result<plinth_store::sql::Namespace, plinth_store::sql::SqlError> {
+        Ok(
+            plinth_store::sql::Namespace::new(&self.plugin.name, read_only)?
+                .with_quota(Some(self.plugin.data_bytes)),
+        )
+    }
+
     /// The call's unit of work, started on first use.
     ///
     /// # Errors

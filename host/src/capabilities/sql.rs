@@ -119,8 +119,7 @@ impl DbView<'_> {
     /// The plugin's namespace: read-only unless it was granted writes.
     fn namespace(&self) -> Result<Namespace, SqlHostError> {
         let read_only = self.ctx_ref().access(&SQL) != Some(Access::Write);
-        let quota = self.ctx_ref().plugin.data_bytes;
-        Ok(Namespace::new(self.ctx_ref().plugin_name(), read_only)?.with_quota(Some(quota)))
+        Ok(self.ctx_ref().namespace(read_only)?)
     }
 }
 

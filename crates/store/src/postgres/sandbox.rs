@@ -683,7 +683,7 @@ impl PgTx {
             },
             Ok(Err(failed)) => {
                 let error = match &failed {
-                    Failed::Server(e) if client_closed(e) => {
+                    Failed::Server(e) if e.is_closed() => {
                         self.broken = true;
                         return Err(SqlError::Internal(e.to_string()));
                     }
@@ -720,8 +720,4 @@ impl PgTx {
             }
         }
     }
-}
-
-fn client_closed(e: &tokio_postgres::Error) -> bool {
-    e.is_closed()
 }
