@@ -487,10 +487,17 @@ impl Plugin {
         body: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R> {
         store.set_epoch_deadline(deadline_ticks(self.inner.limits.time));
-        store
-            .data_mut()
-            .start_call(Instant::now() + self.inner.limits.time);
+        let deadline = Instant::now() + self.inner.limits.time;
+        store.data_mut().start_call(deadline);
         match body(store) {
+            // Returned past the limit (the epoch is checked at intervals; a
+            // guest can catch a statement's `timed-out` and write on before
+            // it traps): stopped all the same, and nothing is committed.
+            Ok(_) if Instant::now() >= deadline => Err(Error::TimedOut {
+                plugin: self.inner.meta.name.clone(),
+                function: function.to_string(),
+                limit: self.inner.limits.time,
+            }),
             // Written past the limit by the call's last operation: no
             // commit; the unit rolls back when the store is dropped.
             Ok(_) if store.data().database.rows_over_limit().is_some() => Err(Error::RowLimit {

@@ -407,6 +407,28 @@ fn one_call_writes_its_table_its_bucket_and_the_core_tables_as_one() -> Result<(
 
 /// Statements that would run away end typed — out of time, too large, over
 /// the call's row limit — keep nothing, and the next call works.
+/// A call's answer, or its error as text.
+fn ok_of(r: Result<Result<Val, Val>>) -> Result<Val> {
+    r?.map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// Creates table `big` with 2000 rows (a cross join of three is 8·10⁹).
+fn big_table(p: &Plugin) -> Result<()> {
+    ok_of(run(
+        p,
+        "run-execute",
+        "CREATE TABLE big (x INTEGER)",
+        vec![],
+    ))?;
+    ok_of(run(
+        p,
+        "run-execute",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) INSERT INTO big SELECT x FROM c",
+        vec![],
+    ))?;
+    Ok(())
+}
+
 #[test]
 fn runaway_statements_end_typed_and_the_next_call_works() -> Result<()> {
     let f = Fixture::new()?;
@@ -414,20 +436,8 @@ fn runaway_statements_end_typed_and_the_next_call_works() -> Result<()> {
         return Ok(());
     }
     let p = f.load(SQL_PROBE)?;
-    let ok =
-        |r: Result<Result<Val, Val>>| -> Result<Val> { r?.map_err(|e| anyhow::anyhow!("{e:?}")) };
-    ok(run(
-        &p,
-        "run-execute",
-        "CREATE TABLE big (x INTEGER)",
-        vec![],
-    ))?;
-    ok(run(
-        &p,
-        "run-execute",
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) INSERT INTO big SELECT x FROM c",
-        vec![],
-    ))?;
+    let ok = ok_of;
+    big_table(&p)?;
     let count = |p: &Plugin| -> Result<String> {
         Ok(format!(
             "{:?}",
@@ -479,6 +489,67 @@ fn runaway_statements_end_typed_and_the_next_call_works() -> Result<()> {
         "{blob:?}"
     );
     ensure!(count(&p)?.contains("S64(2000)"), "{}", count(&p)?);
+    Ok(())
+}
+
+/// A write stopped at the deadline: on SQLite it takes the unit's whole
+/// transaction with it (SQLite rolls back on an interrupted write), and the
+/// connection would then commit each later statement on its own; on
+/// PostgreSQL the statement is stopped a little before the deadline and
+/// undone alone. A guest that catches the time-out and writes again gets
+/// one of two things, never a part: the call times out and keeps nothing,
+/// or (PostgreSQL) it commits, before its deadline, the rows before and
+/// after the stopped statement.
+#[test]
+fn writing_on_after_a_timed_out_write_keeps_the_unit_whole() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(SQL_PROBE)?;
+    let ok = ok_of;
+    big_table(&p)?;
+    ok(run(&p, "run-execute", "CREATE TABLE t (x INTEGER)", vec![]))?;
+    // The update's condition is a cross join of 8·10⁹ rows: it is stopped
+    // at the call's deadline (2 s) before it changes a row.
+    let statements = [
+        "INSERT INTO t (x) VALUES (1)",
+        "UPDATE t SET x = 2 WHERE (SELECT count(*) FROM big AS a, big AS b, big AS c) > 0",
+        "INSERT INTO t (x) VALUES (3)",
+    ];
+    let out = p.call_dynamic(
+        "execute-each",
+        &[Val::List(
+            statements
+                .iter()
+                .map(|s| Val::String((*s).into()))
+                .collect(),
+        )],
+    );
+    let kept = ok(run(&p, "run-query", "SELECT x FROM t ORDER BY x", vec![]))?;
+    let kept: Vec<String> = match kept.clone() {
+        Val::Record(fields) => fields
+            .into_iter()
+            .filter(|(name, _)| name == "rows")
+            .flat_map(|(_, rows)| match rows {
+                Val::List(rows) => rows,
+                _ => Vec::new(),
+            })
+            .map(|row| format!("{row:?}"))
+            .collect(),
+        other => anyhow::bail!("{other:?}"),
+    };
+    match &out {
+        Err(plinth_host::Error::TimedOut { .. }) => {
+            ensure!(kept.is_empty(), "a call that timed out kept {kept:?}");
+        }
+        Ok(answers) if f.pg.is_some() => {
+            let told = format!("{answers:?}");
+            ensure!(told.contains("timed-out"), "{told}");
+            ensure!(
+                kept.len() == 2 && kept[0].contains("S64(1)") && kept[1].contains("S64(3)"),
+                "a committed call kept {kept:?}"
+            );
+        }
+        other => anyhow::bail!("the call answered {other:?}, and kept {kept:?}"),
+    }
     Ok(())
 }
 

@@ -27,6 +27,11 @@ pub enum Error {
     /// Other connections held the write lock past the busy timeout.
     #[error("the database is busy")]
     Busy,
+    /// The database rolled back the unit's whole transaction on its own (a
+    /// write stopped at the deadline, a full disk): nothing of the unit is
+    /// kept, and nothing more can be done in it.
+    #[error("the unit of work was rolled back by the database; nothing of it is kept")]
+    UnitLost,
     /// The file was migrated by a newer build than this one.
     #[error("the database schema is at version {found}, newer than the {known} this build knows")]
     SchemaTooNew {

@@ -556,3 +556,45 @@ mod migrations {
         Ok(())
     }
 }
+
+/// SQLite rolls back the whole transaction when a write is interrupted (or
+/// the disk fills) without a statement journal, and the connection falls
+/// back to autocommit. A guest that catches the time-out and writes again
+/// must not have that write committed on its own, outside the call's unit.
+#[test]
+fn a_write_stopped_at_the_deadline_loses_the_unit_and_nothing_after_it_commits() -> Result<()> {
+    let (_d, db) = db()?;
+    items(&db, "a")?;
+    for quota in [None, Some(64 << 20)] {
+        let a = ns("a")?.with_quota(quota);
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&a, "INSERT INTO items (title) VALUES ('before')", &[])?;
+        unit.set_deadline(Instant::now() + Duration::from_millis(200));
+        let bomb = unit.plugin_execute(
+            &a,
+            "INSERT INTO items (title) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT 'r' || x FROM c",
+            &[],
+        );
+        ensure!(
+            matches!(bomb, Err(SqlError::TimedOut)),
+            "{quota:?}: {bomb:?}"
+        );
+        // The guest goes on: a small write (fewer steps than the progress
+        // handler's period) and a key-value write.
+        let after = unit.plugin_execute(&a, "INSERT INTO items (title) VALUES ('after')", &[]);
+        ensure!(
+            after.is_err(),
+            "{quota:?}: a write after the unit was lost: {after:?}"
+        );
+        let kv = unit.kv_set(&a, "b", "k", b"v");
+        ensure!(kv.is_err(), "{quota:?}: {kv:?}");
+        ensure!(unit.commit().is_err(), "{quota:?}: a lost unit committed");
+        let titles = db
+            .unit()?
+            .plugin_query(&a, "SELECT title FROM items ORDER BY id", &[])?
+            .rows;
+        ensure!(titles.len() == 1, "{quota:?}: {titles:?}");
+        ensure!(db.unit()?.kv_get(&a, "b", "k")?.is_none(), "{quota:?}");
+    }
+    Ok(())
+}

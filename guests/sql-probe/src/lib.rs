@@ -39,6 +39,10 @@ impl bindings::Guest for Probe {
         panic!("trapping after {} statements", statements.len());
     }
 
+    fn execute_each(statements: Vec<String>) -> Vec<Result<Outcome, Error>> {
+        statements.iter().map(|s| sql::execute(s, &[])).collect()
+    }
+
     fn bench_insert(statement: String, count: u32) -> Result<u64, Error> {
         let mut changed = 0;
         for i in 0..count {

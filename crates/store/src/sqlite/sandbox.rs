@@ -649,6 +649,10 @@ impl SqliteTx {
             };
             if batch {
                 if ran.is_err() {
+                    if conn.is_autocommit() {
+                        // SQLite rolled back the whole unit (see `SqliteTx::is_lost`).
+                        return ran;
+                    }
                     run_cached(conn, "ROLLBACK TO plinth_batch").map_err(internal)?;
                 }
                 run_cached(conn, "RELEASE plinth_batch").map_err(internal)?;
@@ -690,6 +694,7 @@ impl SqliteTx {
                 }
                 Ok(answer)
             }
+            (Err(e), _) if conn.is_autocommit() => Err(e),
             (ran, after) => {
                 run_cached(conn, "ROLLBACK TO plinth_quota").map_err(internal)?;
                 run_cached(conn, "RELEASE plinth_quota").map_err(internal)?;

@@ -50,9 +50,23 @@ impl SqliteTx {
     }
 
     fn conn(&self) -> Result<&Connection> {
-        self.conn
+        let conn = self
+            .conn
             .as_ref()
-            .ok_or_else(|| Error::invalid("the unit of work is already finished"))
+            .ok_or_else(|| Error::invalid("the unit of work is already finished"))?;
+        if self.is_lost(conn) {
+            return Err(Error::UnitLost);
+        }
+        Ok(conn)
+    }
+
+    /// Whether SQLite rolled the unit's transaction back by itself: it does
+    /// when a write is interrupted (the deadline) or the disk fills without
+    /// a statement journal, and the connection is then in autocommit mode,
+    /// where every later statement would commit on its own. Such a unit
+    /// refuses everything after (its commit too).
+    fn is_lost(&self, conn: &Connection) -> bool {
+        (self.writing || self.reading.get()) && conn.is_autocommit()
     }
 
     /// The connection for a read, in the unit's transaction: the read
@@ -134,7 +148,10 @@ impl SqliteTx {
 impl Drop for SqliteTx {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            if (self.writing || self.reading.get()) && conn.execute_batch("ROLLBACK").is_err() {
+            if (self.writing || self.reading.get())
+                && !conn.is_autocommit()
+                && conn.execute_batch("ROLLBACK").is_err()
+            {
                 // A connection whose state is unknown is not reused.
                 return;
             }
