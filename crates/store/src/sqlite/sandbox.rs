@@ -674,8 +674,8 @@ impl SqliteTx {
                 bytes
             }
         };
+        let pages_before = self.bytes_in_use(true)?;
         let conn = self.write().map_err(store)?;
-        let pages_before = bytes_in_use(conn).map_err(internal)?;
         run_cached(conn, "SAVEPOINT plinth_quota").map_err(internal)?;
         let ran = {
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
@@ -683,9 +683,15 @@ impl SqliteTx {
                 .map_err(|e| classify(e, &refusal))
                 .and_then(|mut stmt| answers(conn, &mut stmt, each, want, &refusal))
         };
-        let after = bytes_in_use(conn)
-            .map(|pages_after| before.saturating_add_signed(pages_after - pages_before))
-            .map_err(internal);
+        if ran.is_err() && conn.is_autocommit() {
+            // SQLite rolled back the whole unit (see `SqliteTx::is_lost`).
+            return ran;
+        }
+        let after = self
+            .bytes_in_use(false)
+            .map(|pages_after| before.saturating_add_signed(pages_after - pages_before));
+        self.write().map_err(store)?;
+        let conn = self.read().map_err(store)?;
         match (ran, after) {
             (Ok(answer), Ok(after)) if after <= quota => {
                 run_cached(conn, "RELEASE plinth_quota").map_err(internal)?;
@@ -694,9 +700,10 @@ impl SqliteTx {
                 }
                 Ok(answer)
             }
-            (Err(e), _) if conn.is_autocommit() => Err(e),
             (ran, after) => {
                 run_cached(conn, "ROLLBACK TO plinth_quota").map_err(internal)?;
+                // The count after the statement is not the count now.
+                self.pages_counted.set(None);
                 run_cached(conn, "RELEASE plinth_quota").map_err(internal)?;
                 ran?;
                 let after = after?;
@@ -767,13 +774,39 @@ fn store(e: crate::Error) -> SqlError {
     }
 }
 
-/// Bytes of the database's pages in use (not on the free list), as the
-/// unit's transaction sees them.
-fn bytes_in_use(conn: &Connection) -> rusqlite::Result<i64> {
-    let one = |pragma: &str| -> rusqlite::Result<i64> {
-        conn.prepare_cached(pragma)?.query_row([], |r| r.get(0))
-    };
-    Ok((one("PRAGMA page_count")? - one("PRAGMA freelist_count")?) * one("PRAGMA page_size")?)
+impl SqliteTx {
+    /// Bytes of the database's pages in use (not on the free list), as the
+    /// unit's transaction sees them.
+    ///
+    /// A `PRAGMA` runs only once per preparation (SQLite re-prepares it at
+    /// every step), so each count costs two preparations; the page size is
+    /// read once per unit, and with `reuse` the last count stands while the
+    /// connection has changed no row since (the count after one plugin
+    /// statement is the count before the next).
+    fn bytes_in_use(&mut self, reuse: bool) -> Result<i64, SqlError> {
+        self.write().map_err(store)?;
+        let conn = self.read().map_err(store)?;
+        let changes = conn.total_changes();
+        if let Some((at, bytes)) = self.pages_counted.get()
+            && reuse
+            && at == changes
+        {
+            return Ok(bytes);
+        }
+        let one = |pragma: &str| -> Result<i64, SqlError> {
+            conn.prepare_cached(pragma)
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(internal)
+        };
+        let page_size = match self.page_size.get() {
+            Some(size) => size,
+            None => one("PRAGMA page_size")?,
+        };
+        let bytes = (one("PRAGMA page_count")? - one("PRAGMA freelist_count")?) * page_size;
+        self.page_size.set(Some(page_size));
+        self.pages_counted.set(Some((changes, bytes)));
+        Ok(bytes)
+    }
 }
 
 /// Runs one of the host's fixed statements through the statement cache.

@@ -35,6 +35,12 @@ pub(crate) struct SqliteTx {
     /// The connection's count of changed rows when the write transaction
     /// began.
     changes_at_begin: u64,
+    /// The bytes of pages in use, as last counted for a plugin's quota, and
+    /// the connection's count of changed rows then (see
+    /// `SqliteTx::bytes_in_use`).
+    pub(crate) pages_counted: Cell<Option<(u64, i64)>>,
+    /// The database's page size, read once.
+    pub(crate) page_size: Cell<Option<i64>>,
 }
 
 impl SqliteTx {
@@ -46,6 +52,8 @@ impl SqliteTx {
             reading: Cell::new(false),
             deadline: None,
             changes_at_begin: 0,
+            pages_counted: Cell::new(None),
+            page_size: Cell::new(None),
         }
     }
 
