@@ -249,6 +249,16 @@ impl Runtime {
     }
 }
 
+/// Cranelift's x86-64 AVX-512 flags, all turned off (see `engine_config`).
+#[cfg(target_arch = "x86_64")]
+const AVX512_FLAGS: [&str; 5] = [
+    "has_avx512f",
+    "has_avx512vl",
+    "has_avx512dq",
+    "has_avx512bitalg",
+    "has_avx512vbmi",
+];
+
 fn engine_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
@@ -275,21 +285,30 @@ fn engine_config() -> Config {
         .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config.memory_init_cow(true);
-    // Cranelift lowers wasm's widening 64-bit multiply
-    // (`i64x2.extmul_{low,high}_i32x4_u`, on the critical path of Argon2's
-    // compression and of most 64-bit hashes) to `vpmovzxdq` + `vpmullq` when
-    // the CPU has AVX-512 DQ, instead of `pmuludq`: `vpmullq` is 3 µops with
-    // ~15 cycles' latency on Intel. Without DQ it emits `pmuludq`
-    // (`cargo run --release -p plinth-host --example extmul` shows both,
-    // timed; docs/BENCHMARKS.md). What is given up: a general `i64x2.mul`
-    // takes three `pmuludq` instead of one `vpmullq`.
+    // Cranelift uses AVX-512 (VL, DQ, VBMI, …) for wasm's 128-bit SIMD
+    // when the CPU has it, and on the two operations Argon2's compression
+    // (and most 64-bit hashes) has on its critical path it is slower there:
+    // the widening multiply (`i64x2.extmul_*_i32x4_u`) becomes `vpmovzxdq`
+    // + `vpmullq` (3 µops, ~15 cycles on Intel) instead of `pmuludq`, and
+    // a byte rotation (`i8x16.shuffle` of a vector with itself) becomes
+    // `vpermi2b`, which overwrites its index so the index is reloaded every
+    // time, instead of `pshufb`. With the AVX-512 flags off, a guest is
+    // compiled the same on an AVX-512 CPU as on an AVX2 one: for the auth
+    // plugin's block compression, instruction for instruction
+    // (`cargo run --release -p plinth-host --example lowering`, and
+    // `--example extmul` times the two; docs/BENCHMARKS.md). What is given
+    // up: a few 128-bit operations wasm has and SSE lacks (`i64x2.mul`,
+    // `i64x2.abs`, `i64x2.shr_s`, `i8x16.popcnt`, unsigned conversions)
+    // take a short sequence instead of one instruction.
     // SAFETY: turning a CPU feature off only narrows what Cranelift may
-    // emit; the code still runs on this CPU. (An x86-64 flag: other
-    // targets do not know it.)
+    // emit; the code still runs on this CPU. (x86-64 flags: other targets
+    // do not know them.)
     #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
-    unsafe {
-        config.cranelift_flag_set("has_avx512dq", "false");
+    for flag in AVX512_FLAGS {
+        #[allow(unsafe_code)]
+        unsafe {
+            config.cranelift_flag_set(flag, "false");
+        }
     }
     config
 }
