@@ -592,3 +592,81 @@ fn a_batch_is_kept_whole_or_not_at_all() -> Result<()> {
     ensure!(batch(&["d"])? == Ok(Val::U64(1)));
     Ok(())
 }
+
+/// A batch's parameters come flat and are split by its number of runs:
+/// every run the same width, none for a statement without parameters, a
+/// bounded number of runs; a query's rows come back flat with each run's
+/// count.
+#[test]
+fn flat_batches_split_their_parameters_by_runs() -> Result<()> {
+    let f = Fixture::new()?;
+    let p = f.load(SQL_PROBE)?;
+    let placeholder = if f.pg.is_some() { "$1" } else { "?1" };
+    ok_of(run(
+        &p,
+        "run-execute",
+        "CREATE TABLE tags (name TEXT PRIMARY KEY)",
+        vec![],
+    ))?;
+    let batch =
+        |statement: &str, runs: u32, params: &[&str], query: bool| -> Result<Result<Val, Val>> {
+            let out = p.call_dynamic(
+                "run-batch",
+                &[
+                    Val::String(statement.into()),
+                    Val::U32(runs),
+                    Val::List(params.iter().map(|n| text(n)).collect()),
+                    Val::Bool(query),
+                ],
+            )?;
+            match out.as_slice() {
+                [Val::Result(Ok(v))] => Ok(Ok(v.as_deref().cloned().unwrap_or(Val::Bool(true)))),
+                [Val::Result(Err(e))] => Ok(Err(e.as_deref().cloned().unwrap_or(Val::Bool(false)))),
+                other => anyhow::bail!("unexpected {other:?}"),
+            }
+        };
+    let insert = format!("INSERT INTO tags (name) VALUES ({placeholder})");
+    let kept = batch(&insert, 3, &["a", "b", "c"], false)?;
+    ensure!(
+        matches!(&kept, Ok(Val::Tuple(t)) if t[0] == Val::U64(3)),
+        "{kept:?}"
+    );
+    // Five parameters do not make two runs of one width.
+    let uneven = batch(&insert, 2, &["d", "e", "f", "g", "h"], false)?;
+    ensure!(
+        matches!(&uneven, Err(e) if case(e) == "syntax"),
+        "{uneven:?}"
+    );
+    ensure!(batch(&insert, 0, &["d"], false)?.is_err());
+    // No parameters: the statement runs `runs` times all the same.
+    let counted = "INSERT INTO tags (name) SELECT 'z' || count(*) FROM tags";
+    let zero_width = batch(counted, 4, &[], false)?;
+    ensure!(
+        matches!(&zero_width, Ok(Val::Tuple(t)) if t[0] == Val::U64(4)),
+        "{zero_width:?}"
+    );
+    // A count of runs the guest pays nothing for is bounded.
+    let huge = batch(counted, u32::MAX, &[], false)?;
+    ensure!(
+        matches!(&huge, Err(e) if case(e) == "too-large"),
+        "{huge:?}"
+    );
+    // Rows back flat: two from the first run, one from the second.
+    let select =
+        format!("SELECT name FROM tags WHERE name >= {placeholder} AND name < 'd' ORDER BY name");
+    let rows = batch(&select, 2, &["b", "c"], true)?;
+    let Ok(Val::Tuple(t)) = &rows else {
+        anyhow::bail!("{rows:?}");
+    };
+    ensure!(
+        t[1] == Val::List(vec![Val::U32(2), Val::U32(1)]),
+        "{rows:?}"
+    );
+    ensure!(
+        t[2] == Val::List(vec![text("b"), text("c"), text("c")]),
+        "{rows:?}"
+    );
+    let count = ok_of(run(&p, "run-query", "SELECT count(*) FROM tags", vec![]))?;
+    ensure!(format!("{count:?}").contains("S64(7)"), "{count:?}");
+    Ok(())
+}

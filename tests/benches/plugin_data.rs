@@ -2,8 +2,11 @@
 //! run on one SQLite file:
 //!
 //! 1. an insert and a point select through `plinth:sql` (the sql-probe
-//!    guest runs the statement N times in one call) vs the same statements
-//!    with rusqlite (`prepare_cached`, N in one transaction);
+//!    guest runs the statement N times in one call, one `execute`/`query`
+//!    each or all in one `execute-batch`/`query-batch`) vs the same
+//!    statements with rusqlite (`prepare_cached`, N in one transaction),
+//!    and vs the store's API called natively (the sandbox without the
+//!    crossing);
 //! 2. `wasi:keyvalue` set and get from the guest vs the store's key-value
 //!    API called natively, and vs a plain rusqlite upsert/select.
 //!
@@ -123,6 +126,12 @@ fn main() -> Result<()> {
     let mut insert_batch = Pair::new("plinth:sql insert, execute-batch", "rusqlite");
     let mut select_batch = Pair::new("plinth:sql point select, query-batch", "rusqlite");
     let mut select_store = Pair::new("plinth:sql point select", "store API, natively");
+    let mut insert_batch_store =
+        Pair::new("plinth:sql insert, execute-batch", "store API, natively");
+    let mut select_batch_store = Pair::new(
+        "plinth:sql point select, query-batch",
+        "store API, natively",
+    );
     // The store's plugin SQL called from Rust, as the host function calls
     // it: the same namespace, grant and quota as the guest's.
     let probe_ns = Namespace::new("sql-probe", false)?
@@ -150,6 +159,24 @@ fn main() -> Result<()> {
         let out = answer(probe.call_dynamic("bench-insert-batch", &[s(INSERT), Val::U32(N)])?)?;
         insert_batch.guest.push(per_op(t.elapsed()));
         ensure!(out == Val::U64(u64::from(N)), "{out:?}");
+        insert_batch_store
+            .guest
+            .push(*insert_batch.guest.last().unwrap_or(&0.0));
+        let t = Instant::now();
+        let each: Vec<Vec<SqlValue>> = (0..N)
+            .map(|i| {
+                vec![
+                    SqlValue::Text(format!("item-{i}")),
+                    SqlValue::Integer(i64::from(i)),
+                ]
+            })
+            .collect();
+        let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
+        let mut unit = db.unit()?;
+        let changed = unit.plugin_execute_batch(&probe_ns, INSERT, &each)?;
+        unit.commit()?;
+        insert_batch_store.native.push(per_op(t.elapsed()));
+        ensure!(changed == u64::from(N));
         let t = Instant::now();
         let mut unit = db.unit()?;
         for i in 0..N {
@@ -196,6 +223,24 @@ fn main() -> Result<()> {
         )?;
         select_batch.guest.push(per_op(t.elapsed()));
         ensure!(out == Val::U64(u64::from(N)), "{out:?}");
+        select_batch_store
+            .guest
+            .push(*select_batch.guest.last().unwrap_or(&0.0));
+        let t = Instant::now();
+        let each: Vec<[SqlValue; 1]> = (0..N)
+            .map(|i| [SqlValue::Integer(1 + i64::from(i))])
+            .collect();
+        let each: Vec<&[SqlValue]> = each.iter().map(|p| p.as_slice()).collect();
+        let mut unit = db.unit()?;
+        let found: usize = unit
+            .plugin_query_batch(&probe_ns, SELECT, &each)?
+            .each
+            .iter()
+            .map(Vec::len)
+            .sum();
+        unit.commit()?;
+        select_batch_store.native.push(per_op(t.elapsed()));
+        ensure!(found == N as usize);
         let t = Instant::now();
         let mut unit = db.unit()?;
         let mut found = 0;
@@ -213,9 +258,11 @@ fn main() -> Result<()> {
         &insert,
         &insert_store,
         &insert_batch,
+        &insert_batch_store,
         &select,
         &select_store,
         &select_batch,
+        &select_batch_store,
     ] {
         pair.report();
     }

@@ -65,27 +65,44 @@ impl bindings::Guest for Probe {
     }
 
     fn bench_insert_batch(statement: String, count: u32) -> Result<u64, Error> {
-        let each: Vec<Vec<Value>> = (0..count)
-            .map(|i| {
-                vec![
-                    Value::Text(format!("item-{i}")),
-                    Value::Integer(i64::from(i)),
-                ]
-            })
-            .collect();
-        sql::execute_batch(&statement, &each)
+        let mut params = Vec::with_capacity(2 * count as usize);
+        for i in 0..count {
+            params.push(Value::Text(format!("item-{i}")));
+            params.push(Value::Integer(i64::from(i)));
+        }
+        sql::execute_batch(&statement, count, &params)
     }
 
     fn bench_select_batch(statement: String, count: u32, rows: u32) -> Result<u64, Error> {
-        let each: Vec<Vec<Value>> = (0..count)
-            .map(|i| vec![Value::Integer(1 + i64::from(i % rows.max(1)))])
+        let params: Vec<Value> = (0..count)
+            .map(|i| Value::Integer(1 + i64::from(i % rows.max(1))))
             .collect();
-        let found = sql::query_batch(&statement, &each)?;
-        Ok(found.each.iter().map(|rows| rows.len() as u64).sum())
+        let found = sql::query_batch(&statement, count, &params)?;
+        Ok(found.counts.iter().map(|&n| u64::from(n)).sum())
     }
 
     fn run_execute_batch(statement: String, each: Vec<Vec<Value>>) -> Result<u64, Error> {
-        sql::execute_batch(&statement, &each)
+        let runs = u32::try_from(each.len()).unwrap_or(u32::MAX);
+        let params: Vec<Value> = each.into_iter().flatten().collect();
+        sql::execute_batch(&statement, runs, &params)
+    }
+
+    fn run_batch(
+        statement: String,
+        runs: u32,
+        params: Vec<Value>,
+        query: bool,
+    ) -> Result<(u64, Vec<u32>, Vec<Value>), Error> {
+        if query {
+            let rows = sql::query_batch(&statement, runs, &params)?;
+            Ok((0, rows.counts, rows.values))
+        } else {
+            Ok((
+                sql::execute_batch(&statement, runs, &params)?,
+                Vec::new(),
+                Vec::new(),
+            ))
+        }
     }
 
     fn kv_set_loop(bucket: String, count: u32, size: u32) -> Result<(), String> {

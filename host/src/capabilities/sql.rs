@@ -97,11 +97,42 @@ fn to_wit(v: SqlValue) -> types::Value {
     }
 }
 
-/// A batch's parameter lists, as the store takes them.
-fn each_to_store(each: Vec<Vec<types::Value>>) -> Vec<Vec<SqlValue>> {
-    each.into_iter()
-        .map(|p| p.into_iter().map(to_store).collect())
-        .collect()
+/// The most runs of one `execute-batch` or `query-batch`: a statement with
+/// no parameters costs the guest nothing per run, so the count is bounded
+/// here, not by the guest's memory.
+pub const MAX_BATCH_RUNS: u32 = 65_536;
+
+/// A batch's flat parameters, `runs` runs of the same width, as the store
+/// takes them (slices of one vector: no list per run).
+fn runs_of(runs: u32, params: &[SqlValue]) -> Result<Vec<&[SqlValue]>, SqlError> {
+    if runs > MAX_BATCH_RUNS {
+        return Err(SqlError::TooLarge(format!(
+            "{runs} runs in one batch; at most {MAX_BATCH_RUNS}"
+        )));
+    }
+    let runs = runs as usize;
+    if runs == 0 {
+        return if params.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(SqlError::Syntax(format!(
+                "{} parameters for no runs",
+                params.len()
+            )))
+        };
+    }
+    if !params.len().is_multiple_of(runs) {
+        return Err(SqlError::Syntax(format!(
+            "{} parameters do not split into {runs} runs of the same number",
+            params.len()
+        )));
+    }
+    let width = params.len() / runs;
+    Ok(if width == 0 {
+        vec![&[][..]; runs]
+    } else {
+        params.chunks(width).collect()
+    })
 }
 
 fn rows_to_wit(rows: plinth_store::sql::SqlRows) -> types::Rows {
@@ -163,11 +194,12 @@ impl sql::Host for DbView<'_> {
     fn execute_batch(
         &mut self,
         statement: String,
-        each: Vec<Vec<types::Value>>,
+        runs: u32,
+        params: Vec<types::Value>,
     ) -> Result<u64, SqlHostError> {
         let ns = self.namespace()?;
-        let each = each_to_store(each);
-        let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
+        let params: Vec<SqlValue> = params.into_iter().map(to_store).collect();
+        let each = runs_of(runs, &params)?;
         Ok(self
             .unit(EXECUTE_BATCH)?
             .plugin_execute_batch(&ns, &statement, &each)?)
@@ -176,25 +208,27 @@ impl sql::Host for DbView<'_> {
     fn query_batch(
         &mut self,
         statement: String,
-        each: Vec<Vec<types::Value>>,
+        runs: u32,
+        params: Vec<types::Value>,
     ) -> Result<types::BatchRows, SqlHostError> {
         let ns = self.namespace()?;
-        let each = each_to_store(each);
-        let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
+        let params: Vec<SqlValue> = params.into_iter().map(to_store).collect();
+        let each = runs_of(runs, &params)?;
         let rows = self
             .unit(QUERY_BATCH)?
             .plugin_query_batch(&ns, &statement, &each)?;
+        let mut counts = Vec::with_capacity(rows.each.len());
+        let mut values = Vec::new();
+        for run in rows.each {
+            counts.push(u32::try_from(run.len()).unwrap_or(u32::MAX));
+            for row in run {
+                values.extend(row.into_iter().map(to_wit));
+            }
+        }
         Ok(types::BatchRows {
             columns: rows.columns,
-            each: rows
-                .each
-                .into_iter()
-                .map(|r| {
-                    r.into_iter()
-                        .map(|row| row.into_iter().map(to_wit).collect())
-                        .collect()
-                })
-                .collect(),
+            counts,
+            values,
         })
     }
 }
