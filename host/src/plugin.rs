@@ -492,12 +492,10 @@ impl Plugin {
         match body(store) {
             // Returned past the limit (the epoch is checked at intervals; a
             // guest can catch a statement's `timed-out` and write on before
-            // it traps): stopped all the same, and nothing is committed.
-            Ok(_) if Instant::now() >= deadline => Err(Error::TimedOut {
-                plugin: self.inner.meta.name.clone(),
-                function: function.to_string(),
-                limit: self.inner.limits.time,
-            }),
+            // it traps): the same as the epoch's interrupt, nothing committed.
+            Ok(_) if Instant::now() >= deadline => {
+                Err(self.classify(function, store, Trap::Interrupt.into()))
+            }
             // Written past the limit by the call's last operation: no
             // commit; the unit rolls back when the store is dropped.
             Ok(_) if store.data().database.rows_over_limit().is_some() => Err(Error::RowLimit {

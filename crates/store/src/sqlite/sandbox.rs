@@ -690,7 +690,7 @@ impl SqliteTx {
         let after = self
             .bytes_in_use(false)
             .map(|pages_after| before.saturating_add_signed(pages_after - pages_before));
-        self.write().map_err(store)?;
+        // Still in the write transaction (a lost one returned above).
         let conn = self.read().map_err(store)?;
         match (ran, after) {
             (Ok(answer), Ok(after)) if after <= quota => {
