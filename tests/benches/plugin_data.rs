@@ -234,9 +234,9 @@ fn main() -> Result<()> {
         let mut unit = db.unit()?;
         let found: usize = unit
             .plugin_query_batch(&probe_ns, SELECT, &each)?
-            .each
+            .counts
             .iter()
-            .map(Vec::len)
+            .map(|&n| n as usize)
             .sum();
         unit.commit()?;
         select_batch_store.native.push(per_op(t.elapsed()));

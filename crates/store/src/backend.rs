@@ -176,7 +176,7 @@ pub(crate) trait Tx: Debug + Send {
         each: &[&[crate::sql::SqlValue]],
         want: crate::sql::Want,
         used: &mut Option<crate::unit::Usage>,
-    ) -> std::result::Result<Vec<crate::sql::Answer>, crate::sql::SqlError>;
+    ) -> std::result::Result<crate::sql::Answers, crate::sql::SqlError>;
     /// Runs a plugin's migration script (statements separated by `;`), each
     /// statement through the sandbox.
     fn plugin_script(

@@ -43,13 +43,68 @@ pub struct SqlRows {
     pub rows: Vec<Vec<SqlValue>>,
 }
 
-/// The rows of one query run once per parameter list.
+/// The rows of one query run once per parameter list, flat: one vector of
+/// values for every row of every run (as `plinth:sql`'s `batch-rows` carries
+/// them), because a vector per row or per run costs an allocation and a
+/// copy for each.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SqlBatchRows {
     /// The columns' names, in order.
     pub columns: Vec<String>,
-    /// For each parameter list, in order, its rows.
-    pub each: Vec<Vec<Vec<SqlValue>>>,
+    /// For each parameter list, in order, how many rows it returned.
+    pub counts: Vec<u32>,
+    /// Every row's values, row after row and run after run; each row has
+    /// one value per column.
+    pub values: Vec<SqlValue>,
+}
+
+impl SqlBatchRows {
+    /// The rows of each run, in order, each row a slice of
+    /// [`SqlBatchRows::values`].
+    pub fn runs(&self) -> Vec<Vec<&[SqlValue]>> {
+        let width = self.columns.len();
+        let mut at = 0;
+        self.counts
+            .iter()
+            .map(|&count| {
+                (0..count)
+                    .map(|_| {
+                        let row = self.values.get(at..at + width).unwrap_or(&[]);
+                        at += width;
+                        row
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Appends one run's rows: `next_row` pushes the next row's values and
+    /// answers `true`, or answers `false` when the run has no more rows.
+    pub(crate) fn push_run<E>(
+        &mut self,
+        mut next_row: impl FnMut(&mut Vec<SqlValue>) -> Result<bool, E>,
+    ) -> Result<(), E>
+    where
+        E: From<SqlError>,
+    {
+        let mut count: u32 = 0;
+        while next_row(&mut self.values)? {
+            count = count.checked_add(1).ok_or_else(|| {
+                SqlError::TooLarge("more than 4294967295 rows from one run".into())
+            })?;
+        }
+        self.counts.push(count);
+        Ok(())
+    }
+}
+
+/// What a plugin statement run once per parameter list answered.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    /// For a query ([`Want::Rows`]): the rows of every run.
+    pub(crate) rows: SqlBatchRows,
+    /// For a statement that writes ([`Want::Outcome`]): what each run did.
+    pub(crate) outcomes: Vec<SqlOutcome>,
 }
 
 /// What a statement that changes rows did.
@@ -161,13 +216,6 @@ pub(crate) enum Want {
     Outcome,
 }
 
-/// A plugin statement's answer.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    Rows(SqlRows),
-    Outcome(SqlOutcome),
-}
-
 /// The most bytes of SQL a plugin statement may have.
 pub const MAX_STATEMENT_BYTES: usize = 100_000;
 
@@ -182,10 +230,21 @@ impl Unit {
         statement: &str,
         params: &[SqlValue],
     ) -> Result<SqlRows, SqlError> {
-        let mut batch = self.plugin_query_batch(ns, statement, &[params])?;
+        let batch = self.plugin_query_batch(ns, statement, &[params])?;
+        let width = batch.columns.len();
+        let count = batch.counts.first().map_or(0, |&n| n as usize);
+        let rows = if width == 0 {
+            vec![Vec::new(); count]
+        } else {
+            batch
+                .values
+                .chunks(width)
+                .map(<[SqlValue]>::to_vec)
+                .collect()
+        };
         Ok(SqlRows {
             columns: batch.columns,
-            rows: batch.each.pop().unwrap_or_default(),
+            rows,
         })
     }
 
@@ -199,11 +258,8 @@ impl Unit {
         statement: &str,
         params: &[SqlValue],
     ) -> Result<SqlOutcome, SqlError> {
-        let outcomes = self.plugin_sql(ns, statement, &[params], Want::Outcome)?;
-        Ok(match outcomes.into_iter().next() {
-            Some(Answer::Outcome(outcome)) => outcome,
-            _ => SqlOutcome::default(),
-        })
+        let answers = self.plugin_sql(ns, statement, &[params], Want::Outcome)?;
+        Ok(answers.outcomes.first().copied().unwrap_or_default())
     }
 
     /// Runs one statement of `ns`'s plugin once per parameter list of
@@ -221,11 +277,9 @@ impl Unit {
     ) -> Result<u64, SqlError> {
         Ok(self
             .plugin_sql(ns, statement, each, Want::Outcome)?
+            .outcomes
             .iter()
-            .map(|a| match a {
-                Answer::Outcome(o) => o.rows_affected,
-                Answer::Rows(_) => 0,
-            })
+            .map(|o| o.rows_affected)
             .sum())
     }
 
@@ -240,22 +294,7 @@ impl Unit {
         statement: &str,
         each: &[&[SqlValue]],
     ) -> Result<SqlBatchRows, SqlError> {
-        let mut batch = SqlBatchRows::default();
-        for (i, answer) in self
-            .plugin_sql(ns, statement, each, Want::Rows)?
-            .into_iter()
-            .enumerate()
-        {
-            let rows = match answer {
-                Answer::Rows(rows) => rows,
-                Answer::Outcome(_) => SqlRows::default(),
-            };
-            if i == 0 {
-                batch.columns = rows.columns;
-            }
-            batch.each.push(rows.rows);
-        }
-        Ok(batch)
+        Ok(self.plugin_sql(ns, statement, each, Want::Rows)?.rows)
     }
 
     fn plugin_sql(
@@ -264,7 +303,7 @@ impl Unit {
         statement: &str,
         each: &[&[SqlValue]],
         want: Want,
-    ) -> Result<Vec<Answer>, SqlError> {
+    ) -> Result<Answers, SqlError> {
         if statement.len() > MAX_STATEMENT_BYTES {
             return Err(SqlError::TooLarge(format!(
                 "the statement is {} bytes; at most {MAX_STATEMENT_BYTES}",
@@ -272,7 +311,7 @@ impl Unit {
             )));
         }
         if each.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Answers::default());
         }
         let used = self.usage.entry(ns.plugin().to_string()).or_default();
         self.tx.plugin_sql(ns, statement, each, want, used)

@@ -598,3 +598,54 @@ fn a_write_stopped_at_the_deadline_loses_the_unit_and_nothing_after_it_commits()
     }
     Ok(())
 }
+
+/// A query run once per parameter list answers flat: each run's count,
+/// then every value row after row, a run with no rows counting zero; the
+/// rows read back per run are those of one query each, and invalid UTF-8
+/// stored as text comes back replaced, not refused.
+#[test]
+fn a_query_batch_answers_flat_with_each_runs_count() -> Result<()> {
+    let (_d, db) = db()?;
+    items(&db, "notes")?;
+    let ns = ns("notes")?;
+    let mut unit = db.unit()?;
+    unit.plugin_execute_batch(
+        &ns,
+        "INSERT INTO items (title) VALUES (?1)",
+        &[
+            &[SqlValue::Text("two".into())],
+            &[SqlValue::Text("three".into())],
+        ],
+    )?;
+    let select = "SELECT id, title FROM items WHERE id >= ?1 AND id <= ?2 ORDER BY id";
+    let each: [&[SqlValue]; 3] = [
+        &[SqlValue::Integer(1), SqlValue::Integer(2)],
+        &[SqlValue::Integer(9), SqlValue::Integer(10)],
+        &[SqlValue::Integer(3), SqlValue::Integer(3)],
+    ];
+    let batch = unit.plugin_query_batch(&ns, select, &each)?;
+    ensure!(batch.columns == ["id", "title"], "{batch:?}");
+    ensure!(batch.counts == [2, 0, 1], "{batch:?}");
+    ensure!(batch.values.len() == 6, "{batch:?}");
+    let runs = batch.runs();
+    ensure!(runs.len() == 3 && runs[1].is_empty(), "{runs:?}");
+    for (run, params) in runs.iter().zip(each) {
+        let one = unit.plugin_query(&ns, select, params)?;
+        ensure!(one.columns == batch.columns, "{one:?}");
+        let rows: Vec<&[SqlValue]> = one.rows.iter().map(Vec::as_slice).collect();
+        ensure!(&rows == run, "{rows:?} vs {run:?}");
+    }
+    ensure!(text(&runs[2][0][1]) == "three", "{runs:?}");
+
+    unit.plugin_execute(
+        &ns,
+        "INSERT INTO items (title) VALUES (CAST(X'6F6BFF' AS TEXT))",
+        &[],
+    )?;
+    let odd = unit.plugin_query(&ns, "SELECT title FROM items WHERE id = 4", &[])?;
+    ensure!(
+        odd.rows.len() == 1 && text(&odd.rows[0][0]) == "ok\u{FFFD}",
+        "{odd:?}"
+    );
+    Ok(())
+}

@@ -217,18 +217,10 @@ impl sql::Host for DbView<'_> {
         let rows = self
             .unit(QUERY_BATCH)?
             .plugin_query_batch(&ns, &statement, &each)?;
-        let mut counts = Vec::with_capacity(rows.each.len());
-        let mut values = Vec::new();
-        for run in rows.each {
-            counts.push(u32::try_from(run.len()).unwrap_or(u32::MAX));
-            for row in run {
-                values.extend(row.into_iter().map(to_wit));
-            }
-        }
         Ok(types::BatchRows {
             columns: rows.columns,
-            counts,
-            values,
+            counts: rows.counts,
+            values: rows.values.into_iter().map(to_wit).collect(),
         })
     }
 }

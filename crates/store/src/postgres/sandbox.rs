@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use super::{Access, CANCEL_GRACE, PgTx, Postgres};
-use crate::sql::{Answer, Namespace, SqlError, SqlOutcome, SqlRows, SqlValue, Want};
+use crate::sql::{Answers, Namespace, SqlError, SqlOutcome, SqlValue, Want};
 
 /// The functions a plugin's SQL may call on PostgreSQL.
 const FUNCTIONS: &[&str] = &[
@@ -401,7 +401,7 @@ const SIZE: &str =
                      FROM plugin_keyvalue WHERE plugin = $2)::bigint";
 
 /// A plugin statement's answers and, when measured, what the plugin keeps.
-type Ran = Result<(Vec<Answer>, Option<u64>), Failed>;
+type Ran = Result<(Answers, Option<u64>), Failed>;
 
 /// Why a plugin statement failed on the server's side.
 enum Failed {
@@ -414,6 +414,12 @@ enum Failed {
 impl From<tokio_postgres::Error> for Failed {
     fn from(e: tokio_postgres::Error) -> Self {
         Failed::Server(e)
+    }
+}
+
+impl From<SqlError> for Failed {
+    fn from(e: SqlError) -> Self {
+        Failed::Sql(e)
     }
 }
 
@@ -464,7 +470,7 @@ async fn plugin_statement(
     each: &[&[SqlValue]],
     want: Want,
     measure: bool,
-) -> Result<(Vec<Answer>, Option<u64>), Failed> {
+) -> Result<(Answers, Option<u64>), Failed> {
     let setup = format!(
         "SAVEPOINT plinth_plugin; SET LOCAL ROLE \"{schema}\"; SET LOCAL search_path TO \"{schema}\""
     );
@@ -473,9 +479,17 @@ async fn plugin_statement(
     let (set, prepared) = tokio::join!(client.batch_execute(&setup), client.prepare(sql));
     set?;
     let prepared = prepared?;
-    let mut answers = Vec::with_capacity(each.len());
-    for (i, params) in each.iter().enumerate() {
-        answers.push(run_prepared(client, &prepared, params, want, i == 0).await?);
+    let mut answers = Answers::default();
+    if want == Want::Rows {
+        // Every run of one statement has the same columns.
+        answers.rows.columns = prepared
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+    }
+    for params in each {
+        run_prepared(client, &prepared, params, want, &mut answers).await?;
     }
     client
         .batch_execute("RESET ROLE; SET LOCAL search_path TO DEFAULT")
@@ -490,14 +504,15 @@ async fn plugin_statement(
     Ok((answers, size))
 }
 
-/// Runs a prepared plugin statement with one parameter list.
+/// Runs a prepared plugin statement with one parameter list and adds its
+/// answer to `out`.
 async fn run_prepared(
     client: &tokio_postgres::Client,
     prepared: &tokio_postgres::Statement,
     params: &[SqlValue],
     want: Want,
-    with_columns: bool,
-) -> Result<Answer, Failed> {
+    out: &mut Answers,
+) -> Result<(), Failed> {
     if prepared.params().len() != params.len() {
         return Err(Failed::Sql(SqlError::Syntax(format!(
             "the statement has {} parameters; {} were given",
@@ -507,37 +522,30 @@ async fn run_prepared(
     }
     let values: Vec<Param<'_>> = params.iter().map(Param).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    Ok(match want {
+    match want {
         Want::Rows => {
             let rows = client.query(prepared, &refs).await?;
             let n = prepared.columns().len();
-            let columns: Vec<String> = if with_columns {
-                prepared
-                    .columns()
-                    .iter()
-                    .map(|c| c.name().to_string())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let mut values = Vec::with_capacity(n);
+            let mut rows = rows.iter();
+            out.rows.push_run(|values| {
+                let Some(row) = rows.next() else {
+                    return Ok(false);
+                };
                 for i in 0..n {
                     values.push(value(row, i).map_err(Failed::Sql)?);
                 }
-                out.push(values);
-            }
-            Answer::Rows(SqlRows { columns, rows: out })
+                Ok(true)
+            })
         }
         Want::Outcome => {
             let n = client.execute(prepared, &refs).await?;
-            Answer::Outcome(SqlOutcome {
+            out.outcomes.push(SqlOutcome {
                 rows_affected: n,
                 last_insert_id: None,
-            })
+            });
+            Ok(())
         }
-    })
+    }
 }
 
 impl Postgres {
@@ -590,7 +598,7 @@ impl PgTx {
         each: &[&[SqlValue]],
         want: Want,
         many: bool,
-    ) -> Result<Vec<Answer>, SqlError> {
+    ) -> Result<Answers, SqlError> {
         let schema = schema_of(ns)?;
         let statements = checked(sql, many)?;
         if ns.read_only() && statements.iter().any(|(_, writes)| *writes) {
@@ -608,7 +616,7 @@ impl PgTx {
         if !self.writing {
             self.rows("SELECT 1", &[], Access::Lock).map_err(internal)?;
         }
-        let mut last = Vec::new();
+        let mut last = Answers::default();
         for (text, writes) in &statements {
             let measure = *writes && ns.quota().is_some() && !many;
             last = self.one_plugin_statement(ns, &schema, text, each, want, measure)?;
@@ -624,7 +632,7 @@ impl PgTx {
         each: &[&[SqlValue]],
         want: Want,
         measure: bool,
-    ) -> Result<Vec<Answer>, SqlError> {
+    ) -> Result<Answers, SqlError> {
         if self.broken {
             return Err(SqlError::Internal(
                 "the unit's connection was lost; its writes were rolled back".into(),
@@ -697,10 +705,8 @@ impl PgTx {
             }
         };
         if let Ok(answers) = &result {
-            for answer in answers {
-                if let Answer::Outcome(o) = answer {
-                    self.rows += o.rows_affected;
-                }
+            for o in &answers.outcomes {
+                self.rows += o.rows_affected;
             }
         }
         result

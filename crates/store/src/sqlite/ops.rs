@@ -415,7 +415,7 @@ impl Tx for SqliteTx {
         each: &[&[crate::sql::SqlValue]],
         want: crate::sql::Want,
         used: &mut Option<crate::unit::Usage>,
-    ) -> std::result::Result<Vec<crate::sql::Answer>, crate::sql::SqlError> {
+    ) -> std::result::Result<crate::sql::Answers, crate::sql::SqlError> {
         self.run_plugin_sql(ns, sql, each, want, used)
     }
 

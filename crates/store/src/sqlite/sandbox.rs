@@ -20,7 +20,7 @@ use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
 
 use super::SqliteTx;
-use crate::sql::{Answer, Namespace, SqlError, SqlOutcome, SqlRows, SqlValue, Want};
+use crate::sql::{Answers, Namespace, SqlError, SqlOutcome, SqlValue, Want};
 use crate::unit::Usage;
 
 /// The functions a plugin's SQL may call: SQLite's core scalar, aggregate,
@@ -551,7 +551,12 @@ fn value(v: ValueRef<'_>) -> SqlValue {
         ValueRef::Null => SqlValue::Null,
         ValueRef::Integer(n) => SqlValue::Integer(n),
         ValueRef::Real(x) => SqlValue::Real(x),
-        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        // SQLite keeps whatever bytes were bound as text; the rare invalid
+        // UTF-8 is replaced, valid text copied once.
+        ValueRef::Text(t) => SqlValue::Text(match std::str::from_utf8(t) {
+            Ok(t) => t.to_owned(),
+            Err(_) => String::from_utf8_lossy(t).into_owned(),
+        }),
         ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
     }
 }
@@ -578,7 +583,7 @@ impl SqliteTx {
         each: &[&[SqlValue]],
         want: Want,
         used: &mut Option<Usage>,
-    ) -> Result<Vec<Answer>, SqlError> {
+    ) -> Result<Answers, SqlError> {
         let rewritten = self.db().rewrites().get(sql, ns)?;
         self.run_namespaced(ns, &rewritten, each, want, used)
     }
@@ -612,7 +617,7 @@ impl SqliteTx {
         each: &[&[SqlValue]],
         want: Want,
         used: &mut Option<Usage>,
-    ) -> Result<Vec<Answer>, SqlError> {
+    ) -> Result<Answers, SqlError> {
         let refusal: Refusal = Arc::default();
         let deadline = self.deadline();
         let (sql, ddl) = (&*rw.sql, rw.ddl);
@@ -821,55 +826,55 @@ fn answers(
     each: &[&[SqlValue]],
     want: Want,
     refusal: &Refusal,
-) -> Result<Vec<Answer>, SqlError> {
-    // The columns' names are read for the first run only: every run of
-    // one statement has the same.
-    each.iter()
-        .enumerate()
-        .map(|(i, params)| answer(conn, stmt, params, want, refusal, i == 0))
-        .collect()
+) -> Result<Answers, SqlError> {
+    let mut out = Answers::default();
+    if want == Want::Rows {
+        // Every run of one statement has the same columns.
+        out.rows.columns = stmt
+            .column_names()
+            .iter()
+            .map(|c| (*c).to_string())
+            .collect();
+    }
+    for params in each {
+        answer(conn, stmt, params, want, refusal, &mut out)?;
+    }
+    Ok(out)
 }
 
-/// Runs a prepared plugin statement and reads its answer.
+/// Runs a prepared plugin statement and adds its answer to `out`.
 fn answer(
     conn: &Connection,
     stmt: &mut rusqlite::Statement<'_>,
     params: &[SqlValue],
     want: Want,
     refusal: &Refusal,
-    with_columns: bool,
-) -> Result<Answer, SqlError> {
+    out: &mut Answers,
+) -> Result<(), SqlError> {
     let params = rusqlite::params_from_iter(params.iter());
     match want {
         Want::Rows => {
             let n = stmt.column_count();
-            let columns: Vec<String> = if with_columns {
-                stmt.column_names()
-                    .iter()
-                    .map(|c| (*c).to_string())
-                    .collect()
-            } else {
-                Vec::new()
-            };
             let mut rows = stmt.query(params).map_err(|e| classify(e, refusal))?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(|e| classify(e, refusal))? {
-                let mut values = Vec::with_capacity(n);
+            out.rows.push_run(|values| {
+                let Some(row) = rows.next().map_err(|e| classify(e, refusal))? else {
+                    return Ok(false);
+                };
                 for i in 0..n {
                     values.push(value(row.get_ref(i).map_err(|e| classify(e, refusal))?));
                 }
-                out.push(values);
-            }
-            Ok(Answer::Rows(SqlRows { columns, rows: out }))
+                Ok(true)
+            })
         }
         Want::Outcome => {
             let before = conn.last_insert_rowid();
             let changed = stmt.execute(params).map_err(|e| classify(e, refusal))?;
             let after = conn.last_insert_rowid();
-            Ok(Answer::Outcome(SqlOutcome {
+            out.outcomes.push(SqlOutcome {
                 rows_affected: changed as u64,
                 last_insert_id: (after != before).then_some(after),
-            }))
+            });
+            Ok(())
         }
     }
 }
