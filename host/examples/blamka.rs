@@ -26,6 +26,9 @@ use wasm_encoder::{
 };
 use wasmtime::{Engine, Instance, Module as WasmModule, Store};
 
+#[path = "common/objdump.rs"]
+mod objdump;
+
 /// Initial lanes of `a0, a1, b0, b1`.
 const START: [(u64, u64); 4] = [
     (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321),
@@ -156,18 +159,9 @@ fn native(n: u32) -> u64 {
 
 /// The shuffles and multiplies in the compiled module, via objdump.
 fn emitted(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<String> {
-    let elf = engine.precompile_module(wasm)?;
-    let path = std::env::temp_dir().join(format!("blamka-{}.cwasm", std::process::id()));
-    std::fs::write(&path, elf)?;
-    let out = std::process::Command::new("objdump")
-        .args(["-d", "--no-show-raw-insn"])
-        .arg(&path)
-        .output();
-    let _ = std::fs::remove_file(&path);
-    let Ok(out) = out else {
+    let Ok(text) = objdump::disassemble(&engine.precompile_module(wasm)?, &[]) else {
         return Ok("(objdump not found)".into());
     };
-    let text = String::from_utf8_lossy(&out.stdout);
     let mut counts = std::collections::BTreeMap::new();
     for m in text.lines().filter_map(|l| l.split_whitespace().nth(1)) {
         if m.contains("mul") || m.contains("shuf") || m.contains("perm") || m.contains("unpck") {
@@ -187,13 +181,7 @@ fn main() -> wasmtime::Result<()> {
     let wasm = module();
     // Cranelift as plinth configures it: no AVX-512 lowerings.
     let mut config = wasmtime::Config::new();
-    for flag in [
-        "has_avx512f",
-        "has_avx512vl",
-        "has_avx512dq",
-        "has_avx512bitalg",
-        "has_avx512vbmi",
-    ] {
+    for flag in objdump::AVX512 {
         // SAFETY: turning a CPU feature off only narrows what Cranelift
         // may emit; the code still runs on this CPU.
         #[allow(unsafe_code)]

@@ -26,6 +26,9 @@ use wasm_encoder::{
 };
 use wasmtime::{Config, Engine, Instance, Module as WasmModule, Store};
 
+#[path = "common/objdump.rs"]
+mod objdump;
+
 /// `(func (param $n i32) (result i64))`: `v = rotr24(v + extmul_low(v, v))`,
 /// `$n` times.
 fn module() -> Vec<u8> {
@@ -84,18 +87,9 @@ fn engine(off: &[&str]) -> wasmtime::Result<Engine> {
 
 /// Mnemonics of the multiplies in the compiled code, via objdump.
 fn multiplies(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<String> {
-    let elf = engine.precompile_module(wasm)?;
-    let path = std::env::temp_dir().join(format!("extmul-{}.cwasm", std::process::id()));
-    std::fs::write(&path, elf)?;
-    let out = std::process::Command::new("objdump")
-        .args(["-d", "--no-show-raw-insn"])
-        .arg(&path)
-        .output();
-    let _ = std::fs::remove_file(&path);
-    let Ok(out) = out else {
+    let Ok(text) = objdump::disassemble(&engine.precompile_module(wasm)?, &[]) else {
         return Ok("(objdump not found)".into());
     };
-    let text = String::from_utf8_lossy(&out.stdout);
     let mut seen: Vec<&str> = text
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))

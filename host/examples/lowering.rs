@@ -21,6 +21,10 @@ use std::collections::BTreeMap;
 
 use wasmtime::{Config, Engine};
 
+#[path = "common/objdump.rs"]
+mod objdump;
+use objdump::AVX512;
+
 /// Features every set has: an x86-64 CPU with AVX2 (Haswell, Zen).
 const AVX2: &[&str] = &[
     "has_sse3",
@@ -35,15 +39,6 @@ const AVX2: &[&str] = &[
     "has_bmi1",
     "has_bmi2",
     "has_lzcnt",
-];
-
-/// What an AVX-512 CPU adds, as Cranelift knows it.
-const AVX512: &[&str] = &[
-    "has_avx512f",
-    "has_avx512vl",
-    "has_avx512dq",
-    "has_avx512bitalg",
-    "has_avx512vbmi",
 ];
 
 fn engine(on: &[&str]) -> wasmtime::Result<Engine> {
@@ -62,15 +57,8 @@ fn engine(on: &[&str]) -> wasmtime::Result<Engine> {
 /// The instructions of the first function whose symbol contains `name`.
 fn disassemble(engine: &Engine, wasm: &[u8], name: &str) -> wasmtime::Result<Vec<String>> {
     let elf = engine.precompile_component(wasm)?;
-    let path = std::env::temp_dir().join(format!("lowering-{}.cwasm", std::process::id()));
-    std::fs::write(&path, elf)?;
-    let out = std::process::Command::new("objdump")
-        .args(["-d", "--no-show-raw-insn", "--no-addresses", "-M", "intel"])
-        .arg(&path)
-        .output();
-    let _ = std::fs::remove_file(&path);
-    let out = out.map_err(|e| wasmtime::Error::msg(format!("objdump: {e}")))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = objdump::disassemble(&elf, &["--no-addresses", "-M", "intel"])
+        .map_err(|e| wasmtime::Error::msg(format!("objdump: {e}")))?;
     let mut inside = false;
     let mut body = Vec::new();
     for line in text.lines() {

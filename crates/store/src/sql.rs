@@ -232,16 +232,12 @@ impl Unit {
     ) -> Result<SqlRows, SqlError> {
         let batch = self.plugin_query_batch(ns, statement, &[params])?;
         let width = batch.columns.len();
-        let count = batch.counts.first().map_or(0, |&n| n as usize);
-        let rows = if width == 0 {
-            vec![Vec::new(); count]
-        } else {
-            batch
-                .values
-                .chunks(width)
-                .map(<[SqlValue]>::to_vec)
-                .collect()
-        };
+        let count = batch.counts.first().copied().unwrap_or(0);
+        // The values are moved into their rows, not copied.
+        let mut values = batch.values.into_iter();
+        let rows = (0..count)
+            .map(|_| values.by_ref().take(width).collect())
+            .collect();
         Ok(SqlRows {
             columns: batch.columns,
             rows,
