@@ -199,6 +199,30 @@ pub enum Error {
         #[source]
         source: plinth_store::Error,
     },
+    /// The plugin's bytes are not the build its approval is for (its
+    /// component or its migrations changed): it is not loaded until
+    /// installed, and approved, again.
+    #[error(
+        "plugin {plugin} is not the build that was approved: {}; install it again (`plinth plugin install`) to approve this build",
+        changed.join(", ")
+    )]
+    NotTheApprovedBuild {
+        /// The plugin.
+        plugin: String,
+        /// What differs, one line each.
+        changed: Vec<String>,
+    },
+    /// The plugin ships migrations (tables of its own) but is not granted
+    /// `plinth:sql/sql` read-write, which creating tables needs.
+    #[error(
+        "plugin {plugin} ships {count} migrations but is not granted plinth:sql/sql read-write: a plugin's own tables are part of what is approved"
+    )]
+    MigrationsNotGranted {
+        /// The plugin.
+        plugin: String,
+        /// How many migrations it ships for the database's dialect.
+        count: usize,
+    },
     /// The plugin ships migrations, but none for the database's dialect.
     #[error(
         "plugin {plugin} ships migrations for {ships}, not for {dialect}: it cannot keep its tables in this database"

@@ -15,6 +15,9 @@
 //! # Bytes its own tables and key-value buckets may take (default 256).
 //! data-mib = 16
 //!
+//! # How long its migrations may run when it loads (default: time-ms).
+//! migration-ms = 20000
+//!
 //! # Optional: serve several calls from one instance (see `Reuse`).
 //! [reuse]
 //! calls = 1000
@@ -71,6 +74,17 @@ pub struct Limits {
     /// its key-value buckets, all calls together: a write past it answers
     /// `too-large` and keeps nothing.
     pub data_bytes: u64,
+    /// Longest the plugin's migrations may run when it loads (`None`: as
+    /// long as a call, [`Limits::time`]); past it they are stopped and
+    /// nothing of them is kept. Manifest key `migration-ms`.
+    pub migration_time: Option<Duration>,
+}
+
+impl Limits {
+    /// How long the plugin's migrations may run when it loads.
+    pub fn migration_time(&self) -> Duration {
+        self.migration_time.unwrap_or(self.time)
+    }
 }
 
 impl Default for Limits {
@@ -80,6 +94,7 @@ impl Default for Limits {
             time: DEFAULT_TIME_LIMIT,
             rows: DEFAULT_ROW_LIMIT,
             data_bytes: DEFAULT_DATA_BYTES,
+            migration_time: None,
         }
     }
 }
@@ -157,6 +172,52 @@ pub struct Manifest {
     /// The schema of its own tables, applied when it loads (read from the
     /// `<name>.migrations` directory beside a manifest file).
     pub migrations: Migrations,
+    /// The build this manifest is for, when it is an approval: a plugin
+    /// loaded with it must be these bytes ([`Identity`]).
+    pub identity: Option<Identity>,
+}
+
+/// The build an approval is for: the SHA-256 of the component's bytes and
+/// of its migrations ([`Migrations::digest`]). A plugin's identity is these
+/// bytes, not the name its manifest claims: loaded with a manifest that has
+/// an identity, a component or migrations that differ are refused
+/// ([`Error::NotTheApprovedBuild`]), so that a file calling itself `beta`
+/// never runs with beta's approval or reaches beta's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The component's SHA-256, in hex.
+    pub component_sha256: String,
+    /// The migrations' SHA-256, in hex.
+    pub migrations_sha256: String,
+}
+
+impl Identity {
+    /// The identity of a component's bytes and its migrations.
+    pub fn of(component: &[u8], migrations: &Migrations) -> Self {
+        Self {
+            component_sha256: crate::schema::sha256_hex(component),
+            migrations_sha256: migrations.digest(),
+        }
+    }
+
+    /// What differs between this (what was approved) and `found`, one
+    /// line each; empty when they are the same build.
+    pub fn changes(&self, found: &Identity) -> Vec<String> {
+        let mut changed = Vec::new();
+        if self.component_sha256 != found.component_sha256 {
+            changed.push(format!(
+                "component sha256 {} (approved: {})",
+                found.component_sha256, self.component_sha256
+            ));
+        }
+        if self.migrations_sha256 != found.migrations_sha256 {
+            changed.push(format!(
+                "migrations sha256 {} (approved: {})",
+                found.migrations_sha256, self.migrations_sha256
+            ));
+        }
+        changed
+    }
 }
 
 impl Manifest {
@@ -168,6 +229,7 @@ impl Manifest {
             limits: Limits::default(),
             reuse: None,
             migrations: Migrations::default(),
+            identity: None,
         }
     }
 
@@ -205,8 +267,10 @@ impl Manifest {
     /// operator approved (a manifest too, written when the plugin was
     /// installed): the request, when the approval covers all of it — every
     /// interface at no more access, every limit no higher, reuse only if
-    /// approved and no looser. A request that grew since (an update that
-    /// asks for more) is refused until it is approved again.
+    /// approved and no looser — bound to the approval's [`Identity`], so
+    /// that loading it checks the bytes are the approved build. A request
+    /// that grew since (an update that asks for more) is refused until it is
+    /// approved again.
     ///
     /// # Errors
     /// [`Error::NotApproved`] naming everything asked for beyond the
@@ -234,6 +298,13 @@ impl Manifest {
         if l.rows > a.rows {
             beyond.push(format!("rows {} (approved: {})", l.rows, a.rows));
         }
+        if l.migration_time() > a.migration_time() {
+            beyond.push(format!(
+                "migration time {:?} (approved: {:?})",
+                l.migration_time(),
+                a.migration_time()
+            ));
+        }
         if l.data_bytes > a.data_bytes {
             beyond.push(format!(
                 "data {} MiB (approved: {} MiB)",
@@ -254,7 +325,10 @@ impl Manifest {
             }
         }
         if beyond.is_empty() {
-            Ok(self.clone())
+            // The approval's build is the one that may run with it.
+            let mut ok = self.clone();
+            ok.identity = approved.identity.clone();
+            Ok(ok)
         } else {
             Err(Error::NotApproved {
                 plugin: self.name.clone(),
@@ -280,12 +354,22 @@ impl Manifest {
             self.limits.rows,
             self.limits.data_bytes.div_ceil(1 << 20)
         ));
+        if let Some(t) = self.limits.migration_time {
+            out.push_str(&format!("migration-ms = {}\n", t.as_millis()));
+        }
         if let Some(r) = self.reuse {
             out.push_str(&format!(
                 "\n[reuse]\ncalls = {}\nmemory-kib = {}\nidle = {}\n",
                 r.max_calls,
                 r.max_memory_bytes.div_ceil(1 << 10),
                 r.idle
+            ));
+        }
+        if let Some(id) = &self.identity {
+            out.push_str(&format!(
+                "\n[identity]\ncomponent-sha256 = {}\nmigrations-sha256 = {}\n",
+                toml_string(&id.component_sha256),
+                toml_string(&id.migrations_sha256)
             ));
         }
         out
@@ -386,13 +470,39 @@ impl Manifest {
                 }
             };
         }
+        if let Some(ms) = raw.limits.migration_ms {
+            let time = Duration::from_millis(ms);
+            if ms == 0 || time > MAX_TIME_LIMIT {
+                return Err(bad(format!(
+                    "limits.migration-ms = {ms} is outside 1..=600000"
+                )));
+            }
+            limits.migration_time = Some(time);
+        }
         let reuse = raw.reuse.map(|r| r.check()).transpose().map_err(bad)?;
+        let identity = match raw.identity {
+            Some(id) => {
+                let hex = |what: &str, v: String| {
+                    if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        Ok(v.to_ascii_lowercase())
+                    } else {
+                        Err(bad(format!("identity.{what} is not a SHA-256 in hex")))
+                    }
+                };
+                Some(Identity {
+                    component_sha256: hex("component-sha256", id.component_sha256)?,
+                    migrations_sha256: hex("migrations-sha256", id.migrations_sha256)?,
+                })
+            }
+            None => None,
+        };
         Ok(Self {
             name: raw.name,
             grants,
             limits,
             reuse,
             migrations: Migrations::default(),
+            identity,
         })
     }
 }
@@ -425,6 +535,14 @@ struct RawManifest {
     #[serde(default)]
     limits: RawLimits,
     reuse: Option<RawReuse>,
+    identity: Option<RawIdentity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawIdentity {
+    component_sha256: String,
+    migrations_sha256: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -434,6 +552,7 @@ struct RawLimits {
     time_ms: Option<u64>,
     rows: Option<u64>,
     data_mib: Option<u64>,
+    migration_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -164,6 +164,17 @@ impl Plugin {
         source: Option<(&std::path::Path, &std::fs::Metadata)>,
     ) -> Result<Self> {
         let name = manifest.name.clone();
+        // An approval is for one build: these bytes and these migrations.
+        if let Some(approved) = &manifest.identity {
+            let found = crate::Identity::of(bytes, &manifest.migrations);
+            let changed = approved.changes(&found);
+            if !changed.is_empty() {
+                return Err(Error::NotTheApprovedBuild {
+                    plugin: name,
+                    changed,
+                });
+            }
+        }
         // By names and versions, before the compile: a refusal is immediate
         // however large the component.
         let imports =
@@ -191,6 +202,7 @@ impl Plugin {
                 meta: Arc::new(PluginMeta {
                     row_limit: manifest.limits.rows,
                     data_bytes: manifest.limits.data_bytes,
+                    memory_bytes: manifest.limits.memory_bytes,
                     log_name: manifest.name.as_str().into(),
                     name: manifest.name,
                     grants: manifest.grants,
@@ -600,13 +612,33 @@ fn deadline_ticks(limit: std::time::Duration) -> u64 {
 }
 
 /// Brings the plugin's own schema to the version it ships for the
-/// database's dialect (see [`crate::schema`]).
+/// database's dialect (see [`crate::schema`]), under its limits: the
+/// migrations need its `plinth:sql` write grant, run within its migration
+/// time, its row limit and its data quota, and are undone whole when any is
+/// passed. A plugin that ships none is still held to what the database
+/// records: migrations applied once must still be shipped.
 fn migrate(db: &plinth_store::Db, manifest: &Manifest) -> Result<()> {
     let m = &manifest.migrations;
+    let plugin = manifest.name.clone();
+    let schema_err = |source| Error::Schema {
+        plugin: plugin.clone(),
+        source,
+    };
+    // A name that cannot own data has none to check.
+    let Ok(ns) = plinth_store::sql::Namespace::new(&plugin, false) else {
+        return Ok(());
+    };
     if m.is_empty() {
+        let applied = db.plugin_migrations(&plugin).map_err(schema_err)?;
+        if let Some(found) = applied.iter().map(|a| a.version).max() {
+            return Err(schema_err(plinth_store::Error::PluginSchemaTooNew {
+                plugin: plugin.clone(),
+                found,
+                shipped: 0,
+            }));
+        }
         return Ok(());
     }
-    let plugin = manifest.name.clone();
     let dialect = db.dialect();
     let list = m.for_dialect(dialect);
     if list.is_empty() {
@@ -616,13 +648,21 @@ fn migrate(db: &plinth_store::Db, manifest: &Manifest) -> Result<()> {
             ships: m.dialects().join(" and "),
         });
     }
-    let schema_err = |source| Error::Schema {
-        plugin: plugin.clone(),
-        source,
+    if manifest.grants.get(&crate::capabilities::sql::SQL) != Some(crate::Access::Write) {
+        return Err(Error::MigrationsNotGranted {
+            plugin,
+            count: list.len(),
+        });
+    }
+    let limits = manifest.limits;
+    let ns = ns
+        .with_quota(Some(limits.data_bytes))
+        .with_result_budget(limits.memory_bytes as u64);
+    let bounds = plinth_store::plugin::MigrationLimits {
+        deadline: Some(Instant::now() + limits.migration_time()),
+        rows: Some(limits.rows),
     };
-    let ns = plinth_store::sql::Namespace::new(&plugin, false)
-        .map_err(|e| schema_err(plinth_store::Error::InvalidMigrations(e.to_string())))?;
-    let done = db.migrate_plugin(&ns, list).map_err(schema_err)?;
+    let done = db.migrate_plugin(&ns, list, bounds).map_err(schema_err)?;
     if done.to != done.from {
         tracing::info!(plugin = %plugin, from = done.from, to = done.to, "migrated its schema");
     }

@@ -64,6 +64,25 @@ impl Migrations {
         }
     }
 
+    /// The SHA-256, in hex, of every migration it ships — each dialect's
+    /// name, each migration's number, name and SQL, length-prefixed — what
+    /// an approval records of them ([`crate::Identity`]). A plugin that
+    /// ships none has the digest of nothing.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for (name, dialect) in DIALECTS {
+            for m in self.for_dialect(dialect) {
+                for part in [name.as_bytes(), m.name.as_bytes(), m.sql.as_bytes()] {
+                    hash.update((part.len() as u64).to_le_bytes());
+                    hash.update(part);
+                }
+                hash.update(m.version.to_le_bytes());
+            }
+        }
+        hex::encode(hash.finalize())
+    }
+
     /// The dialects it ships migrations for.
     pub fn dialects(&self) -> Vec<&'static str> {
         DIALECTS
@@ -186,6 +205,12 @@ impl Migrations {
         }
         Ok(out)
     }
+}
+
+/// The SHA-256 of `bytes`, in hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// A migration file read: its number, name, SQL and where it came from.

@@ -177,7 +177,7 @@ fn an_upgrade_counts_the_words_of_notes_written_before_it() -> Result<()> {
     let db = f.runtime.db();
     let ns = Namespace::new("notes", false)?;
     let v1 = shipped(&f)?[..1].to_vec();
-    db.migrate_plugin(&ns, &v1)?;
+    db.migrate_plugin(&ns, &v1, plinth_store::plugin::MigrationLimits::default())?;
     let mut unit = db.unit()?;
     unit.plugin_execute(
         &ns,

@@ -69,7 +69,8 @@ enum Command {
         json: bool,
         /// For a plugin named by its path: grant what its manifest requests,
         /// for this call only (otherwise it needs an approval from `plugin
-        /// install`).
+        /// install`). Not when a plugin of its name is installed: it then
+        /// runs with that approval, and only if it is the approved build.
         #[arg(long)]
         approve: bool,
     },
@@ -742,6 +743,10 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         return Err(Failure::usage("give the path of a .wasm to install"));
     };
     let request = plugins::request(&source)?;
+    // The bytes approved are the bytes read once here: shown, checked,
+    // recorded and copied.
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let identity = plinth_host::Identity::of(&bytes, &request.migrations);
     let name = request.name.clone();
     if !name
         .chars()
@@ -766,8 +771,29 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         true,
     )?;
     runtime
-        .load_file(wasm, request.clone())
+        .load_bytes(&bytes, request.clone())
         .with_context(|| format!("cannot load {}", wasm.display()))?;
+    let previous = plugins::approval_path(&dir, &name);
+    if let Ok(previous) = plinth_host::Manifest::from_file(&previous) {
+        println!("plugin {name} is installed; this build replaces it:");
+        match &previous.identity {
+            Some(old) => {
+                let changed = old.changes(&identity);
+                if changed.is_empty() {
+                    println!("  the same build as approved");
+                }
+                for line in changed {
+                    println!("  {line}");
+                }
+            }
+            None => println!("  (the installed approval names no build)"),
+        }
+        if let Err(plinth_host::Error::NotApproved { beyond, .. }) = request.within(&previous) {
+            for line in beyond {
+                println!("  asks for more: {line}");
+            }
+        }
+    }
     println!("plugin {name} asks for:");
     let mut any = false;
     for (interface, access) in request.grants.iter() {
@@ -785,10 +811,15 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         l.rows,
         l.data_bytes >> 20
     );
+    if let Some(t) = l.migration_time {
+        println!("  its migrations may run for {} ms at load", t.as_millis());
+    }
     for dialect in request.migrations.dialects() {
         let list = request.migrations.for_dialect(dialect_of(dialect));
         println!("  its own tables: {} migrations for {dialect}", list.len());
     }
+    println!("  build: component sha256 {}", identity.component_sha256);
+    println!("         migrations sha256 {}", identity.migrations_sha256);
     if request.reuse.is_some() {
         println!("  reuse of live instances between calls");
     }
@@ -806,7 +837,7 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         }
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::copy(wasm, dir.join(format!("{name}.wasm")))?;
+    std::fs::write(dir.join(format!("{name}.wasm")), &bytes)?;
     std::fs::write(dir.join(format!("{name}.toml")), request.to_toml())?;
     let migrations = plinth_host::Migrations::dir_for(&dir.join(format!("{name}.toml")));
     if migrations.exists() {
@@ -822,9 +853,11 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
             )?;
         }
     }
+    let mut approved = request.clone();
+    approved.identity = Some(identity);
     let approval = format!(
-        "# What the operator approved for {name} (plinth plugin install).\n# The plugin runs with at most this; a request beyond it is refused.\n{}",
-        request.to_toml()
+        "# What the operator approved for {name} (plinth plugin install), and the build it is for.\n# The plugin runs with at most this, and only as these bytes; anything else is refused.\n{}",
+        approved.to_toml()
     );
     std::fs::write(plugins::approval_path(&dir, &name), approval)?;
     println!("installed {name} into {}", dir.display());

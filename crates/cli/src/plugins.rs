@@ -5,10 +5,18 @@
 //! A plugin's manifest is its request; what it runs with is what the
 //! operator approved. Built-in plugins are approved by the build. An
 //! installed plugin is approved by `plinth plugin install`, which writes
-//! `NAME.approved.toml` beside it; a request that grows afterwards (an
-//! update) is refused until it is approved again. A file named by its path
-//! runs with the approval of the installed plugin of the same name, or with
-//! what it requests when the command says `--approve`.
+//! `NAME.approved.toml` beside it: the grants and limits approved, and the
+//! build they are for (the SHA-256 of the component and of its migrations).
+//! A request that grows afterwards (an update) is refused until it is
+//! approved again, and so are bytes that are not the approved build.
+//!
+//! A name is not an identity. Whatever claims the name of an installed
+//! plugin — a file named by its path, with or without `--approve`, or
+//! another file dropped in the plugins directory — runs with that plugin's
+//! approval only if it is the approved build, and is refused otherwise; so
+//! it never reaches the installed plugin's tables and buckets. A file whose
+//! name no installed plugin has runs with nothing granted, or with what it
+//! requests when the command says `--approve`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -165,21 +173,29 @@ pub fn request_migrations(source: &Source) -> Result<plinth_host::Migrations, Fa
 }
 
 /// What a plugin from a file may have: its request, held against the
-/// operator's approval (or taken as it is, with `approve_request`).
+/// operator's approval and bound to the approved build (or, when no
+/// plugin of its name is installed, taken as it is with `approve_request`).
 fn approved(
     plugins_dir: Option<&Path>,
     source: &Source,
     approve_request: bool,
 ) -> Result<Manifest, Failure> {
     let request = request(source)?;
-    if approve_request {
-        return Ok(request);
-    }
     let approval = plugins_dir
         .map(|dir| approval_path(dir, &request.name))
         .filter(|p| p.exists());
     let approval = match approval {
-        Some(path) => Manifest::from_file(&path).map_err(Failure::runtime)?,
+        Some(path) => {
+            let approval = Manifest::from_file(&path).map_err(Failure::runtime)?;
+            if approval.identity.is_none() {
+                return Err(Failure::runtime(anyhow::anyhow!(
+                    "{}: this approval names no build (it was written before approvals did); install the plugin again with `plinth plugin install`",
+                    path.display()
+                )));
+            }
+            approval
+        }
+        None if approve_request => return Ok(request),
         // Nothing approved: the request must ask for no interface and no
         // more than the default limits.
         None => Manifest::new(request.name.clone()),

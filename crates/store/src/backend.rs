@@ -178,11 +178,13 @@ pub(crate) trait Tx: Debug + Send {
         used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<crate::sql::Answers, crate::sql::SqlError>;
     /// Runs a plugin's migration script (statements separated by `;`), each
-    /// statement through the sandbox.
+    /// statement through the sandbox, under the namespace's quota (`used`
+    /// as for `plugin_sql`).
     fn plugin_script(
         &mut self,
         ns: &crate::sql::Namespace,
         script: &str,
+        used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<(), crate::sql::SqlError>;
 
     // What a plugin keeps (see `crate::plugin`).

@@ -139,22 +139,42 @@ pub enum KvError {
     Store(#[from] Error),
 }
 
+/// What a plugin's migrations run under when it loads: the limits its calls
+/// have. Its quota is the namespace's ([`Namespace::with_quota`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrationLimits {
+    /// When the migrations must be done: a statement still running then is
+    /// stopped (on SQLite by the progress handler, on PostgreSQL by a
+    /// cancel), the wait for the write lock ends before it, and nothing of
+    /// the load is kept.
+    pub deadline: Option<std::time::Instant>,
+    /// Most rows the migrations may insert, update or delete in all.
+    pub rows: Option<u64>,
+}
+
 impl Db {
     /// Applies the migrations of `migrations` the database has not recorded
-    /// for `ns`'s plugin, in one unit of work; returns the versions before
-    /// and after. Loading again is a no-op.
+    /// for `ns`'s plugin, in one unit of work, under `limits` and `ns`'s
+    /// quota; returns the versions before and after. Loading again is a
+    /// no-op.
     ///
     /// # Errors
     /// [`Error::InvalidMigrations`] for a list not numbered 1, 2, 3, …;
     /// [`Error::PluginSchemaTooNew`] when the database records a newer
-    /// version than `migrations` reaches; [`Error::PluginMigrationChanged`]
-    /// when an applied migration's SQL differs from what was applied;
-    /// [`Error::PluginMigration`] when a statement fails (nothing of this
-    /// call is kept); [`Error::Busy`].
+    /// version than `migrations` reaches (also when the plugin ships none
+    /// at all now); [`Error::PluginMigrationChanged`] when an applied
+    /// migration's SQL differs from what was applied;
+    /// [`Error::PluginMigration`] when a statement fails, runs to the
+    /// deadline ([`SqlError::TimedOut`](crate::sql::SqlError::TimedOut)),
+    /// or takes the plugin past its quota or its row limit
+    /// ([`SqlError::TooLarge`](crate::sql::SqlError::TooLarge)); nothing of
+    /// this call is kept then. [`Error::Busy`] when the write lock is not
+    /// had before the deadline.
     pub fn migrate_plugin(
         &self,
         ns: &Namespace,
         migrations: &[PluginMigration],
+        limits: MigrationLimits,
     ) -> Result<PluginMigrated> {
         for (i, m) in migrations.iter().enumerate() {
             if usize::try_from(m.version).ok() != Some(i + 1) {
@@ -170,6 +190,9 @@ impl Db {
         }
         let plugin = ns.plugin();
         let mut unit = self.unit()?;
+        if let Some(deadline) = limits.deadline {
+            unit.set_deadline(deadline);
+        }
         let applied = unit.tx().lock_plugin_schema(plugin)?;
         let from = applied.iter().map(|a| a.version).max().unwrap_or(0);
         let shipped = u32::try_from(migrations.len()).unwrap_or(u32::MAX);
@@ -194,19 +217,27 @@ impl Db {
         }
         let now = unit.now();
         for m in migrations.iter().filter(|m| m.version > from) {
-            unit.tx()
-                .plugin_script(ns, &m.sql)
-                .map_err(|error| Error::PluginMigration {
-                    plugin: plugin.to_string(),
-                    version: m.version,
-                    name: m.name.clone(),
-                    error,
-                })?;
+            let failed = |error| Error::PluginMigration {
+                plugin: plugin.to_string(),
+                version: m.version,
+                name: m.name.clone(),
+                error,
+            };
+            let used = unit.usage.entry(plugin.to_string()).or_default();
+            unit.tx.plugin_script(ns, &m.sql, used).map_err(failed)?;
+            let written = unit.rows_written();
+            if let Some(most) = limits.rows
+                && written > most
+            {
+                return Err(failed(crate::sql::SqlError::TooLarge(format!(
+                    "the migrations wrote {written} rows; the plugin's row limit is {most}"
+                ))));
+            }
             unit.tx().record_plugin_migration(plugin, m, now)?;
         }
-        if from < shipped {
+        if from < shipped && ns.quota().is_none() {
             // Its tables changed outside any quota: counted afresh when a
-            // write next needs it.
+            // write next needs it. (Under a quota the unit counted them.)
             unit.tx().forget_plugin_bytes(plugin)?;
         }
         unit.commit()?;

@@ -77,34 +77,94 @@ impl SqlBatchRows {
             })
             .collect()
     }
+}
 
-    /// Appends one run's rows: `next_row` pushes the next row's values and
-    /// answers `true`, or answers `false` when the run has no more rows.
-    pub(crate) fn push_run<E>(
-        &mut self,
-        mut next_row: impl FnMut(&mut Vec<SqlValue>) -> Result<bool, E>,
-    ) -> Result<(), E>
-    where
-        E: From<SqlError>,
-    {
-        let mut count: u32 = 0;
-        while next_row(&mut self.values)? {
-            count = count.checked_add(1).ok_or_else(|| {
-                SqlError::TooLarge("more than 4294967295 rows from one run".into())
-            })?;
-        }
-        self.counts.push(count);
-        Ok(())
+impl SqlValue {
+    /// What the value takes in the host's memory: its slot and its bytes.
+    fn host_bytes(&self) -> u64 {
+        let payload = match self {
+            SqlValue::Text(t) => t.len(),
+            SqlValue::Blob(b) => b.len(),
+            _ => 0,
+        };
+        (std::mem::size_of::<SqlValue>() + payload) as u64
     }
 }
 
-/// What a plugin statement run once per parameter list answered.
+/// What a plugin statement run once per parameter list answered, gathered
+/// under a byte budget: rows are counted as they are read, so that a query
+/// whose rows would not fit answers [`SqlError::TooLarge`] while the host
+/// holds at most the budget (and one row) of them.
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     /// For a query ([`Want::Rows`]): the rows of every run.
     pub(crate) rows: SqlBatchRows,
     /// For a statement that writes ([`Want::Outcome`]): what each run did.
     pub(crate) outcomes: Vec<SqlOutcome>,
+    /// Most bytes the rows may take.
+    budget: u64,
+    /// Bytes they take so far.
+    taken: u64,
+}
+
+impl Answers {
+    /// Answers to gather under a budget of `budget` bytes of rows.
+    pub(crate) fn new(budget: u64) -> Self {
+        Self {
+            budget,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the columns' names (every run of one statement has the same).
+    pub(crate) fn set_columns(&mut self, columns: Vec<String>) -> Result<(), SqlError> {
+        let bytes = columns
+            .iter()
+            .map(|c| (std::mem::size_of::<String>() + c.len()) as u64)
+            .sum();
+        self.rows.columns = columns;
+        self.take(bytes)
+    }
+
+    /// Starts the rows of the next run.
+    pub(crate) fn begin_run(&mut self) {
+        self.rows.counts.push(0);
+    }
+
+    /// Adds one value of the current row.
+    ///
+    /// # Errors
+    /// [`SqlError::TooLarge`] when the rows so far are over the budget.
+    pub(crate) fn push_value(&mut self, value: SqlValue) -> Result<(), SqlError> {
+        self.take(value.host_bytes())?;
+        self.rows.values.push(value);
+        Ok(())
+    }
+
+    /// Ends the current row of the current run.
+    ///
+    /// # Errors
+    /// [`SqlError::TooLarge`] past `u32::MAX` rows in one run.
+    pub(crate) fn end_row(&mut self) -> Result<(), SqlError> {
+        if let Some(count) = self.rows.counts.last_mut() {
+            *count = count.checked_add(1).ok_or_else(|| {
+                SqlError::TooLarge("more than 4294967295 rows from one run".into())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, bytes: u64) -> Result<(), SqlError> {
+        self.taken = self.taken.saturating_add(bytes);
+        if self.taken > self.budget {
+            return Err(SqlError::TooLarge(format!(
+                "the rows take more than {} bytes, all the host holds for one call's \
+                 statement (from the plugin's memory limit); ask for fewer or smaller rows",
+                self.budget
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What a statement that changes rows did.
@@ -152,6 +212,7 @@ pub struct Namespace {
     plugin: String,
     read_only: bool,
     quota: Option<u64>,
+    result_bytes: u64,
 }
 
 impl Namespace {
@@ -176,6 +237,7 @@ impl Namespace {
             plugin: plugin.to_string(),
             read_only,
             quota: None,
+            result_bytes: MAX_RESULT_BYTES,
         })
     }
 
@@ -186,6 +248,21 @@ impl Namespace {
     pub fn with_quota(mut self, bytes: Option<u64>) -> Self {
         self.quota = bytes;
         self
+    }
+
+    /// The same namespace, its statements' rows held in the host to at most
+    /// `bytes` (and never more than [`MAX_RESULT_BYTES`]): a query, or a
+    /// batch of queries, whose rows take more answers
+    /// [`SqlError::TooLarge`] as soon as the rows read pass it.
+    #[must_use]
+    pub fn with_result_budget(mut self, bytes: u64) -> Self {
+        self.result_bytes = bytes.min(MAX_RESULT_BYTES);
+        self
+    }
+
+    /// Most bytes of rows one statement (or batch) may bring into the host.
+    pub fn result_budget(&self) -> u64 {
+        self.result_bytes
     }
 
     /// Most bytes of data the plugin may keep, if bounded.
@@ -218,6 +295,11 @@ pub(crate) enum Want {
 
 /// The most bytes of SQL a plugin statement may have.
 pub const MAX_STATEMENT_BYTES: usize = 100_000;
+
+/// The most bytes of rows one plugin statement, or one batch, may bring
+/// into the host's memory, whatever the plugin's memory limit: 64 MiB. Each
+/// value counts its bytes and its slot (the size of a [`SqlValue`]).
+pub const MAX_RESULT_BYTES: u64 = 64 << 20;
 
 impl Unit {
     /// Runs one statement of `ns`'s plugin that returns rows.

@@ -341,7 +341,11 @@ mod migrations {
     fn install_reload_and_upgrade_keep_the_data() -> Result<()> {
         let (_d, db) = db()?;
         let n = ns("notes")?;
-        let done = db.migrate_plugin(&n, &[v1()])?;
+        let done = db.migrate_plugin(
+            &n,
+            &[v1()],
+            plinth_store::plugin::MigrationLimits::default(),
+        )?;
         ensure!((done.from, done.to) == (0, 1));
         let mut unit = db.unit()?;
         for body in ["plain", "!urgent"] {
@@ -353,9 +357,17 @@ mod migrations {
         }
         unit.commit()?;
         // Loading again does nothing.
-        let again = db.migrate_plugin(&n, &[v1()])?;
+        let again = db.migrate_plugin(
+            &n,
+            &[v1()],
+            plinth_store::plugin::MigrationLimits::default(),
+        )?;
         ensure!((again.from, again.to) == (1, 1));
-        let up = db.migrate_plugin(&n, &[v1(), v2()])?;
+        let up = db.migrate_plugin(
+            &n,
+            &[v1(), v2()],
+            plinth_store::plugin::MigrationLimits::default(),
+        )?;
         ensure!((up.from, up.to) == (1, 2));
         let all = bodies(&db, "notes")?;
         ensure!(
@@ -386,8 +398,16 @@ mod migrations {
     fn an_older_build_and_an_edited_migration_are_refused() -> Result<()> {
         let (_d, db) = db()?;
         let n = ns("notes")?;
-        db.migrate_plugin(&n, &[v1(), v2()])?;
-        match db.migrate_plugin(&n, &[v1()]) {
+        db.migrate_plugin(
+            &n,
+            &[v1(), v2()],
+            plinth_store::plugin::MigrationLimits::default(),
+        )?;
+        match db.migrate_plugin(
+            &n,
+            &[v1()],
+            plinth_store::plugin::MigrationLimits::default(),
+        ) {
             Err(Error::PluginSchemaTooNew {
                 found: 2,
                 shipped: 1,
@@ -397,11 +417,19 @@ mod migrations {
         }
         let mut edited = v1();
         edited.sql.push_str("\n-- a comment is an edit too");
-        match db.migrate_plugin(&n, &[edited, v2()]) {
+        match db.migrate_plugin(
+            &n,
+            &[edited, v2()],
+            plinth_store::plugin::MigrationLimits::default(),
+        ) {
             Err(Error::PluginMigrationChanged { version: 1, .. }) => {}
             other => anyhow::bail!("{other:?}"),
         }
-        match db.migrate_plugin(&n, &[v2()]) {
+        match db.migrate_plugin(
+            &n,
+            &[v2()],
+            plinth_store::plugin::MigrationLimits::default(),
+        ) {
             Err(Error::InvalidMigrations(_)) => {}
             other => anyhow::bail!("{other:?}"),
         }
@@ -413,7 +441,11 @@ mod migrations {
     fn a_failing_migration_leaves_the_old_version_and_data() -> Result<()> {
         let (_d, db) = db()?;
         let n = ns("notes")?;
-        db.migrate_plugin(&n, &[v1()])?;
+        db.migrate_plugin(
+            &n,
+            &[v1()],
+            plinth_store::plugin::MigrationLimits::default(),
+        )?;
         let mut unit = db.unit()?;
         unit.plugin_execute(&n, "INSERT INTO notes (body) VALUES ('kept')", &[])?;
         unit.commit()?;
@@ -423,7 +455,11 @@ mod migrations {
             "half",
             "ALTER TABLE notes ADD COLUMN extra TEXT; DELETE FROM notes; INSERT INTO missing VALUES (1);",
         );
-        match db.migrate_plugin(&n, &[v1(), bad]) {
+        match db.migrate_plugin(
+            &n,
+            &[v1(), bad],
+            plinth_store::plugin::MigrationLimits::default(),
+        ) {
             Err(Error::PluginMigration {
                 version: 2,
                 error: SqlError::Syntax(_),
@@ -445,7 +481,11 @@ mod migrations {
             "CREATE TRIGGER t AFTER INSERT ON notes BEGIN DELETE FROM users; END;",
             "BEGIN; CREATE TABLE y (a); COMMIT;",
         ] {
-            let r = db.migrate_plugin(&n, &[v1(), step(2, "evil", sql)]);
+            let r = db.migrate_plugin(
+                &n,
+                &[v1(), step(2, "evil", sql)],
+                plinth_store::plugin::MigrationLimits::default(),
+            );
             // `users` is the plugin's own name: there is no such table of its.
             ensure!(
                 matches!(
@@ -477,7 +517,13 @@ mod migrations {
             .map(|_| {
                 let (db, m) = (db.clone(), counter.clone());
                 std::thread::spawn(move || -> Result<u32> {
-                    Ok(db.migrate_plugin(&ns("notes")?, &[m])?.from)
+                    Ok(db
+                        .migrate_plugin(
+                            &ns("notes")?,
+                            &[m],
+                            plinth_store::plugin::MigrationLimits::default(),
+                        )?
+                        .from)
                 })
             })
             .collect();
@@ -498,7 +544,11 @@ mod migrations {
     fn a_quota_refuses_the_write_that_passes_it_and_keeps_the_rest() -> Result<()> {
         let (_d, db) = db()?;
         let n = ns("notes")?.with_quota(Some(64 << 10));
-        db.migrate_plugin(&n, &[v1()])?;
+        db.migrate_plugin(
+            &n,
+            &[v1()],
+            plinth_store::plugin::MigrationLimits::default(),
+        )?;
         let mut unit = db.unit()?;
         let mut kept = 0;
         let refused = loop {
@@ -648,4 +698,302 @@ fn a_query_batch_answers_flat_with_each_runs_count() -> Result<()> {
         "{odd:?}"
     );
     Ok(())
+}
+
+/// What a plugin's schema keeps for later is checked once the change is
+/// made: a foreign key, a default, a generated column, a check, an index
+/// expression or a view that points outside the namespace or calls a
+/// function plugins may not call is undone, with a typed refusal, and sign-in's
+/// tables keep working.
+mod schema_check {
+    use super::*;
+
+    fn refused(unit: &mut plinth_store::Unit, ns: &Namespace, sql: &str) -> Result<String> {
+        match unit.plugin_execute(ns, sql, &[]) {
+            Err(SqlError::AccessDenied(why)) => Ok(why),
+            other => anyhow::bail!("{sql}: expected access-denied, got {other:?}"),
+        }
+    }
+
+    /// The names of `plugin`'s objects in the file, as SQLite has them.
+    fn objects(db: &Db, plugin: &str) -> Result<Vec<String>> {
+        let conn = rusqlite::Connection::open(db.path().unwrap_or(std::path::Path::new("")))?;
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE tbl_name LIKE ?1")?;
+        let names = stmt
+            .query_map([format!("{plugin}:%")], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(names)
+    }
+
+    #[test]
+    fn a_foreign_key_added_to_a_core_table_is_undone_and_sign_in_still_works() -> Result<()> {
+        let (_d, db) = db()?;
+        let alpha = ns("alpha")?;
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&alpha, "CREATE TABLE f (a)", &[])?;
+        // Put into the namespace by the rewrite: it points at alpha's own
+        // (missing) sessions, not the core table...
+        unit.plugin_execute(
+            &alpha,
+            "ALTER TABLE f ADD COLUMN u TEXT REFERENCES sessions (user_uuid)",
+            &[],
+        )?;
+        unit.commit()?;
+        let conn = rusqlite::Connection::open(db.path().unwrap_or(std::path::Path::new("")))?;
+        let target: String = conn.query_row(
+            r#"SELECT "table" FROM pragma_foreign_key_list('alpha:f')"#,
+            [],
+            |r| r.get(0),
+        )?;
+        ensure!(target == "alpha:sessions", "{target}");
+        // ...and a session of the core tables is still written and deleted.
+        let user = db.with_unit(|u| {
+            u.create_user(&NewUser {
+                name: "ada".into(),
+                email: "ada@example.com".into(),
+            })
+        })?;
+        let id = "a".repeat(64);
+        db.with_unit(|u| u.create_session(&id, &user.uuid, 3600))?;
+        db.with_unit(|u| u.delete_user_sessions(&user.uuid))?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_foreign_key_that_names_another_namespace_stays_in_its_own() -> Result<()> {
+        let (_d, db) = db()?;
+        items(&db, "beta")?;
+        let alpha = ns("alpha")?;
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&alpha, "CREATE TABLE f (a)", &[])?;
+        for sql in [
+            r#"ALTER TABLE f ADD COLUMN b TEXT REFERENCES "beta:items" (title)"#,
+            r#"CREATE TABLE g (b TEXT REFERENCES "beta:items" (title))"#,
+            r#"CREATE TABLE h (b TEXT, FOREIGN KEY (b) REFERENCES "beta:items" (title))"#,
+        ] {
+            unit.plugin_execute(&alpha, sql, &[])?;
+        }
+        unit.commit()?;
+        // Every key points into alpha's namespace, and beta's rows change
+        // as freely as before.
+        let conn = rusqlite::Connection::open(db.path().unwrap_or(std::path::Path::new("")))?;
+        let mut stmt = conn.prepare(
+            r#"SELECT k."table" FROM sqlite_schema AS s, pragma_foreign_key_list(s.name) AS k
+               WHERE s.type = 'table' AND s.name LIKE 'alpha:%'"#,
+        )?;
+        let targets = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ensure!(
+            targets.len() == 3 && targets.iter().all(|t| t == "alpha:beta:items"),
+            "{targets:?}"
+        );
+        let beta = ns("beta")?;
+        let mut unit = db.unit()?;
+        let gone = unit.plugin_execute(&beta, "DELETE FROM items", &[])?;
+        ensure!(gone.rows_affected == 1, "{gone:?}");
+        unit.commit()?;
+        Ok(())
+    }
+
+    #[test]
+    fn functions_hidden_in_the_schema_are_refused_and_undone() -> Result<()> {
+        let (_d, db) = db()?;
+        let alpha = ns("alpha")?;
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&alpha, "CREATE TABLE t (a, b)", &[])?;
+        for sql in [
+            "CREATE TABLE d (a, v DEFAULT (sqlite_version()))",
+            "CREATE TABLE d (a, v DEFAULT (sqlite_source_id()))",
+            "CREATE TABLE d (a, v DEFAULT (sqlite_compileoption_get(0)))",
+            "CREATE TABLE d (a, v DEFAULT (load_extension('x')))",
+            "CREATE TABLE d (a, v AS (sqlite_version()))",
+            "CREATE TABLE d (a CHECK (sqlite_version() <> ''))",
+            "ALTER TABLE t ADD COLUMN v DEFAULT (sqlite_version())",
+            "CREATE VIEW w AS SELECT sqlite_version() AS v",
+            "CREATE VIEW w AS SELECT * FROM t WHERE a = sqlite_source_id()",
+            "CREATE INDEX i ON t (sqlite_version(), a)",
+        ] {
+            let why = refused(&mut unit, &alpha, sql)?;
+            ensure!(
+                why.contains("sqlite_") || why.contains("load_extension"),
+                "{sql}: {why}"
+            );
+        }
+        // The same shapes with listed functions are fine.
+        unit.plugin_execute(&alpha, "CREATE TABLE d (a, v DEFAULT (lower('X')))", &[])?;
+        unit.plugin_execute(&alpha, "CREATE VIEW w AS SELECT upper(a) AS v FROM t", &[])?;
+        unit.plugin_execute(&alpha, "CREATE INDEX i ON t (lower(a))", &[])?;
+        unit.plugin_execute(&alpha, "INSERT INTO d (a) VALUES (1)", &[])?;
+        let rows = unit.plugin_query(&alpha, "SELECT v FROM d", &[])?;
+        ensure!(rows.rows == [[SqlValue::Text("x".into())]], "{rows:?}");
+        unit.commit()?;
+        let mut names = objects(&db, "alpha")?;
+        names.sort();
+        ensure!(
+            names == ["alpha:d", "alpha:i", "alpha:t", "alpha:w"],
+            "{names:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_table_cannot_be_renamed_out_of_the_namespace() -> Result<()> {
+        let (_d, db) = db()?;
+        let alpha = ns("alpha")?;
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&alpha, "CREATE TABLE t (a)", &[])?;
+        for sql in [
+            "ALTER TABLE t RENAME TO users2",
+            "ALTER TABLE t RENAME TO \"beta:t\"",
+        ] {
+            match unit.plugin_execute(&alpha, sql, &[]) {
+                Err(SqlError::AccessDenied(_)) => {}
+                other => anyhow::bail!("{sql}: {other:?}"),
+            }
+        }
+        unit.commit()?;
+        ensure!(objects(&db, "alpha")? == ["alpha:t"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_migration_that_points_outside_fails_whole() -> Result<()> {
+        use plinth_store::plugin::{MigrationLimits, PluginMigration};
+        let (_d, db) = db()?;
+        let m = PluginMigration {
+            version: 1,
+            name: "sneaky".into(),
+            sql: "CREATE TABLE f (a); ALTER TABLE f ADD COLUMN v DEFAULT (sqlite_version());"
+                .into(),
+        };
+        match db.migrate_plugin(&ns("alpha")?, &[m], MigrationLimits::default()) {
+            Err(plinth_store::Error::PluginMigration {
+                error: SqlError::AccessDenied(_),
+                ..
+            }) => {}
+            other => anyhow::bail!("{other:?}"),
+        }
+        ensure!(objects(&db, "alpha")?.is_empty());
+        ensure!(db.plugin_migrations("alpha")?.is_empty());
+        Ok(())
+    }
+}
+
+/// The rows a query brings into the host are held to the namespace's
+/// budget while they are read.
+#[test]
+fn rows_past_the_result_budget_end_too_large_query_and_batch() -> Result<()> {
+    let (_d, db) = db()?;
+    let small = ns("alpha")?.with_result_budget(1 << 20);
+    let mut unit = db.unit()?;
+    // 64 rows of 64 KiB: 4 MiB, over a 1 MiB budget.
+    let big = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c LIMIT 64) \
+               SELECT zeroblob(65536) FROM c";
+    match unit.plugin_query(&small, big, &[]) {
+        Err(SqlError::TooLarge(why)) => ensure!(why.contains("1048576"), "{why}"),
+        other => anyhow::bail!("{:?}", other.map(|r| r.rows.len())),
+    }
+    // A batch counts all its runs together: 40 runs of 32 KiB each.
+    let each: Vec<Vec<SqlValue>> = (0..40).map(|_| vec![SqlValue::Integer(32768)]).collect();
+    let each: Vec<&[SqlValue]> = each.iter().map(Vec::as_slice).collect();
+    match unit.plugin_query_batch(&small, "SELECT zeroblob(?1)", &each) {
+        Err(SqlError::TooLarge(_)) => {}
+        other => anyhow::bail!("{:?}", other.map(|r| r.counts.len())),
+    }
+    // Under the budget, the same answers in full; the unit goes on.
+    let fine = unit.plugin_query_batch(&small, "SELECT zeroblob(?1)", &each[..20])?;
+    ensure!(fine.counts == [1; 20]);
+    ensure!(ns("alpha")?.result_budget() == plinth_store::sql::MAX_RESULT_BYTES);
+    ensure!(
+        ns("alpha")?.with_result_budget(u64::MAX).result_budget()
+            == plinth_store::sql::MAX_RESULT_BYTES
+    );
+    Ok(())
+}
+
+/// A plugin's migrations run under its limits: its quota, its row limit and
+/// a deadline, past which the statement is stopped and nothing is kept.
+mod migration_limits {
+    use super::*;
+    use plinth_store::plugin::{MigrationLimits, PluginMigration};
+
+    fn one(sql: &str) -> PluginMigration {
+        PluginMigration {
+            version: 1,
+            name: "load".into(),
+            sql: sql.into(),
+        }
+    }
+
+    #[test]
+    fn an_endless_migration_is_stopped_at_its_deadline_and_keeps_nothing() -> Result<()> {
+        let (_d, db) = db()?;
+        let endless = one("CREATE TABLE t (n); \
+             WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) \
+             INSERT INTO t SELECT n FROM c;");
+        let started = Instant::now();
+        let limits = MigrationLimits {
+            deadline: Some(started + Duration::from_millis(300)),
+            rows: None,
+        };
+        match db.migrate_plugin(&ns("alpha")?, &[endless], limits) {
+            Err(plinth_store::Error::PluginMigration {
+                error: SqlError::TimedOut,
+                ..
+            }) => {}
+            other => anyhow::bail!("{other:?}"),
+        }
+        let took = started.elapsed();
+        ensure!(took < Duration::from_secs(3), "took {took:?}");
+        ensure!(db.plugin_migrations("alpha")?.is_empty());
+        // The writer is free at once: a core write goes through.
+        db.with_unit(|u| {
+            u.create_user(&NewUser {
+                name: "ada".into(),
+                email: "ada@example.com".into(),
+            })
+        })?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_migration_past_the_quota_or_the_row_limit_keeps_nothing() -> Result<()> {
+        let (_d, db) = db()?;
+        let fill = one("CREATE TABLE t (b); \
+             WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c LIMIT 600) \
+             INSERT INTO t SELECT zeroblob(60000) FROM c;");
+        let quota = ns("alpha")?.with_quota(Some(1 << 20));
+        match db.migrate_plugin(&quota, &[fill.clone()], MigrationLimits::default()) {
+            Err(plinth_store::Error::PluginMigration {
+                error: SqlError::TooLarge(_),
+                ..
+            }) => {}
+            other => anyhow::bail!("{other:?}"),
+        }
+        ensure!(db.plugin_migrations("alpha")?.is_empty());
+        let rows = MigrationLimits {
+            deadline: None,
+            rows: Some(100),
+        };
+        match db.migrate_plugin(&ns("alpha")?, &[fill.clone()], rows) {
+            Err(plinth_store::Error::PluginMigration {
+                error: SqlError::TooLarge(why),
+                ..
+            }) => ensure!(why.contains("row limit"), "{why}"),
+            other => anyhow::bail!("{other:?}"),
+        }
+        ensure!(db.plugin_migrations("alpha")?.is_empty());
+        // Within both, it applies; the bytes it took count against the quota.
+        let roomy = ns("alpha")?.with_quota(Some(64 << 20));
+        let ok = MigrationLimits {
+            deadline: None,
+            rows: Some(1000),
+        };
+        db.migrate_plugin(&roomy, &[fill], ok)?;
+        let data = db.plugin_data()?;
+        let alpha = data.iter().find(|d| d.plugin == "alpha");
+        ensure!(alpha.is_some_and(|a| a.bytes() > 30 << 20), "{alpha:?}");
+        Ok(())
+    }
 }

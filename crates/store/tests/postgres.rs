@@ -568,7 +568,13 @@ mod plugin_sql {
             .map(|_| {
                 let (url, n, v1) = (url.clone(), n.clone(), v1.clone());
                 std::thread::spawn(move || -> Result<u32> {
-                    Ok(host(&url)?.migrate_plugin(&n, &[v1])?.from)
+                    Ok(host(&url)?
+                        .migrate_plugin(
+                            &n,
+                            &[v1],
+                            plinth_store::plugin::MigrationLimits::default(),
+                        )?
+                        .from)
                 })
             })
             .collect();
@@ -584,7 +590,11 @@ mod plugin_sql {
                 .map_err(|e| Error::InvalidInput(e.to_string()))?;
             Ok(())
         })?;
-        let up = db.migrate_plugin(&n, &[v1.clone(), v2.clone()])?;
+        let up = db.migrate_plugin(
+            &n,
+            &[v1.clone(), v2.clone()],
+            plinth_store::plugin::MigrationLimits::default(),
+        )?;
         ensure!((up.from, up.to) == (1, 2));
         let rows = db
             .unit()?
@@ -595,7 +605,11 @@ mod plugin_sql {
             "bad",
             "ALTER TABLE notes ADD COLUMN c TEXT; DELETE FROM notes; SELECT * FROM nowhere;",
         );
-        let r = db.migrate_plugin(&n, &[v1.clone(), v2.clone(), bad]);
+        let r = db.migrate_plugin(
+            &n,
+            &[v1.clone(), v2.clone(), bad],
+            plinth_store::plugin::MigrationLimits::default(),
+        );
         ensure!(
             matches!(r, Err(Error::PluginMigration { version: 3, .. })),
             "{r:?}"
@@ -605,7 +619,7 @@ mod plugin_sql {
             .unit()?
             .plugin_query(&n, "SELECT count(*) FROM notes", &[])?;
         ensure!(rows.rows == [vec![SqlValue::Integer(1)]], "{rows:?}");
-        let older = db.migrate_plugin(&n, &[v1]);
+        let older = db.migrate_plugin(&n, &[v1], plinth_store::plugin::MigrationLimits::default());
         ensure!(
             matches!(older, Err(Error::PluginSchemaTooNew { .. })),
             "{older:?}"

@@ -340,9 +340,20 @@ impl batch::Host for DbView<'_> {
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvHostError> {
         let bucket = self.ctx().kv_handles.bucket(bucket.rep())?;
         let (ns, unit) = self.kv(BATCH.access("get-many"))?;
+        // The values are held to the budget a query's rows are.
+        let budget = ns.result_budget();
+        let mut taken: u64 = 0;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let value = unit.kv_get(&ns, &bucket, &key)?;
+            taken = taken.saturating_add(value.as_ref().map_or(0, |v| v.len() + key.len()) as u64);
+            if taken > budget {
+                return Err(KvError::TooLarge(format!(
+                    "the values take more than {budget} bytes, all the host holds for one call's \
+                     batch (from the plugin's memory limit); ask for fewer keys"
+                ))
+                .into());
+            }
             out.push(value.map(|v| (key, v)));
         }
         Ok(out)

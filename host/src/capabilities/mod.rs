@@ -81,6 +81,9 @@ pub(crate) struct PluginMeta {
     pub(crate) row_limit: u64,
     /// Most bytes its own data may take.
     pub(crate) data_bytes: u64,
+    /// Most bytes of its instance's memory: also what the host holds for
+    /// one of its queries' rows.
+    pub(crate) memory_bytes: usize,
     /// The name again, shared by the output streams of every call.
     pub(crate) log_name: Arc<str>,
 }
@@ -131,7 +134,10 @@ impl DatabaseCtx {
     }
 
     /// The calling plugin's own data — its tables and buckets — under its
-    /// quota; `read_only` refuses writes.
+    /// quota, the rows a statement brings into the host held to its memory
+    /// limit (and [`MAX_RESULT_BYTES`](plinth_store::sql::MAX_RESULT_BYTES)):
+    /// rows the guest could not take are not built; `read_only` refuses
+    /// writes.
     ///
     /// # Errors
     /// [`SqlError::AccessDenied`](plinth_store::sql::SqlError::AccessDenied)
@@ -142,7 +148,8 @@ impl DatabaseCtx {
     ) -> Result<plinth_store::sql::Namespace, plinth_store::sql::SqlError> {
         Ok(
             plinth_store::sql::Namespace::new(&self.plugin.name, read_only)?
-                .with_quota(Some(self.plugin.data_bytes)),
+                .with_quota(Some(self.plugin.data_bytes))
+                .with_result_budget(self.plugin.memory_bytes as u64),
         )
     }
 

@@ -501,9 +501,10 @@ impl Tx for PgTx {
         &mut self,
         ns: &crate::sql::Namespace,
         script: &str,
+        _used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<(), crate::sql::SqlError> {
-        let ns = ns.clone().with_quota(None);
-        self.run_plugin_sql(&ns, script, &[&[]], crate::sql::Want::Outcome, true)
+        // Each statement is measured against the quota as it runs.
+        self.run_plugin_sql(ns, script, &[&[]], crate::sql::Want::Outcome, true)
             .map(|_| ())
     }
 

@@ -28,6 +28,8 @@ use sqlparser::parser::Parser;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use std::pin::pin;
+
+use futures_util::TryStreamExt;
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
@@ -469,6 +471,7 @@ async fn plugin_statement(
     sql: &str,
     each: &[&[SqlValue]],
     want: Want,
+    budget: u64,
     measure: bool,
 ) -> Result<(Answers, Option<u64>), Failed> {
     let setup = format!(
@@ -479,14 +482,16 @@ async fn plugin_statement(
     let (set, prepared) = tokio::join!(client.batch_execute(&setup), client.prepare(sql));
     set?;
     let prepared = prepared?;
-    let mut answers = Answers::default();
+    let mut answers = Answers::new(budget);
     if want == Want::Rows {
         // Every run of one statement has the same columns.
-        answers.rows.columns = prepared
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect();
+        answers.set_columns(
+            prepared
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+        )?;
     }
     for params in each {
         run_prepared(client, &prepared, params, want, &mut answers).await?;
@@ -524,18 +529,20 @@ async fn run_prepared(
     let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
     match want {
         Want::Rows => {
-            let rows = client.query(prepared, &refs).await?;
+            // Row by row as the server sends them, so that the budget is
+            // held before the rows are (a stream dropped early is drained
+            // by the connection, not kept).
+            let rows = client.query_raw(prepared, refs.iter().copied()).await?;
+            let mut rows = pin!(rows);
             let n = prepared.columns().len();
-            let mut rows = rows.iter();
-            out.rows.push_run(|values| {
-                let Some(row) = rows.next() else {
-                    return Ok(false);
-                };
+            out.begin_run();
+            while let Some(row) = rows.try_next().await? {
                 for i in 0..n {
-                    values.push(value(row, i).map_err(Failed::Sql)?);
+                    out.push_value(value(&row, i)?)?;
                 }
-                Ok(true)
-            })
+                out.end_row()?;
+            }
+            Ok(())
         }
         Want::Outcome => {
             let n = client.execute(prepared, &refs).await?;
@@ -590,7 +597,7 @@ const PLUGIN_SCHEMA_LOCK_CLASS: i32 = 0x706c_7363;
 
 impl PgTx {
     /// Runs a plugin's statement (or, with `many`, a migration's
-    /// statements, without a quota) in this unit.
+    /// statements) in this unit, each measured against the quota.
     pub(crate) fn run_plugin_sql(
         &mut self,
         ns: &Namespace,
@@ -616,9 +623,9 @@ impl PgTx {
         if !self.writing {
             self.rows("SELECT 1", &[], Access::Lock).map_err(internal)?;
         }
-        let mut last = Answers::default();
+        let mut last = Answers::new(ns.result_budget());
         for (text, writes) in &statements {
-            let measure = *writes && ns.quota().is_some() && !many;
+            let measure = *writes && ns.quota().is_some();
             last = self.one_plugin_statement(ns, &schema, text, each, want, measure)?;
         }
         Ok(last)
@@ -654,7 +661,16 @@ impl PgTx {
         };
         let plugin = ns.plugin();
         let outcome: Result<Ran, ()> = pg.run(async {
-            let work = plugin_statement(client, schema, plugin, sql, each, want, measure);
+            let work = plugin_statement(
+                client,
+                schema,
+                plugin,
+                sql,
+                each,
+                want,
+                ns.result_budget(),
+                measure,
+            );
             let mut work = pin!(work);
             match budget {
                 None => Ok(work.await),

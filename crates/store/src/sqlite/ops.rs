@@ -456,8 +456,9 @@ impl Tx for SqliteTx {
         &mut self,
         ns: &crate::sql::Namespace,
         script: &str,
+        used: &mut Option<crate::unit::Usage>,
     ) -> std::result::Result<(), crate::sql::SqlError> {
-        self.run_plugin_script(ns, script)
+        self.run_plugin_script(ns, script, used)
     }
 
     fn lock_plugin_schema(&mut self, plugin: &str) -> Result<Vec<AppliedMigration>> {

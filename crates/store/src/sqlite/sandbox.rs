@@ -13,8 +13,9 @@ use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 use sqlparser::ast::{
-    ColumnOption, Expr, Ident, ObjectName, ObjectNamePart, Query, Statement, TableConstraint,
-    Visit, VisitMut, Visitor, VisitorMut,
+    AlterTableOperation, ColumnDef, ColumnOption, CreateTableOptions, Expr, Ident, ObjectName,
+    ObjectNamePart, Query, RenameTableNameKind, Statement, TableConstraint, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -217,21 +218,49 @@ fn namespace_statement(
         }
         Statement::CreateTable(table) => {
             for constraint in &mut table.constraints {
-                if let TableConstraint::ForeignKey { foreign_table, .. } = constraint {
-                    rename(foreign_table, &prefix)?;
-                }
+                rename_constraint(constraint, &prefix)?;
             }
             for column in &mut table.columns {
-                for option in &mut column.options {
-                    if let ColumnOption::ForeignKey { foreign_table, .. } = &mut option.option {
-                        rename(foreign_table, &prefix)?;
+                rename_column(column, &prefix)?;
+            }
+        }
+        Statement::AlterTable { operations, .. } => {
+            for operation in operations {
+                match operation {
+                    AlterTableOperation::AddColumn { column_def, .. } => {
+                        rename_column(column_def, &prefix)?;
                     }
+                    AlterTableOperation::AddConstraint { constraint, .. } => {
+                        rename_constraint(constraint, &prefix)?;
+                    }
+                    AlterTableOperation::RenameTable {
+                        table_name: RenameTableNameKind::As(name) | RenameTableNameKind::To(name),
+                    } => rename(name, &prefix)?,
+                    _ => {}
                 }
             }
         }
         _ => {}
     }
     Ok((statement.to_string(), ddl))
+}
+
+/// Puts the table a column's foreign key points at into the namespace.
+fn rename_column(column: &mut ColumnDef, prefix: &str) -> Result<(), SqlError> {
+    for option in &mut column.options {
+        if let ColumnOption::ForeignKey { foreign_table, .. } = &mut option.option {
+            rename(foreign_table, prefix)?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts the table a foreign-key constraint points at into the namespace.
+fn rename_constraint(constraint: &mut TableConstraint, prefix: &str) -> Result<(), SqlError> {
+    if let TableConstraint::ForeignKey { foreign_table, .. } = constraint {
+        rename(foreign_table, prefix)?;
+    }
+    Ok(())
 }
 
 /// Whether plugins may run this kind of statement; `Ok(true)` for DDL.
@@ -339,6 +368,155 @@ impl VisitorMut for Namer {
                         "{expr}: a plugin names its tables without a schema"
                     )));
                 }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The second layer after a statement (or a migration's statement) that
+/// changed a plugin's schema: the schema that resulted, as SQLite stored it,
+/// checked against the namespace and the function list. The authorizer sees
+/// what a statement does when it is prepared; it does not see what a schema
+/// keeps for later — a foreign key's target is resolved when a row of the
+/// *other* table changes, a default or a generated column runs inside some
+/// later insert, a view inside some later query.
+///
+/// Every object of the plugin (by its name or its table's) must be the
+/// plugin's; every foreign key, as SQLite itself lists it
+/// (`pragma_foreign_key_list`), must point at a table of the plugin; and the
+/// stored SQL of every table, index, view and trigger must parse, name no
+/// relation outside the namespace and call only listed functions (defaults,
+/// generated columns, checks, index expressions, view bodies). What cannot
+/// be checked is refused.
+///
+/// # Errors
+/// [`SqlError::AccessDenied`] naming the object and what points outside.
+fn check_schema(conn: &Connection, prefix: &str) -> Result<(), SqlError> {
+    let hi = format!("{};", prefix.trim_end_matches(':'));
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT type, name, tbl_name, sql FROM sqlite_schema
+             WHERE (name >= ?1 AND name < ?2) OR (tbl_name >= ?1 AND tbl_name < ?2)",
+        )
+        .map_err(internal)?;
+    let objects = stmt
+        .query_map((prefix, &hi), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .map_err(internal)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(internal)?;
+    let own = |name: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    let refuse = |object: &str, why: String| {
+        Err(SqlError::AccessDenied(format!(
+            "{}: {why}; the change was undone",
+            object.strip_prefix(prefix).unwrap_or(object)
+        )))
+    };
+    for (kind, name, table, sql) in objects {
+        let autoindex = name
+            .strip_prefix("sqlite_autoindex_")
+            .is_some_and(|rest| rest.starts_with(&table));
+        if !own(&table) || !(own(&name) || autoindex) {
+            return refuse(&name, format!("a {kind} of {table}, not of the plugin"));
+        }
+        if kind == "table" {
+            let mut fks = conn
+                .prepare_cached(r#"SELECT "table" FROM pragma_foreign_key_list(?1)"#)
+                .map_err(internal)?;
+            let targets = fks
+                .query_map([&name], |r| r.get::<_, String>(0))
+                .map_err(internal)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(internal)?;
+            if let Some(target) = targets.iter().find(|t| !own(t)) {
+                return refuse(&name, format!("a foreign key points at {target}"));
+            }
+        }
+        let Some(sql) = sql else { continue };
+        let statements = match parse(&sql) {
+            Ok(statements) => statements,
+            Err(_) => return refuse(&name, "its stored definition cannot be checked".into()),
+        };
+        let mut stored = Stored {
+            own: &own,
+            found: None,
+        };
+        for statement in &statements {
+            let _ = statement.visit(&mut stored);
+            if let Statement::CreateVirtualTable { module_args, .. } = statement {
+                // FTS5's options name tables too (`content=…`).
+                for arg in module_args {
+                    let text = arg.value.replace(' ', "");
+                    if let Some((key, value)) = text.split_once('=')
+                        && key.eq_ignore_ascii_case("content")
+                    {
+                        let value = value.trim_matches(['\'', '"']);
+                        if !value.is_empty() && !own(value) {
+                            stored.found = Some(format!("its content table is {value}"));
+                        }
+                    }
+                }
+            }
+            if let Statement::CreateTable(t) = statement
+                && !matches!(t.table_options, CreateTableOptions::None)
+                && t.table_options
+                    .to_string()
+                    .to_lowercase()
+                    .contains("references")
+            {
+                stored.found = Some("an option refers to another table".into());
+            }
+        }
+        if let Some(why) = stored.found {
+            return refuse(&name, why);
+        }
+    }
+    Ok(())
+}
+
+/// Walks an object's stored SQL for relations outside the namespace and
+/// functions not listed.
+struct Stored<'a> {
+    own: &'a dyn Fn(&str) -> bool,
+    found: Option<String>,
+}
+
+impl Visitor for Stored<'_> {
+    type Break = ();
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        let name = match relation.0.as_slice() {
+            [ObjectNamePart::Identifier(ident)] => ident.value.as_str(),
+            _ => "",
+        };
+        if !(self.own)(name) {
+            self.found = Some(format!("it refers to {relation}"));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            let listed = match f.name.0.as_slice() {
+                [ObjectNamePart::Identifier(ident)] => {
+                    FUNCTIONS.contains(&ident.value.to_lowercase().as_str())
+                }
+                _ => false,
+            };
+            if !listed {
+                self.found = Some(format!("it calls {}", f.name));
+                return ControlFlow::Break(());
             }
         }
         ControlFlow::Continue(())
@@ -524,6 +702,13 @@ fn classify(e: rusqlite::Error, refusal: &Refusal) -> SqlError {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     match &e {
+        // The authorizer refused something the statement needs (a function
+        // surfaces as a plain error, not as SQLITE_AUTH): say what.
+        rusqlite::Error::SqliteFailure(..) | rusqlite::Error::SqlInputError { .. }
+            if why.is_some() =>
+        {
+            SqlError::AccessDenied(why.unwrap_or_default())
+        }
         rusqlite::Error::SqliteFailure(f, msg) => {
             let msg = msg.clone().unwrap_or_else(|| f.to_string());
             match f.code {
@@ -589,20 +774,20 @@ impl SqliteTx {
     }
 
     /// Runs a migration script of `ns`'s plugin: each statement through the
-    /// sandbox, in this unit, with no quota.
+    /// sandbox, in this unit, under the namespace's quota as its calls are.
     pub(crate) fn run_plugin_script(
         &mut self,
         ns: &Namespace,
         script: &str,
+        used: &mut Option<Usage>,
     ) -> Result<(), SqlError> {
         let mut statements = parse(script)?;
         if statements.is_empty() {
             return Err(SqlError::Syntax("the migration has no statements".into()));
         }
-        let ns = ns.clone().with_quota(None);
         for statement in &mut statements {
-            let rewritten = rewrite(statement, &ns)?;
-            self.run_namespaced(&ns, &rewritten, &[&[]], Want::Outcome, &mut None)?;
+            let rewritten = rewrite(statement, ns)?;
+            self.run_namespaced(ns, &rewritten, &[&[]], Want::Outcome, used)?;
         }
         Ok(())
     }
@@ -610,6 +795,11 @@ impl SqliteTx {
     /// Runs a rewritten statement once per parameter list `each` (prepared
     /// once, under the sandbox once); a failure of any leaves nothing of
     /// the others.
+    ///
+    /// A statement that writes runs in a savepoint when it is a batch, when
+    /// it changes the schema (the schema that resulted is then checked:
+    /// [`check_schema`]) or under a quota (the pages it added are then
+    /// counted); any of those failing undoes it.
     fn run_namespaced(
         &mut self,
         ns: &Namespace,
@@ -620,6 +810,7 @@ impl SqliteTx {
     ) -> Result<Answers, SqlError> {
         let refusal: Refusal = Arc::default();
         let deadline = self.deadline();
+        let budget = ns.result_budget();
         let (sql, ddl) = (&*rw.sql, rw.ddl);
         if !rw.writes {
             // A query: in the unit's read snapshot (or its write
@@ -631,7 +822,7 @@ impl SqliteTx {
                 .prepare_cached(sql)
                 .map_err(|e| classify(e, &refusal))?;
             if stmt.readonly() {
-                return answers(conn, &mut stmt, each, want, &refusal);
+                return answers(conn, &mut stmt, each, want, budget, &refusal);
             }
         }
         if ns.read_only() {
@@ -639,82 +830,85 @@ impl SqliteTx {
                 "the plugin may only read its tables (a read grant)".into(),
             ));
         }
-        let Some(quota) = ns.quota() else {
-            let conn = self.write().map_err(store)?;
-            // A batch in a savepoint: all of it or none.
-            let batch = each.len() > 1;
-            if batch {
-                run_cached(conn, "SAVEPOINT plinth_batch").map_err(internal)?;
-            }
-            let ran = {
-                let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
-                conn.prepare_cached(sql)
-                    .map_err(|e| classify(e, &refusal))
-                    .and_then(|mut stmt| answers(conn, &mut stmt, each, want, &refusal))
-            };
-            if batch {
-                if ran.is_err() {
-                    if conn.is_autocommit() {
-                        // SQLite rolled back the whole unit (see `SqliteTx::is_lost`).
-                        return ran;
+        // Under a quota: what the plugin keeps before, and the pages in use.
+        let quota = match ns.quota() {
+            Some(quota) => {
+                self.write().map_err(store)?;
+                let before = match *used {
+                    Some(u) => u.now,
+                    None => {
+                        let bytes =
+                            crate::backend::Tx::plugin_bytes(self, ns.plugin()).map_err(store)?;
+                        *used = Some(Usage {
+                            start: bytes,
+                            now: bytes,
+                        });
+                        bytes
                     }
-                    run_cached(conn, "ROLLBACK TO plinth_batch").map_err(internal)?;
-                }
-                run_cached(conn, "RELEASE plinth_batch").map_err(internal)?;
+                };
+                Some((quota, before, self.bytes_in_use(true)?))
             }
-            return ran;
+            None => None,
         };
-        // Under a quota: what the plugin keeps before, then the statement
-        // in a savepoint, undone if the pages it added take the plugin past
-        // its quota.
-        self.write().map_err(store)?;
-        let before = match *used {
-            Some(u) => u.now,
-            None => {
-                let bytes = crate::backend::Tx::plugin_bytes(self, ns.plugin()).map_err(store)?;
-                *used = Some(Usage {
-                    start: bytes,
-                    now: bytes,
-                });
-                bytes
-            }
-        };
-        let pages_before = self.bytes_in_use(true)?;
         let conn = self.write().map_err(store)?;
-        run_cached(conn, "SAVEPOINT plinth_quota").map_err(internal)?;
+        let guarded = each.len() > 1 || ddl || quota.is_some();
+        if guarded {
+            run_cached(conn, "SAVEPOINT plinth_statement").map_err(internal)?;
+        }
         let ran = {
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
             conn.prepare_cached(sql)
                 .map_err(|e| classify(e, &refusal))
-                .and_then(|mut stmt| answers(conn, &mut stmt, each, want, &refusal))
+                .and_then(|mut stmt| answers(conn, &mut stmt, each, want, budget, &refusal))
         };
         if ran.is_err() && conn.is_autocommit() {
             // SQLite rolled back the whole unit (see `SqliteTx::is_lost`).
             return ran;
         }
-        let after = self
-            .bytes_in_use(false)
-            .map(|pages_after| before.saturating_add_signed(pages_after - pages_before));
+        if !guarded {
+            return ran;
+        }
+        // The second layer after a change of schema: what resulted.
+        let ran = match ran {
+            Ok(answer) if ddl => check_schema(conn, &ns.prefix()).map(|()| answer),
+            other => other,
+        };
+        let after = match (&ran, quota) {
+            (Ok(_), Some((quota, before, pages_before))) => match self.bytes_in_use(false) {
+                Ok(pages_after) => {
+                    let after = before.saturating_add_signed(pages_after - pages_before);
+                    if after <= quota {
+                        Ok(Some(after))
+                    } else {
+                        Err(SqlError::TooLarge(format!(
+                            "the plugin's data would take {after} bytes; its quota is {quota}"
+                        )))
+                    }
+                }
+                Err(e) => Err(e),
+            },
+            _ => Ok(None),
+        };
         // Still in the write transaction (a lost one returned above).
         let conn = self.read().map_err(store)?;
         match (ran, after) {
-            (Ok(answer), Ok(after)) if after <= quota => {
-                run_cached(conn, "RELEASE plinth_quota").map_err(internal)?;
-                if let Some(u) = used.as_mut() {
+            (Ok(answer), Ok(after)) => {
+                run_cached(conn, "RELEASE plinth_statement").map_err(internal)?;
+                if let (Some(after), Some(u)) = (after, used.as_mut()) {
                     u.now = after;
                 }
                 Ok(answer)
             }
             (ran, after) => {
-                run_cached(conn, "ROLLBACK TO plinth_quota").map_err(internal)?;
+                run_cached(conn, "ROLLBACK TO plinth_statement").map_err(internal)?;
                 // The count after the statement is not the count now.
                 self.pages_counted.set(None);
-                run_cached(conn, "RELEASE plinth_quota").map_err(internal)?;
+                run_cached(conn, "RELEASE plinth_statement").map_err(internal)?;
                 ran?;
-                let after = after?;
-                Err(SqlError::TooLarge(format!(
-                    "the plugin's data would take {after} bytes; its quota is {quota}"
-                )))
+                after?;
+                Err(SqlError::Internal(
+                    "a statement undone for no reason".into(),
+                ))
             }
         }
     }
@@ -819,22 +1013,25 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute([])
 }
 
-/// Runs a prepared plugin statement once per parameter list.
+/// Runs a prepared plugin statement once per parameter list, its rows held
+/// to `budget` bytes.
 fn answers(
     conn: &Connection,
     stmt: &mut rusqlite::Statement<'_>,
     each: &[&[SqlValue]],
     want: Want,
+    budget: u64,
     refusal: &Refusal,
 ) -> Result<Answers, SqlError> {
-    let mut out = Answers::default();
+    let mut out = Answers::new(budget);
     if want == Want::Rows {
         // Every run of one statement has the same columns.
-        out.rows.columns = stmt
-            .column_names()
-            .iter()
-            .map(|c| (*c).to_string())
-            .collect();
+        out.set_columns(
+            stmt.column_names()
+                .iter()
+                .map(|c| (*c).to_string())
+                .collect(),
+        )?;
     }
     for params in each {
         answer(conn, stmt, params, want, refusal, &mut out)?;
@@ -856,15 +1053,14 @@ fn answer(
         Want::Rows => {
             let n = stmt.column_count();
             let mut rows = stmt.query(params).map_err(|e| classify(e, refusal))?;
-            out.rows.push_run(|values| {
-                let Some(row) = rows.next().map_err(|e| classify(e, refusal))? else {
-                    return Ok(false);
-                };
+            out.begin_run();
+            while let Some(row) = rows.next().map_err(|e| classify(e, refusal))? {
                 for i in 0..n {
-                    values.push(value(row.get_ref(i).map_err(|e| classify(e, refusal))?));
+                    out.push_value(value(row.get_ref(i).map_err(|e| classify(e, refusal))?))?;
                 }
-                Ok(true)
-            })
+                out.end_row()?;
+            }
+            Ok(())
         }
         Want::Outcome => {
             let before = conn.last_insert_rowid();
