@@ -1,6 +1,7 @@
 //! plinth's integration tests: the guests built from source, loaded through
 //! the host, against real SQLite files in temp dirs.
 
+pub(crate) mod approval;
 pub(crate) mod argon2;
 pub(crate) mod auth;
 pub(crate) mod bench;
