@@ -204,6 +204,116 @@ fn plugins_run_with_what_the_operator_approved() -> Result<()> {
     Ok(())
 }
 
+/// A plugin is the bytes the operator approved, not the name its manifest
+/// claims: a file calling itself `greeter` — by path, with `--approve`, or
+/// dropped into the plugins directory — never runs as the installed
+/// greeter; an installed build replaced on disk is refused until installed
+/// again, and the install shows what changed. Migrations are part of the
+/// build and need the plinth:sql write grant.
+#[test]
+fn a_plugin_is_its_approved_bytes_not_its_name() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    let src = dir.path().join("src");
+    template_as(&src, "greeter")?;
+    let shown = stdout(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(src.join("greeter.wasm")),
+    )?;
+    ensure!(shown.contains("component sha256"), "{shown}");
+    let approval = std::fs::read_to_string(plugins.join("greeter.approved.toml"))?;
+    ensure!(approval.contains("component-sha256 = "), "{approval}");
+    // Other bytes under greeter's name: the template with a custom section
+    // appended (a valid component).
+    let evil = dir.path().join("evil");
+    template_as(&evil, "evil")?;
+    let mut bytes = std::fs::read(evil.join("evil.wasm"))?;
+    bytes.extend_from_slice(&[0, 5, 4, b'e', b'v', b'i', b'l']);
+    std::fs::write(evil.join("evil.wasm"), &bytes)?;
+    std::fs::write(
+        evil.join("evil.toml"),
+        "name = \"greeter\"\n[grants]\n\"plinth:database/users\" = \"read\"\n",
+    )?;
+    for approve in [false, true] {
+        let mut cmd = plinth(dir.path())?;
+        cmd.arg("call");
+        if approve {
+            cmd.arg("--approve");
+        }
+        fails(
+            cmd.arg(evil.join("evil.wasm")).arg(r#"greet("x")"#),
+            1,
+            "not the build that was approved",
+        )?;
+    }
+    std::fs::copy(evil.join("evil.wasm"), plugins.join("dropped.wasm"))?;
+    std::fs::copy(evil.join("evil.toml"), plugins.join("dropped.toml"))?;
+    fails(
+        plinth(dir.path())?.args(["call", "dropped", r#"greet("x")"#]),
+        1,
+        "not the build that was approved",
+    )?;
+    // The installed file replaced on disk.
+    std::fs::copy(evil.join("evil.wasm"), plugins.join("greeter.wasm"))?;
+    fails(
+        plinth(dir.path())?.args(["call", "greeter", r#"greet("x")"#]),
+        1,
+        "install it again",
+    )?;
+    // Installing the new build shows what changed; then it runs.
+    let update = stdout(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(evil.join("evil.wasm")),
+    )?;
+    ensure!(
+        update.contains("this build replaces it") && update.contains("(approved: "),
+        "{update}"
+    );
+    stdout(plinth(dir.path())?.args(["call", "greeter", r#"greet("x@example.com")"#]))?;
+    // Migrations without the plinth:sql write grant are refused at install.
+    let tables = dir.path().join("tables");
+    template_as(&tables, "tabled")?;
+    std::fs::create_dir_all(tables.join("tabled.migrations/sqlite"))?;
+    std::fs::write(
+        tables.join("tabled.migrations/sqlite/0001-t.sql"),
+        "CREATE TABLE t (a);",
+    )?;
+    fails(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(tables.join("tabled.wasm")),
+        1,
+        "not granted plinth:sql/sql read-write",
+    )?;
+    std::fs::write(
+        tables.join("tabled.toml"),
+        "name = \"tabled\"\n[grants]\n\"plinth:database/users\" = \"read\"\n\"plinth:sql/sql\" = \"read-write\"\n",
+    )?;
+    let shown = stdout(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(tables.join("tabled.wasm")),
+    )?;
+    ensure!(
+        shown.contains("1 migrations for sqlite") && shown.contains("migrations sha256"),
+        "{shown}"
+    );
+    stdout(plinth(dir.path())?.args(["call", "tabled", r#"greet("x@example.com")"#]))?;
+    // An installed migration edited afterwards is another build.
+    std::fs::write(
+        plugins.join("tabled.migrations/sqlite/0001-t.sql"),
+        "CREATE TABLE t (a, b);",
+    )?;
+    fails(
+        plinth(dir.path())?.args(["call", "tabled", r#"greet("x")"#]),
+        1,
+        "migrations sha256",
+    )?;
+    Ok(())
+}
+
 /// The template guest copied into `dir` as plugin `name`, with a manifest
 /// that asks to read profiles.
 fn template_as(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
