@@ -629,7 +629,7 @@ fn migrate(db: &plinth_store::Db, manifest: &Manifest) -> Result<()> {
         return Ok(());
     };
     if m.is_empty() {
-        let applied = db.plugin_migrations(&plugin).map_err(schema_err)?;
+        let applied = db.recorded_plugin_migrations(&plugin).map_err(schema_err)?;
         if let Some(found) = applied.iter().map(|a| a.version).max() {
             return Err(schema_err(plinth_store::Error::PluginSchemaTooNew {
                 plugin: plugin.clone(),

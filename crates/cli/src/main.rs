@@ -758,6 +758,11 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
             plinth_host::escape_controls(&name)
         )));
     }
+    if plugins::is_built_in(&name) {
+        return Err(Failure::usage(format!(
+            "plugin name {name:?} is a built-in plugin's; give yours another name"
+        )));
+    }
     // Load it once as requested, so that a broken component, one that
     // imports more than it requests, or a migration that fails is refused
     // now, not at its first call (on an empty database of its own).

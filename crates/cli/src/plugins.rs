@@ -16,7 +16,9 @@
 //! approval only if it is the approved build, and is refused otherwise; so
 //! it never reaches the installed plugin's tables and buckets. A file whose
 //! name no installed plugin has runs with nothing granted, or with what it
-//! requests when the command says `--approve`.
+//! requests when the command says `--approve`. A built-in plugin's name is
+//! the built-in's: a file claiming it runs only if it is the built-in's
+//! own bytes, and no plugin of that name can be installed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -181,6 +183,15 @@ fn approved(
     approve_request: bool,
 ) -> Result<Manifest, Failure> {
     let request = request(source)?;
+    // A built-in's name is the built-in's: only its own bytes run as it.
+    if let Some(e) = plinth_guests::EMBEDDED
+        .iter()
+        .find(|e| e.name == request.name)
+    {
+        let mut approval = built_in_manifest(e)?;
+        approval.identity = Some(plinth_host::Identity::of(e.wasm, &approval.migrations));
+        return request.within(&approval).map_err(Failure::runtime);
+    }
     let approval = plugins_dir
         .map(|dir| approval_path(dir, &request.name))
         .filter(|p| p.exists());
@@ -203,6 +214,24 @@ fn approved(
     request.within(&approval).map_err(Failure::runtime)
 }
 
+/// A built-in plugin's manifest and migrations, as this build carries them:
+/// what the build approves.
+fn built_in_manifest(e: &Embedded) -> Result<Manifest, Failure> {
+    let origin = format!("built-in {}", e.name);
+    let manifest = match e.manifest {
+        Some(text) => Manifest::from_toml(text, &origin).map_err(Failure::runtime)?,
+        None => Manifest::new(e.name),
+    };
+    let migrations =
+        plinth_host::Migrations::from_files(e.migrations, &origin).map_err(Failure::runtime)?;
+    Ok(manifest.migrations(migrations))
+}
+
+/// Whether `name` is a built-in plugin's.
+pub fn is_built_in(name: &str) -> bool {
+    plinth_guests::EMBEDDED.iter().any(|e| e.name == name)
+}
+
 /// Loads a plugin with what it may have (see the module docs), the plugins
 /// directory holding the approvals; `approve_request`: the command approves
 /// a file's request for itself (`--approve`).
@@ -218,17 +247,10 @@ pub fn load(
 ) -> Result<Plugin, Failure> {
     let loaded = match &source.origin {
         Origin::BuiltIn(e) => {
-            let origin = format!("built-in {}", e.name);
-            let mut manifest = match e.manifest {
-                Some(text) => Manifest::from_toml(text, &origin).map_err(Failure::runtime)?,
-                None => Manifest::new(e.name),
-            };
+            let mut manifest = built_in_manifest(e)?;
             if e.name == "db-test" {
                 manifest = manifest.grant(plinth_testing::TEST_CLOCK, Access::Write);
             }
-            let migrations = plinth_host::Migrations::from_files(e.migrations, &origin)
-                .map_err(Failure::runtime)?;
-            let manifest = manifest.migrations(migrations);
             runtime
                 .load_bytes(e.wasm, manifest)
                 .with_context(|| format!("cannot load the built-in {}", e.name))

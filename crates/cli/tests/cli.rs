@@ -301,6 +301,27 @@ fn a_plugin_is_its_approved_bytes_not_its_name() -> Result<()> {
         "{shown}"
     );
     stdout(plinth(dir.path())?.args(["call", "tabled", r#"greet("x@example.com")"#]))?;
+    // A built-in's name is the built-in's: a file claiming it runs only as
+    // the built-in's bytes, and cannot be installed.
+    std::fs::write(
+        evil.join("evil.toml"),
+        "name = \"notes\"\n[grants]\n\"plinth:sql/sql\" = \"read\"\n[limits]\nmemory-mib = 16\ntime-ms = 1000\ndata-mib = 1\n",
+    )?;
+    fails(
+        plinth(dir.path())?
+            .args(["call", "--approve"])
+            .arg(evil.join("evil.wasm"))
+            .arg(r#"greet("x")"#),
+        1,
+        "not the build that was approved",
+    )?;
+    fails(
+        plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(evil.join("evil.wasm")),
+        2,
+        "built-in",
+    )?;
     // An installed migration edited afterwards is another build.
     std::fs::write(
         plugins.join("tabled.migrations/sqlite/0001-t.sql"),

@@ -33,6 +33,11 @@ pub(crate) trait Backend: Debug + Send + Sync {
     /// Makes what was scrubbed unreadable from the engine's logs, where
     /// that is the engine's job (SQLite's write-ahead log); best effort.
     fn checkpoint(&self) {}
+    /// Whether the database may hold anything yet, known without creating
+    /// it: false only for an SQLite file neither opened nor on disk.
+    fn may_hold_data(&self) -> bool {
+        true
+    }
 }
 
 /// The unique column a user is looked up by.
@@ -310,6 +315,11 @@ pub(crate) struct OpenOnce {
 }
 
 impl OpenOnce {
+    /// Whether it was opened.
+    pub(crate) fn is_open(&self) -> bool {
+        self.opened.get().is_some()
+    }
+
     pub(crate) fn get_or_open(&self, open: impl FnOnce() -> Result<()>) -> Result<()> {
         if self.opened.get().is_some() {
             return Ok(());

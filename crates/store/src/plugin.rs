@@ -255,6 +255,20 @@ impl Db {
         self.unit()?.tx().plugin_migrations(plugin)
     }
 
+    /// The migrations recorded for `plugin`, as
+    /// [`plugin_migrations`](Self::plugin_migrations) — but none, without
+    /// creating anything, for a deferred SQLite database whose file does
+    /// not exist yet (nothing can be recorded there).
+    ///
+    /// # Errors
+    /// The store's when the database cannot be read.
+    pub fn recorded_plugin_migrations(&self, plugin: &str) -> Result<Vec<AppliedMigration>> {
+        if !self.backend().may_hold_data() {
+            return Ok(Vec::new());
+        }
+        self.plugin_migrations(plugin)
+    }
+
     /// What every plugin keeps: each plugin with a recorded schema, tables
     /// or keys, by name.
     ///

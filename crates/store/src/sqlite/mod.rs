@@ -139,6 +139,10 @@ impl Backend for Sqlite {
         self.inner.open.get_or_open(|| self.open())
     }
 
+    fn may_hold_data(&self) -> bool {
+        self.inner.open.is_open() || self.inner.path.exists()
+    }
+
     fn begin(&self) -> Result<Box<dyn Tx>> {
         let conn = self.acquire()?;
         Ok(Box::new(SqliteTx::new(self.clone(), conn)))
