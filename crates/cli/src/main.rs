@@ -338,7 +338,11 @@ impl Ctx {
                 "no data directory (PLINTH_DATA_DIR, XDG_DATA_HOME and HOME are unset): name the database with --db",
             )
         })?;
-        match Db::at(target, plinth_store::Options::default()) {
+        // A superuser as plinth's PostgreSQL user only when the operator
+        // says so, by name of the risk.
+        let mut pg = plinth_store::PostgresOptions::default();
+        pg.allow_superuser = std::env::var("PLINTH_PG_ALLOW_SUPERUSER").is_ok_and(|v| v == "yes");
+        match Db::at_with(target, plinth_store::Options::default(), pg) {
             Ok(db) => Ok(db),
             // `--db :memory:`, a URL that does not parse: a mistake in the command.
             Err(e @ plinth_store::Error::InvalidPath { .. }) => Err(Failure::usage(e)),

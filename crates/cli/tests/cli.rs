@@ -403,7 +403,7 @@ fn db_status_migrate_cleanup_and_outbox() -> Result<()> {
             && status.contains("outbox"),
         "{status}"
     );
-    ensure!(stdout(plinth(dir.path())?.args(["db", "migrate"]))?.contains("schema version 5"));
+    ensure!(stdout(plinth(dir.path())?.args(["db", "migrate"]))?.contains("schema version 6"));
     stdout(plinth(dir.path())?.args([
         "call",
         "auth",

@@ -69,7 +69,7 @@ fn every_database_command_runs_on_postgresql() -> Result<()> {
         status.contains("(postgresql)") && status.contains("schema version: 5"),
         "{status}"
     );
-    ensure!(stdout(host(dir.path(), &url)?.args(["db", "migrate"]))?.contains("schema version 5"));
+    ensure!(stdout(host(dir.path(), &url)?.args(["db", "migrate"]))?.contains("schema version 6"));
     let demo = stdout(host(dir.path(), &url)?.arg("demo"))?;
     ensure!(
         demo.contains("11 steps, 11 behaved, 0 misbehaved"),

@@ -2,9 +2,13 @@
 //!
 //! [`Cluster::shared`] starts one cluster per test process, the first time a
 //! test asks: `initdb` into a temp dir, `pg_ctl start` on a free loopback
-//! port (and a socket in the same dir), trust authentication for one
-//! superuser, `plinth`. Each test then takes a database of its own with
-//! [`Cluster::database`]. The cluster is stopped and its directory removed
+//! port (and a socket in the same dir). It is set up as the README tells an
+//! operator to: a superuser `admin` that plinth never uses (the tests check
+//! with it, through [`Cluster::psql`]), and plinth's own user `plinth`,
+//! `LOGIN CREATEROLE` and nothing more, owning each test's database
+//! ([`Cluster::database`]); both by trust on loopback, every other role
+//! (the plugins' roles plinth creates) by password (SCRAM); prepared
+//! transactions enabled (`max_prepared_transactions`). The cluster is stopped and its directory removed
 //! when the test process exits, however it exits: a watchdog process waits
 //! for a pipe this process holds open, and the kernel closes that pipe.
 //!
@@ -65,7 +69,10 @@ pub enum Availability {
     Missing(String),
 }
 
+/// plinth's user: `LOGIN CREATEROLE`, not a superuser.
 const USER: &str = "plinth";
+/// The cluster's superuser, for tests' checks only.
+pub const ADMIN: &str = "admin";
 
 fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -169,9 +176,18 @@ impl Cluster {
             cluster_cmd("initdb")
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"])
+                .args(["-U", ADMIN, "--auth=trust", "-E", "UTF8", "--no-sync"])
                 .args(["--locale=C"]),
             "initdb",
+        )?;
+        // Trust for the two users the tests connect as; a password for
+        // every other role (plugins' roles log in with what plinth made).
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            format!(
+                "local all all trust\nhost all {ADMIN} 127.0.0.1/32 trust\n\
+                 host all {USER} 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            ),
         )?;
         // The watchdog: stops the cluster and removes its dir once this
         // process's end closes its stdin.
@@ -201,7 +217,8 @@ impl Cluster {
             let port = free_port()?;
             let options = format!(
                 "-p {port} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+                 -c max_prepared_transactions=100",
                 dir.display()
             );
             let started = run(
@@ -215,14 +232,16 @@ impl Cluster {
             );
             match started {
                 Ok(()) => {
-                    return Ok(Cluster {
+                    let cluster = Cluster {
                         bin: bin.to_path_buf(),
                         dir,
                         port,
                         as_postgres,
                         _watchdog: Mutex::new((watchdog, pipe)),
                         next: AtomicU32::new(0),
-                    });
+                    };
+                    cluster.psql("postgres", &format!("CREATE ROLE {USER} LOGIN CREATEROLE"))?;
+                    return Ok(cluster);
                 }
                 Err(e) => {
                     let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
@@ -246,7 +265,8 @@ impl Cluster {
         &self.dir
     }
 
-    /// Creates a new, empty database; returns its URL (TCP on loopback).
+    /// Creates a new, empty database owned by plinth's user; returns its URL
+    /// (TCP on loopback, as plinth's user).
     ///
     /// # Errors
     /// [`Error::Setup`] when `createdb` fails.
@@ -255,7 +275,7 @@ impl Cluster {
         let name = format!("t{}_{n}", std::process::id());
         run(
             Command::new(self.bin.join("createdb"))
-                .args(["-h", "127.0.0.1", "-U", USER, "-p"])
+                .args(["-h", "127.0.0.1", "-U", ADMIN, "-O", USER, "-p"])
                 .arg(self.port.to_string())
                 .arg(&name),
             "createdb",
@@ -268,6 +288,12 @@ impl Cluster {
         format!("postgres://{USER}@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// The URL of database `name` as the cluster's superuser (for tests
+    /// that check what plinth's user cannot see).
+    pub fn admin_url(&self, name: &str) -> String {
+        format!("postgres://{ADMIN}@127.0.0.1:{}/{name}", self.port)
+    }
+
     /// The URL of database `name`, over the server's Unix socket.
     pub fn socket_url(&self, name: &str) -> String {
         format!(
@@ -277,7 +303,7 @@ impl Cluster {
         )
     }
 
-    /// Runs `sql` in database `name` with `psql`, as the superuser; returns
+    /// Runs `sql` in database `name` with `psql`, as the superuser `admin`; returns
     /// what it printed (unaligned, tuples only).
     ///
     /// # Errors
@@ -288,7 +314,7 @@ impl Cluster {
                 "-h",
                 "127.0.0.1",
                 "-U",
-                USER,
+                ADMIN,
                 "-X",
                 "-A",
                 "-t",
@@ -313,7 +339,7 @@ impl Cluster {
     /// [`Error::Setup`] when pg_dump fails.
     pub fn dump(&self, name: &str) -> Result<String, Error> {
         let out = Command::new(self.bin.join("pg_dump"))
-            .args(["-h", "127.0.0.1", "-U", USER, "--data-only", "-p"])
+            .args(["-h", "127.0.0.1", "-U", ADMIN, "--data-only", "-p"])
             .arg(self.port.to_string())
             .arg(name)
             .output()?;

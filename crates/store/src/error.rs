@@ -124,6 +124,12 @@ pub enum Error {
         /// The file.
         path: std::path::PathBuf,
     },
+    /// The PostgreSQL server is not set up as plinth needs it — its user is
+    /// a superuser (refused unless allowed), lacks `CREATEROLE`, prepared
+    /// transactions are off, or a plugin's role or schema exists that
+    /// plinth did not make; the message names what.
+    #[error("{0}")]
+    ServerSetup(String),
     /// The database server cannot be reached: a connection could not be
     /// made (the server is down, refuses the login, the URL is wrong).
     #[error("cannot connect to {url}")]

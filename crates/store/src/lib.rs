@@ -288,8 +288,17 @@ impl Db {
     /// # Errors
     /// As [`Db::deferred`] or [`Db::connect_deferred`].
     pub fn at(target: &str, options: Options) -> Result<Self> {
+        Self::at_with(target, options, PostgresOptions::default())
+    }
+
+    /// As [`Db::at`], with the PostgreSQL backend's settings (unused for a
+    /// file).
+    ///
+    /// # Errors
+    /// As [`Db::at`].
+    pub fn at_with(target: &str, options: Options, pg: PostgresOptions) -> Result<Self> {
         if is_server_url(target) {
-            Self::connect_deferred(target, options, PostgresOptions::default())
+            Self::connect_deferred(target, options, pg)
         } else {
             Self::deferred(target, options)
         }

@@ -29,12 +29,13 @@ pub struct Migration {
 }
 
 /// What each version does, the same on both engines.
-const STEPS: [&str; 5] = [
+const STEPS: [&str; 6] = [
     "users, sessions, email verification and password reset tokens",
     "mail outbox and failure counters",
     "the outbox becomes a delivery queue; delivered bodies are scrubbed",
     "a unique name key: names that differ only in case or form are one name",
     "plugins' schema versions and key-value buckets",
+    "plugins' own database roles and two-phase commits (PostgreSQL)",
 ];
 
 /// The schema of this build, oldest first.
@@ -63,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         description: STEPS[4],
         sql: include_str!("sql/v5.sql"),
+    },
+    Migration {
+        version: 6,
+        description: STEPS[5],
+        sql: include_str!("sql/v6.sql"),
     },
 ];
 
@@ -93,6 +99,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         description: STEPS[4],
         sql: include_str!("sql/postgres/v5.sql"),
+    },
+    Migration {
+        version: 6,
+        description: STEPS[5],
+        sql: include_str!("sql/postgres/v6.sql"),
     },
 ];
 

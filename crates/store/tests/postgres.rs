@@ -51,10 +51,10 @@ fn hosts_starting_at_once_apply_each_migration_once() -> Result<()> {
         name,
         "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version",
     )?;
-    ensure!(rows == "1,2,3,4,5", "{rows}");
+    ensure!(rows == "1,2,3,4,5,6", "{rows}");
     // Opening again is a no-op.
     host(&url)?;
-    ensure!(cluster.psql(name, "SELECT COUNT(*) FROM schema_version")? == "5");
+    ensure!(cluster.psql(name, "SELECT COUNT(*) FROM schema_version")? == "6");
     Ok(())
 }
 
@@ -518,7 +518,8 @@ mod plugin_sql {
         ensure!(
             cluster.psql(
                 name,
-                "SELECT rolsuper FROM pg_roles WHERE rolname = 'plugin_alpha'"
+                "SELECT rolsuper FROM pg_roles
+                 WHERE rolname = (SELECT role FROM plugin_roles WHERE plugin = 'alpha')"
             )? == "f"
         );
         // Its statements ran as its role: what it created is that role's,
@@ -526,14 +527,16 @@ mod plugin_sql {
         ensure!(
             cluster.psql(
                 name,
-                "SELECT tableowner FROM pg_tables WHERE tablename = 'mine'"
-            )? == "plugin_alpha"
+                "SELECT tableowner = (SELECT role FROM plugin_roles WHERE plugin = 'alpha')
+                 FROM pg_tables WHERE tablename = 'mine'"
+            )? == "t"
         );
         ensure!(
             cluster.psql(
                 name,
-                "SELECT has_table_privilege('plugin_alpha', 'public.users', 'SELECT')::text
-                     || has_schema_privilege('plugin_alpha', 'plugin_beta', 'USAGE')::text"
+                "SELECT has_table_privilege(r.role, 'public.users', 'SELECT')::text
+                     || has_schema_privilege(r.role, 'plugin_beta', 'USAGE')::text
+                 FROM plugin_roles AS r WHERE r.plugin = 'alpha'"
             )? == "falsefalse"
         );
         Ok(())

@@ -60,6 +60,21 @@ pub struct PostgresOptions {
     /// a host that died mid-call — before ending it and its locks (default
     /// 60 s).
     pub idle_transaction_timeout: Duration,
+    /// Run even when plinth's database user is a superuser (default: such
+    /// a user is refused). A superuser's session can do anything on the
+    /// server — read and write its files, run programs as its OS user,
+    /// become any role — so a fault anywhere in the plugin sandbox would
+    /// hand all of that to a plugin. Plugin statements run in sessions of
+    /// their own roles either way; this only says the operator accepts the
+    /// risk for plinth's own sessions.
+    pub allow_superuser: bool,
+    /// Tests only: the process aborts, as a host killed there would, right
+    /// after this step of a two-phase commit (`"decided"`: the plugin's
+    /// transaction prepared and the decision row written, the host's
+    /// transaction not committed; `"committed"`: the host's transaction
+    /// committed, the plugin's still prepared).
+    #[doc(hidden)]
+    pub abort_commit_after: Option<&'static str>,
 }
 
 impl Default for PostgresOptions {
@@ -68,6 +83,8 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(5),
             io_threads: 1,
             idle_transaction_timeout: Duration::from_secs(60),
+            allow_superuser: false,
+            abort_commit_after: None,
         }
     }
 }
@@ -87,9 +104,16 @@ struct Inner {
     /// The URL without its password.
     url: String,
     options: Options,
+    pg: PostgresOptions,
     open: OpenOnce,
-    /// Plugins whose role and schema exist (see `sandbox`).
-    ensured: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// How to connect (plugins' sessions: the same, as their own roles).
+    config: tokio_postgres::Config,
+    /// Each plugin's pool of sessions as its own role, by role name, once
+    /// its role and schema exist (see `sandbox`).
+    plugin_pools: std::sync::Mutex<std::collections::HashMap<String, Pool>>,
+    /// What this database's plugin roles end in (roles are the server's,
+    /// not one database's): eight hex digits of the database's name's MD5.
+    role_tag: std::sync::OnceLock<String>,
 }
 
 impl Drop for Inner {
@@ -148,7 +172,7 @@ impl Postgres {
             .build()
             .map_err(|e| Error::Engine(EngineError::new(e)))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -168,8 +192,11 @@ impl Postgres {
                 pool,
                 url: shown,
                 options,
+                pg,
                 open: OpenOnce::default(),
-                ensured: std::sync::Mutex::default(),
+                config,
+                plugin_pools: std::sync::Mutex::default(),
+                role_tag: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -221,6 +248,20 @@ impl Postgres {
     }
 
     async fn open(&self) -> Result<()> {
+        self.open_migrated().await?;
+        let tag: String = self
+            .connection()
+            .await?
+            .query_one("SELECT left(md5(current_database()), 8)", &[])
+            .await
+            .map_err(classify)?
+            .get(0);
+        let _ = self.inner.role_tag.set(tag);
+        // What hosts that died mid-commit left prepared.
+        self.resolve_in_doubt().await
+    }
+
+    async fn open_migrated(&self) -> Result<()> {
         let client = self.connection().await?;
         // Hosts starting at once queue here; each migration is applied once.
         client
@@ -237,10 +278,28 @@ impl Postgres {
     }
 
     async fn open_locked(&self, client: &tokio_postgres::Client) -> Result<()> {
+        let superuser: bool = client
+            .query_one(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(classify)?
+            .get(0);
+        if superuser && !self.inner.pg.allow_superuser {
+            return Err(Error::ServerSetup(format!(
+                "{}: plinth's database user is a superuser, which can read and write the server's files and become any role; \
+                 give plinth a user with LOGIN CREATEROLE that owns its database (README, \"Running on PostgreSQL\"), \
+                 or accept the risk explicitly (PLINTH_PG_ALLOW_SUPERUSER=yes, PostgresOptions::allow_superuser)",
+                self.inner.url
+            )));
+        }
         let tables: Vec<String> = client
             .query(
-                "SELECT table_name::text FROM information_schema.tables
-                 WHERE table_schema = current_schema() ORDER BY 1",
+                // pg_tables, not information_schema: the latter shows only
+                // what this (non-superuser) user may use.
+                "SELECT tablename::text FROM pg_tables
+                 WHERE schemaname = current_schema() ORDER BY 1",
                 &[],
             )
             .await
@@ -342,6 +401,7 @@ impl Backend for Postgres {
             deadline: None,
             timer: None,
             rows: 0,
+            sessions: Vec::new(),
         }))
     }
 
@@ -390,6 +450,8 @@ pub(crate) struct PgTx {
     /// Fires when the unit's waits must end (see [`PgTx::run`]).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     rows: u64,
+    /// The plugins' sessions this unit ran statements in (see `sandbox`).
+    sessions: Vec<sandbox::PluginSession>,
 }
 
 /// How long a statement is given to end after its cancel request was sent.
@@ -649,6 +711,7 @@ fn lost(e: tokio_postgres::Error) -> Error {
 
 impl Drop for PgTx {
     fn drop(&mut self) {
+        self.end_sessions();
         if self.writing && !self.broken && self.end("ROLLBACK").is_err() {
             self.broken = true;
         }
@@ -673,6 +736,10 @@ impl PgTx {
                 "the unit's connection was lost; its writes were rolled back",
             )));
         }
+        if self.sessions.iter().any(|s| s.wrote) {
+            return self.commit_with_sessions();
+        }
+        self.end_sessions();
         if self.writing {
             self.end("COMMIT")?;
         }

@@ -34,6 +34,8 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
 use super::{Access, CANCEL_GRACE, PgTx, Postgres};
 use crate::sql::{Answers, Namespace, SqlError, SqlOutcome, SqlValue, Want};
 
@@ -123,13 +125,15 @@ const FUNCTIONS: &[&str] = &[
     "websearch_to_tsquery",
 ];
 
-/// The schema and role of `ns`'s plugin: `plugin_<name>`, which fits
-/// PostgreSQL's 63-byte names for plugin names of at most 56 bytes.
+/// The schema of `ns`'s plugin: `plugin_<name>`; its role is that name and
+/// the database's tag (`plugin_<name>_<tag>`: roles are the server's, shared
+/// by its databases), which fits PostgreSQL's 63-byte names for plugin names
+/// of at most 47 bytes.
 pub(crate) fn schema_of(ns: &Namespace) -> Result<String, SqlError> {
     let name = format!("plugin_{}", ns.plugin());
-    if name.len() > 63 {
+    if name.len() > 63 - 9 {
         return Err(SqlError::AccessDenied(format!(
-            "{}: on PostgreSQL a plugin that keeps tables has a name of at most 56 bytes",
+            "{}: on PostgreSQL a plugin that keeps tables has a name of at most 47 bytes",
             ns.plugin()
         )));
     }
@@ -392,15 +396,24 @@ pub(crate) fn value(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, Sql
     Ok(v.unwrap_or(SqlValue::Null))
 }
 
-/// The bytes a plugin keeps on PostgreSQL: its schema's tables (with their
-/// TOAST data) and indexes, and its keys and values.
-const SIZE: &str =
-    "SELECT (SELECT COALESCE(SUM(CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid)
+/// Run in the plugin's session after each of its statements, pipelined
+/// with it: large objects its role owns and temporary relations of its
+/// session (both outside its schema and its quota, and refused), and, when
+/// `$2`, the bytes its schema's tables (with their TOAST data) and indexes
+/// take.
+const AFTER: &str = "SELECT (SELECT count(*) FROM pg_largeobject_metadata
+             WHERE lomowner = (SELECT oid FROM pg_roles WHERE rolname = current_user))
+          + (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
+            CASE WHEN $2 THEN
+            (SELECT COALESCE(SUM(CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid)
                                        ELSE pg_table_size(c.oid) END), 0)
                      FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
                      WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'i'))::bigint
-                  + (SELECT COALESCE(SUM(octet_length(key) + octet_length(value)), 0)
-                     FROM plugin_keyvalue WHERE plugin = $2)::bigint";
+            END";
+
+/// The bytes of a plugin's keys and values (read in the host's session).
+const KV_SIZE: &str = "SELECT COALESCE(SUM(octet_length(key) + octet_length(value)), 0)::bigint
+                       FROM plugin_keyvalue WHERE plugin = $1";
 
 /// A plugin statement's answers and, when measured, what the plugin keeps.
 type Ran = Result<(Answers, Option<u64>), Failed>;
@@ -460,25 +473,28 @@ fn classify(e: &tokio_postgres::Error) -> SqlError {
     }
 }
 
-/// Runs one checked statement as the plugin's role, in its schema, inside
-/// the savepoint `plinth_plugin` (left open: the caller releases it or
-/// rolls back to it). Returns the answer and, when `measure`, what the
-/// plugin keeps afterwards.
+/// Runs one checked statement in the plugin's own session, inside the
+/// savepoint `plinth_plugin` (left open: the caller releases it or rolls
+/// back to it); `begin` opens the session's transaction first. Returns the
+/// answer and, when `measure`, the bytes the plugin's tables take after it.
+#[allow(clippy::too_many_arguments)]
 async fn plugin_statement(
     client: &tokio_postgres::Client,
     schema: &str,
-    plugin: &str,
+    begin: bool,
     sql: &str,
     each: &[&[SqlValue]],
     want: Want,
     budget: u64,
     measure: bool,
 ) -> Result<(Answers, Option<u64>), Failed> {
-    let setup = format!(
-        "SAVEPOINT plinth_plugin; SET LOCAL ROLE \"{schema}\"; SET LOCAL search_path TO \"{schema}\""
-    );
-    // Pipelined: the statement is prepared after the role and path are
-    // set, so that its names resolve in the plugin's schema.
+    let setup = if begin {
+        format!("BEGIN; SET LOCAL search_path TO \"{schema}\"; SAVEPOINT plinth_plugin")
+    } else {
+        "SAVEPOINT plinth_plugin".to_string()
+    };
+    // Pipelined: the statement is prepared after the path is set, so that
+    // its names resolve in the plugin's schema.
     let (set, prepared) = tokio::join!(client.batch_execute(&setup), client.prepare(sql));
     set?;
     let prepared = prepared?;
@@ -496,17 +512,15 @@ async fn plugin_statement(
     for params in each {
         run_prepared(client, &prepared, params, want, &mut answers).await?;
     }
-    client
-        .batch_execute("RESET ROLE; SET LOCAL search_path TO DEFAULT")
-        .await?;
-    let size = if measure {
-        let row = client.query_one(SIZE, &[&schema, &plugin]).await?;
-        let bytes: i64 = row.try_get(0)?;
-        Some(u64::try_from(bytes).unwrap_or(0))
-    } else {
-        None
-    };
-    Ok((answers, size))
+    let after = client.query_one(AFTER, &[&schema, &measure]).await?;
+    let outside: i64 = after.try_get(0)?;
+    if outside > 0 {
+        return Err(Failed::Sql(SqlError::AccessDenied(
+            "large objects and temporary tables are outside the plugin's schema".into(),
+        )));
+    }
+    let size: Option<i64> = after.try_get(1)?;
+    Ok((answers, size.map(|b| u64::try_from(b).unwrap_or(0))))
 }
 
 /// Runs a prepared plugin statement with one parameter list and adds its
@@ -556,38 +570,245 @@ async fn run_prepared(
 }
 
 impl Postgres {
-    /// Creates the plugin's role and schema, once per backend (and once
-    /// across hosts: under an advisory lock, in a transaction of its own).
-    fn ensure_plugin_schema(&self, schema: &str) -> crate::Result<()> {
-        let mut ensured = self
+    /// The pool of sessions as `schema`'s role, creating the role and its
+    /// schema the first time (once across hosts: under an advisory lock, in
+    /// a transaction of its own). A role or schema of that name that plinth
+    /// did not create (not recorded in `plugin_roles`) is refused, never
+    /// adopted.
+    fn plugin_pool(&self, plugin: &str, schema: &str) -> crate::Result<Pool> {
+        let mut pools = self
             .inner
-            .ensured
+            .plugin_pools
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ensured.contains(schema) {
-            return Ok(());
+        if let Some(pool) = pools.get(schema) {
+            return Ok(pool.clone());
         }
-        let setup = format!(
-            "BEGIN;
-             SELECT pg_advisory_xact_lock({PLUGIN_SCHEMA_LOCK_CLASS}, hashtext('{schema}'));
-             DO $plinth$ BEGIN
-                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{schema}') THEN
-                     CREATE ROLE \"{schema}\" NOLOGIN;
-                 END IF;
-             END $plinth$;
-             CREATE SCHEMA IF NOT EXISTS \"{schema}\" AUTHORIZATION \"{schema}\";
-             GRANT \"{schema}\" TO CURRENT_USER;
-             COMMIT;"
+        let tag = self
+            .inner
+            .role_tag
+            .get()
+            .ok_or_else(|| crate::Error::invalid("the database is not open"))?;
+        let role = format!("{schema}_{tag}");
+        let secret = self.run(self.ensure_plugin_role(plugin, schema, &role))?;
+        let pool = self.session_pool(&role, &secret)?;
+        pools.insert(schema.to_string(), pool.clone());
+        Ok(pool)
+    }
+
+    /// A pool of sessions logged in as `role` with `secret`. A session goes
+    /// back to the pool reset — its settings, advisory locks, temporary
+    /// objects, prepared statements and cursors — whatever the plugin did.
+    fn session_pool(&self, role: &str, secret: &str) -> crate::Result<Pool> {
+        let mut config = self.inner.config.clone();
+        config
+            .user(role)
+            .password(secret)
+            .application_name(&format!("plinth {role}"));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Custom(
+                    "ROLLBACK; RESET ALL; SELECT pg_advisory_unlock_all(); CLOSE ALL; \
+                     DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES; UNLISTEN *"
+                        .into(),
+                ),
+            },
         );
-        self.run(async {
-            let client = self.connection().await?;
-            let done = client.batch_execute(&setup).await;
-            if done.is_err() {
-                let _ = client.batch_execute("ROLLBACK").await;
+        Pool::builder(manager)
+            .max_size(self.inner.options.max_idle_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(self.inner.options.busy_timeout))
+            .create_timeout(Some(self.inner.pg.connect_timeout))
+            .build()
+            .map_err(|e| crate::Error::ServerSetup(format!("{role}'s sessions: {e}")))
+    }
+
+    /// Creates `plugin`'s role (logging in with a secret only plinth's user
+    /// can read, member of nothing) and its schema (owned by it), or finds
+    /// them recorded; returns the secret.
+    async fn ensure_plugin_role(
+        &self,
+        plugin: &str,
+        schema: &str,
+        role: &str,
+    ) -> crate::Result<String> {
+        let setup = |why: String| crate::Error::ServerSetup(format!("plugin {plugin}: {why}"));
+        let client = self.connection().await?;
+        let prepared: i64 = client
+            .query_one(
+                "SELECT current_setting('max_prepared_transactions')::bigint",
+                &[],
+            )
+            .await
+            .map_err(super::classify)?
+            .get(0);
+        if prepared == 0 {
+            return Err(setup(
+                "the server has max_prepared_transactions = 0; a plugin's statements run in a session \
+                 of its own, committed with the call's other writes by two-phase commit: set \
+                 max_prepared_transactions (e.g. 100) in postgresql.conf and restart the server"
+                    .into(),
+            ));
+        }
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(super::classify)?;
+        let done = async {
+            client
+                .execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    &[&PLUGIN_SCHEMA_LOCK_CLASS, &role],
+                )
+                .await?;
+            let known = client
+                .query_opt("SELECT secret FROM plugin_roles WHERE role = $1", &[&role])
+                .await?;
+            if let Some(row) = known {
+                return Ok(Ok(row.get::<_, String>(0)));
             }
-            done.map_err(super::classify)
-        })?;
-        ensured.insert(schema.to_string());
+            let role_exists = client
+                .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+                .await?
+                .is_some();
+            if role_exists {
+                return Ok(Err(setup(format!(
+                    "a role {role} exists that plinth did not create; plinth will not use it as the \
+                     plugin's (drop or rename it, or give the plugin another name)"
+                ))));
+            }
+            let schema_exists = client
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+                .await?
+                .is_some();
+            if schema_exists {
+                return Ok(Err(setup(format!(
+                    "a schema {schema} exists that plinth did not create; plinth will not use it as the \
+                     plugin's (drop or rename it)"
+                ))));
+            }
+            let secret = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            let create = format!(
+                "CREATE ROLE \"{role}\" LOGIN PASSWORD '{secret}' NOSUPERUSER NOCREATEDB NOCREATEROLE \
+                     NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 64;
+                 COMMENT ON ROLE \"{role}\" IS 'plinth: the database role of plugin {plugin}';
+                 GRANT \"{role}\" TO CURRENT_USER;
+                 CREATE SCHEMA \"{schema}\" AUTHORIZATION \"{role}\";
+                 ALTER ROLE \"{role}\" SET search_path TO \"{schema}\";"
+            );
+            if let Err(e) = client.batch_execute(&create).await {
+                let why = match e.as_db_error() {
+                    Some(db) if *db.code() == tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE => {
+                        format!(
+                            "plinth's database user may not create the plugin's role and schema ({}); \
+                             it needs CREATEROLE and to own the database (README, \"Running on PostgreSQL\")",
+                            db.message()
+                        )
+                    }
+                    Some(db) => db.message().to_string(),
+                    None => e.to_string(),
+                };
+                return Ok(Err(setup(why)));
+            }
+            let now = self.inner.options.clock.now();
+            client
+                .execute(
+                    "INSERT INTO plugin_roles (plugin, role, secret, created_at) VALUES ($1, $2, $3, $4)",
+                    &[&plugin, &role, &secret, &now],
+                )
+                .await?;
+            Ok::<_, tokio_postgres::Error>(Ok(secret))
+        }
+        .await;
+        match done {
+            Ok(Ok(secret)) => {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(super::classify)?;
+                Ok(secret)
+            }
+            Ok(Err(e)) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(super::classify(e))
+            }
+        }
+    }
+
+    /// Resolves the two-phase commits of plugin sessions that hosts left
+    /// prepared (a host that died between the steps of a commit): committed
+    /// where the host's transaction recorded the decision, rolled back
+    /// where it did not. A host still in the middle of its commit holds its
+    /// decision row; the `abort` this writes waits for it (at most the busy
+    /// timeout, then that one is left for the next host to start).
+    pub(super) async fn resolve_in_doubt(&self) -> crate::Result<()> {
+        let client = self.connection().await?;
+        let prepared = client
+            .query(
+                "SELECT gid, owner::text FROM pg_prepared_xacts
+                 WHERE database = current_database() AND gid LIKE 'plinth:%'",
+                &[],
+            )
+            .await
+            .map_err(super::classify)?;
+        let now = self.inner.options.clock.now();
+        for row in prepared {
+            let gid: String = row.get(0);
+            let owner: String = row.get(1);
+            let decided = client
+                .execute(
+                    "INSERT INTO plugin_commits (gid, plugin, decision, at)
+                     VALUES ($1, '', 'abort', $2) ON CONFLICT (gid) DO NOTHING",
+                    &[&gid, &now],
+                )
+                .await;
+            if decided.is_err() {
+                // Its host is still deciding: left for later.
+                continue;
+            }
+            let decision: String = client
+                .query_one(
+                    "SELECT decision FROM plugin_commits WHERE gid = $1",
+                    &[&gid],
+                )
+                .await
+                .map_err(super::classify)?
+                .get(0);
+            let Some(secret) = client
+                .query_opt("SELECT secret FROM plugin_roles WHERE role = $1", &[&owner])
+                .await
+                .map_err(super::classify)?
+                .map(|r| r.get::<_, String>(0))
+            else {
+                continue;
+            };
+            let pool = self.session_pool(&owner, &secret)?;
+            let session = pool.get().await.map_err(|e| self.connect_error(e))?;
+            let verb = if decision == "commit" {
+                "COMMIT PREPARED"
+            } else {
+                "ROLLBACK PREPARED"
+            };
+            let gid_literal = gid.replace('\'', "''");
+            session
+                .batch_execute(&format!("{verb} '{gid_literal}'"))
+                .await
+                .map_err(super::classify)?;
+            client
+                .execute("DELETE FROM plugin_commits WHERE gid = $1", &[&gid])
+                .await
+                .map_err(super::classify)?;
+        }
         Ok(())
     }
 }
@@ -595,9 +816,28 @@ impl Postgres {
 /// The advisory lock class of creating a plugin's schema.
 const PLUGIN_SCHEMA_LOCK_CLASS: i32 = 0x706c_7363;
 
+/// A plugin's session in one unit: a connection logged in as its role,
+/// with the unit's transaction on it once it ran a statement.
+#[derive(Debug)]
+pub(crate) struct PluginSession {
+    /// The plugin.
+    plugin: String,
+    /// Its role and schema.
+    schema: String,
+    client: deadpool_postgres::Object,
+    /// A transaction is open on it.
+    open: bool,
+    /// A statement that may write ran in it.
+    pub(crate) wrote: bool,
+    /// Its state is not known: rolled back by the server when dropped, never
+    /// reused.
+    broken: bool,
+}
+
 impl PgTx {
     /// Runs a plugin's statement (or, with `many`, a migration's
-    /// statements) in this unit, each measured against the quota.
+    /// statements) in the plugin's own session, each measured against the
+    /// quota.
     pub(crate) fn run_plugin_sql(
         &mut self,
         ns: &Namespace,
@@ -613,37 +853,59 @@ impl PgTx {
                 "the plugin may only read its tables (a read grant)".into(),
             ));
         }
+        let session = self.session(ns.plugin(), &schema)?;
+        let mut last = Answers::new(ns.result_budget());
+        for (text, writes) in &statements {
+            let measure = *writes && ns.quota().is_some();
+            last = self.one_plugin_statement(ns, session, text, each, want, measure)?;
+            if *writes {
+                self.sessions[session].wrote = true;
+            }
+        }
+        Ok(last)
+    }
+
+    /// The index of `plugin`'s session in this unit, taken from its pool
+    /// (made, with its role, the first time) when the unit has none yet.
+    fn session(&mut self, plugin: &str, schema: &str) -> Result<usize, SqlError> {
+        if let Some(i) = self.sessions.iter().position(|s| s.schema == schema) {
+            return Ok(i);
+        }
         let internal = |e: crate::Error| match e {
             crate::Error::Busy => SqlError::Busy,
             other => SqlError::Internal(other.to_string()),
         };
-        self.pg.ensure_plugin_schema(&schema).map_err(internal)?;
-        // The unit's transaction, opened if it is not (a lock that takes
-        // nothing): the role and path are set for the transaction only.
-        if !self.writing {
-            self.rows("SELECT 1", &[], Access::Lock).map_err(internal)?;
-        }
-        let mut last = Answers::new(ns.result_budget());
-        for (text, writes) in &statements {
-            let measure = *writes && ns.quota().is_some();
-            last = self.one_plugin_statement(ns, &schema, text, each, want, measure)?;
-        }
-        Ok(last)
+        let pool = self.pg.plugin_pool(plugin, schema).map_err(internal)?;
+        let pg = self.pg.clone();
+        let client = self
+            .pg
+            .run(async { pool.get().await.map_err(|e| pg.connect_error(e)) })
+            .map_err(internal)?;
+        self.sessions.push(PluginSession {
+            plugin: plugin.to_string(),
+            schema: schema.to_string(),
+            client,
+            open: false,
+            wrote: false,
+            broken: false,
+        });
+        Ok(self.sessions.len() - 1)
     }
 
     fn one_plugin_statement(
         &mut self,
         ns: &Namespace,
-        schema: &str,
+        session: usize,
         sql: &str,
         each: &[&[SqlValue]],
         want: Want,
         measure: bool,
     ) -> Result<Answers, SqlError> {
-        if self.broken {
-            return Err(SqlError::Internal(
-                "the unit's connection was lost; its writes were rolled back".into(),
-            ));
+        let lost = || {
+            SqlError::Internal("the plugin's session was lost; its writes were rolled back".into())
+        };
+        if self.broken || self.sessions[session].broken {
+            return Err(lost());
         }
         let budget = match self.deadline {
             Some(_) => {
@@ -655,20 +917,33 @@ impl PgTx {
             }
             None => None,
         };
-        let pg = self.pg.clone();
-        let Some(client) = self.client.as_ref() else {
-            return Err(SqlError::Internal("no connection".into()));
+        // The keys and values count toward the quota too (read in the
+        // host's session, which the plugin's cannot read).
+        let kv_bytes = if measure {
+            let plugin = ns.plugin().to_string();
+            let rows = self
+                .rows(KV_SIZE, &[&plugin], Access::Read)
+                .map_err(|e| SqlError::Internal(e.to_string()))?;
+            let bytes: i64 = rows.first().map_or(0, |r| r.get(0));
+            u64::try_from(bytes).unwrap_or(0)
+        } else {
+            0
         };
-        let plugin = ns.plugin();
+        let pg = self.pg.clone();
+        let s = &mut self.sessions[session];
+        let begin = !s.open;
+        let client = &*s.client;
+        let schema = s.schema.as_str();
+        let result_budget = ns.result_budget();
         let outcome: Result<Ran, ()> = pg.run(async {
             let work = plugin_statement(
                 client,
                 schema,
-                plugin,
+                begin,
                 sql,
                 each,
                 want,
-                ns.result_budget(),
+                result_budget,
                 measure,
             );
             let mut work = pin!(work);
@@ -687,36 +962,40 @@ impl PgTx {
                 },
             }
         });
+        if begin {
+            s.open = true;
+        }
         let undo = "ROLLBACK TO SAVEPOINT plinth_plugin; RELEASE SAVEPOINT plinth_plugin";
         let result = match outcome {
             Err(()) => {
-                self.broken = true;
+                s.broken = true;
                 return Err(SqlError::TimedOut);
             }
             Ok(Ok((answer, size))) => match (size, ns.quota()) {
-                (Some(size), Some(quota)) if size > quota => {
-                    self.batch(undo)?;
+                (Some(size), Some(quota)) if size.saturating_add(kv_bytes) > quota => {
+                    let size = size.saturating_add(kv_bytes);
+                    self.session_batch(session, undo)?;
                     return Err(SqlError::TooLarge(format!(
                         "the plugin's data would take {size} bytes; its quota is {quota}"
                     )));
                 }
                 _ => {
-                    self.batch("RELEASE SAVEPOINT plinth_plugin")?;
+                    self.session_batch(session, "RELEASE SAVEPOINT plinth_plugin")?;
                     Ok(answer)
                 }
             },
             Ok(Err(failed)) => {
                 let error = match &failed {
                     Failed::Server(e) if e.is_closed() => {
-                        self.broken = true;
+                        s.broken = true;
                         return Err(SqlError::Internal(e.to_string()));
                     }
                     Failed::Server(e) => classify(e),
                     Failed::Sql(e) => e.clone(),
                 };
-                // Back to the savepoint: the statement's writes, the role
-                // and the path go with it.
-                self.batch(undo)?;
+                // Back to the savepoint: the statement's writes and settings
+                // go with it.
+                self.session_batch(session, undo)?;
                 Err(error)
             }
         };
@@ -728,18 +1007,155 @@ impl PgTx {
         result
     }
 
-    /// Runs host statements in the unit's transaction; a failure leaves the
-    /// connection in a state not known: the unit is over.
-    fn batch(&mut self, sql: &str) -> Result<(), SqlError> {
-        let Some(client) = self.client.as_ref() else {
-            return Err(SqlError::Internal("no connection".into()));
-        };
-        match self.pg.run(client.batch_execute(sql)) {
+    /// Runs host statements in a plugin's session; a failure leaves the
+    /// session in a state not known: the unit is over.
+    fn session_batch(&mut self, session: usize, sql: &str) -> Result<(), SqlError> {
+        let s = &mut self.sessions[session];
+        match self.pg.run(s.client.batch_execute(sql)) {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.broken = true;
+                s.broken = true;
                 Err(SqlError::Internal(e.to_string()))
             }
         }
     }
+
+    /// Ends every plugin session of the unit without keeping its writes
+    /// (or, for one that only read, with nothing to keep), and gives it
+    /// back to its pool; a broken one is closed.
+    pub(crate) fn end_sessions(&mut self) {
+        for mut s in std::mem::take(&mut self.sessions) {
+            if s.open && !s.broken && self.pg.run(s.client.batch_execute("ROLLBACK")).is_err() {
+                s.broken = true;
+            }
+            if s.broken {
+                drop(deadpool_postgres::Object::take(s.client));
+            }
+        }
+    }
+
+    /// Commits a unit whose plugin sessions wrote: with the host's session
+    /// alone when it wrote nothing and one plugin session did (one commit);
+    /// otherwise by two-phase commit — each plugin session's transaction
+    /// prepared, the decision written in the host's transaction, that
+    /// committed, then the prepared ones. A host that dies between the
+    /// steps leaves prepared transactions that the next host to start
+    /// resolves by the decision (`Postgres::resolve_in_doubt`).
+    pub(crate) fn commit_with_sessions(&mut self) -> crate::Result<()> {
+        let lost = |why: &str| crate::Error::Unavailable(crate::EngineError::from_message(why));
+        if self.sessions.iter().any(|s| s.broken) {
+            self.end_sessions();
+            return Err(lost(
+                "a plugin's session was lost; the call's writes were rolled back",
+            ));
+        }
+        let writers = self.sessions.iter().filter(|s| s.wrote).count();
+        if !self.writing && writers == 1 {
+            let mut kept = Ok(());
+            for s in &mut self.sessions {
+                let end = if s.wrote { "COMMIT" } else { "ROLLBACK" };
+                if let Err(e) = self.pg.run(s.client.batch_execute(end)) {
+                    s.broken = true;
+                    if s.wrote {
+                        kept = Err(classify_commit(e));
+                    }
+                } else {
+                    s.open = false;
+                }
+            }
+            self.end_sessions();
+            return kept;
+        }
+        // Two-phase: the decision rows first (in the host's transaction,
+        // uncommitted: a host resolving at start waits on them), then the
+        // prepares.
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let now = self.pg.inner.options.clock.now();
+        let mut prepared: Vec<(usize, String)> = Vec::new();
+        for (i, s) in self.sessions.iter().enumerate() {
+            if s.wrote {
+                prepared.push((i, format!("plinth:{id}:{i}")));
+            }
+        }
+        for (i, gid) in &prepared {
+            let plugin = self.sessions[*i].plugin.clone();
+            self.run(
+                "INSERT INTO plugin_commits (gid, plugin, decision, at) VALUES ($1, $2, 'commit', $3)",
+                &[gid, &plugin, &now],
+                super::Want::Count,
+                Access::Lock,
+            )?;
+        }
+        for (i, gid) in &prepared {
+            let s = &mut self.sessions[*i];
+            if let Err(e) = self.pg.run(
+                s.client
+                    .batch_execute(&format!("PREPARE TRANSACTION '{gid}'")),
+            ) {
+                s.broken = true;
+                self.rollback_prepared(&prepared);
+                self.end_sessions();
+                return Err(classify_commit(e));
+            }
+            s.open = false;
+        }
+        self.abort_here("decided");
+        if let Err(e) = self.end("COMMIT") {
+            self.rollback_prepared(&prepared);
+            self.end_sessions();
+            return Err(e);
+        }
+        self.abort_here("committed");
+        // Decided: the prepared transactions are committed now, or by the
+        // next host to start if this fails.
+        for (i, gid) in &prepared {
+            let s = &mut self.sessions[*i];
+            if self
+                .pg
+                .run(s.client.batch_execute(&format!("COMMIT PREPARED '{gid}'")))
+                .is_err()
+            {
+                s.broken = true;
+                continue;
+            }
+            let _ = self.run(
+                "DELETE FROM plugin_commits WHERE gid = $1",
+                &[gid],
+                super::Want::Count,
+                Access::Read,
+            );
+        }
+        self.end_sessions();
+        Ok(())
+    }
+
+    /// Rolls back what this unit prepared (best effort: a host that starts
+    /// does it otherwise, no decision to commit being recorded).
+    fn rollback_prepared(&mut self, prepared: &[(usize, String)]) {
+        for (i, gid) in prepared {
+            let s = &mut self.sessions[*i];
+            if self
+                .pg
+                .run(
+                    s.client
+                        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'")),
+                )
+                .is_err()
+            {
+                s.broken = true;
+            }
+        }
+    }
+
+    /// Tests only: dies here as a killed host would (`PostgresOptions::abort_commit_after`).
+    fn abort_here(&self, step: &str) {
+        if self.pg.inner.pg.abort_commit_after == Some(step) {
+            std::process::abort();
+        }
+    }
+}
+
+/// A commit that failed: the server's answer, classified.
+fn classify_commit(e: tokio_postgres::Error) -> crate::Error {
+    super::classify(e)
 }
