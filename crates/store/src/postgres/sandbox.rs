@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     ColumnOption, Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableConstraint,
-    Visit, Visitor,
+    TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -233,20 +233,58 @@ fn check_name(name: &ObjectName) -> Result<(), SqlError> {
 
 /// Foreign keys name tables the visitor does not see as relations.
 fn foreign_keys(statement: &Statement) -> Result<(), SqlError> {
-    let Statement::CreateTable(table) = statement else {
-        return Ok(());
-    };
-    for constraint in &table.constraints {
+    use sqlparser::ast::AlterTableOperation;
+    let (constraints, columns): (Vec<&TableConstraint>, Vec<&sqlparser::ast::ColumnDef>) =
+        match statement {
+            Statement::CreateTable(table) => (
+                table.constraints.iter().collect(),
+                table.columns.iter().collect(),
+            ),
+            Statement::AlterTable { operations, .. } => {
+                let mut constraints = Vec::new();
+                let mut columns = Vec::new();
+                for operation in operations {
+                    match operation {
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            columns.push(column_def);
+                        }
+                        AlterTableOperation::AddConstraint { constraint, .. } => {
+                            constraints.push(constraint);
+                        }
+                        _ => {}
+                    }
+                }
+                (constraints, columns)
+            }
+            _ => return Ok(()),
+        };
+    for constraint in constraints {
         if let TableConstraint::ForeignKey { foreign_table, .. } = constraint {
             check_name(foreign_table)?;
         }
     }
-    for column in &table.columns {
+    for column in columns {
         for option in &column.options {
             if let ColumnOption::ForeignKey { foreign_table, .. } = &option.option {
                 check_name(foreign_table)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuses a function named with a schema or not in [`FUNCTIONS`].
+fn listed_function(name: &ObjectName) -> Result<(), SqlError> {
+    let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
+        return Err(SqlError::AccessDenied(format!(
+            "{name}: a function named with a schema"
+        )));
+    };
+    if !FUNCTIONS.contains(&ident.value.to_lowercase().as_str()) {
+        return Err(SqlError::AccessDenied(format!(
+            "the function {}",
+            ident.value
+        )));
     }
     Ok(())
 }
@@ -264,15 +302,30 @@ impl Visitor for Names {
         }
     }
 
+    /// A function in FROM (`FROM current_setting(…)`, `LATERAL f(…)`) is a
+    /// function call like any other: listed or refused.
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<SqlError> {
+        let name = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            }
+            | TableFactor::Function { name, .. } => name,
+            _ => return ControlFlow::Continue(()),
+        };
+        match listed_function(name) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<SqlError> {
         let refuse = |why: String| ControlFlow::Break(SqlError::AccessDenied(why));
         match expr {
             Expr::Function(f) => {
-                let [ObjectNamePart::Identifier(ident)] = f.name.0.as_slice() else {
-                    return refuse(format!("{}: a function named with a schema", f.name));
-                };
-                if !FUNCTIONS.contains(&ident.value.to_lowercase().as_str()) {
-                    return refuse(format!("the function {}", ident.value));
+                if let Err(e) = listed_function(&f.name) {
+                    return ControlFlow::Break(e);
                 }
             }
             Expr::CompoundIdentifier(parts) if parts.len() > 2 => {
