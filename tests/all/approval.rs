@@ -63,7 +63,7 @@ fn a_build_that_is_not_the_approved_one_is_refused_and_the_approved_one_loads() 
     // Migrations that differ from the approved ones are a different build.
     let mut changed = approved.clone();
     changed.identity = Some(Identity::of(&bytes, &approved.migrations));
-    let changed = changed.migrations(migrations("CREATE TABLE t (a)")?);
+    let changed = changed.migrations(migrations("CREATE TABLE t (a INT)")?);
     match f.runtime.load_bytes(&bytes, changed) {
         Err(Error::NotTheApprovedBuild { changed, .. }) => {
             ensure!(changed[0].starts_with("migrations sha256"), "{changed:?}");
@@ -82,7 +82,7 @@ fn a_build_that_is_not_the_approved_one_is_refused_and_the_approved_one_loads() 
 fn migrations_need_the_sql_write_grant() -> Result<()> {
     let f = Fixture::new()?;
     let no_sql = Manifest::from_file(TEMPLATE.manifest.as_ref())?
-        .migrations(migrations("CREATE TABLE t (a)")?);
+        .migrations(migrations("CREATE TABLE t (a INT)")?);
     match f.load_with(TEMPLATE, no_sql) {
         Err(e) => ensure!(
             e.to_string()
@@ -98,7 +98,7 @@ fn migrations_need_the_sql_write_grant() -> Result<()> {
 #[test]
 fn applied_migrations_that_vanished_are_refused() -> Result<()> {
     let f = Fixture::new()?;
-    let with = probe_manifest()?.migrations(migrations("CREATE TABLE t (a)")?);
+    let with = probe_manifest()?.migrations(migrations("CREATE TABLE t (a INT)")?);
     f.load_with(SQL_PROBE, with)?;
     match f.load_with(SQL_PROBE, probe_manifest()?) {
         Err(e) => ensure!(
