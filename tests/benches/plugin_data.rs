@@ -8,7 +8,12 @@
 //!    and vs the store's API called natively (the sandbox without the
 //!    crossing);
 //! 2. `wasi:keyvalue` set and get from the guest vs the store's key-value
-//!    API called natively, and vs a plain rusqlite upsert/select.
+//!    API called natively, and vs a plain rusqlite upsert/select;
+//! 3. on PostgreSQL (a throwaway cluster over loopback TCP, set up as the
+//!    README tells an operator), the insert batch and the point-select
+//!    batch from the guest — run in the plugin's own session, as its role —
+//!    vs the same statements prepared once and run N times in one
+//!    transaction with tokio-postgres, natively, as plinth's user.
 //!
 //! Rounds are interleaved (guest, native, guest, …); each line gives the
 //! median per operation and the ratio of medians, with the spread of the
@@ -333,5 +338,85 @@ fn main() -> Result<()> {
     for pair in [&set_store, &get_store, &set_raw, &get_raw] {
         pair.report();
     }
+    postgres()
+}
+
+/// The batches on PostgreSQL: the guest vs tokio-postgres natively.
+fn postgres() -> Result<()> {
+    let Some((_cluster, url)) = plinth_pg_cluster::test_database("the plugin_data bench")? else {
+        return Ok(());
+    };
+    let db = Db::connect(&url, Options::default())?;
+    let runtime = Runtime::new(db)?;
+    let probe: Plugin = runtime.load_file(
+        SQL_PROBE.wasm.as_ref(),
+        Manifest::from_file(SQL_PROBE.manifest.as_ref())?,
+    )?;
+    let create =
+        "CREATE TABLE items (id BIGSERIAL PRIMARY KEY, title TEXT NOT NULL, n BIGINT NOT NULL)";
+    let insert = "INSERT INTO items (title, n) VALUES ($1, $2)";
+    let select = "SELECT title, n FROM items WHERE id = $1";
+    answer(probe.call_dynamic("run-execute", &[s(create), Val::List(vec![])])?)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok::<_, tokio_postgres::Error>(client)
+    })?;
+    rt.block_on(client.batch_execute(&create.replace("items", "native_items")))?;
+    let native_insert = insert.replace("items", "native_items");
+    let native_select = select.replace("items", "native_items");
+    println!(
+        "plugin data on PostgreSQL: {N} operations per round, median of {ROUNDS} interleaved rounds, loopback TCP"
+    );
+    let mut insert_batch = Pair::new("plinth:sql insert, execute-batch", "tokio-postgres");
+    let mut select_batch = Pair::new("plinth:sql point select, query-batch", "tokio-postgres");
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let out = answer(probe.call_dynamic("bench-insert-batch", &[s(insert), Val::U32(N)])?)?;
+        insert_batch.guest.push(per_op(t.elapsed()));
+        ensure!(out == Val::U64(u64::from(N)), "{out:?}");
+        let t = Instant::now();
+        rt.block_on(async {
+            client.batch_execute("BEGIN").await?;
+            let stmt = client.prepare(&native_insert).await?;
+            for i in 0..N {
+                client
+                    .execute(&stmt, &[&format!("item-{i}"), &i64::from(i)])
+                    .await?;
+            }
+            client.batch_execute("COMMIT").await
+        })?;
+        insert_batch.native.push(per_op(t.elapsed()));
+
+        let t = Instant::now();
+        let out = answer(
+            probe.call_dynamic("bench-select-batch", &[s(select), Val::U32(N), Val::U32(N)])?,
+        )?;
+        select_batch.guest.push(per_op(t.elapsed()));
+        ensure!(out == Val::U64(u64::from(N)), "{out:?}");
+        let t = Instant::now();
+        let found = rt.block_on(async {
+            client.batch_execute("BEGIN").await?;
+            let stmt = client.prepare(&native_select).await?;
+            let mut found = 0;
+            for i in 0..N {
+                for row in client.query(&stmt, &[&(1 + i64::from(i))]).await? {
+                    let _: (String, i64) = (row.get(0), row.get(1));
+                    found += 1;
+                }
+            }
+            client.batch_execute("COMMIT").await?;
+            Ok::<_, tokio_postgres::Error>(found)
+        })?;
+        select_batch.native.push(per_op(t.elapsed()));
+        ensure!(found == N);
+    }
+    insert_batch.report();
+    select_batch.report();
     Ok(())
 }

@@ -13,9 +13,9 @@
 //! stops it at the unit's deadline.
 //!
 //! On PostgreSQL a plugin's objects live in a schema of its own, and its
-//! statements run as a role of its own that can reach nothing else
-//! (`postgres/sandbox.rs`); the statement is checked by a parse first, as
-//! on SQLite.
+//! statements run in a session logged in as a role of its own that can
+//! reach nothing else (`postgres/sandbox.rs`); the statement is checked by
+//! a parse first, as on SQLite.
 
 use crate::Unit;
 

@@ -1,21 +1,26 @@
-//! Plugin SQL on PostgreSQL: a schema and a role of its own per plugin.
+//! Plugin SQL on PostgreSQL: a schema, a role and sessions of its own per
+//! plugin.
 //!
-//! A plugin's objects live in the schema `plugin_<name>`, owned by the
-//! role of the same name (no login), which has no privilege on anything
-//! else: not the core tables, not another plugin's schema. Each plugin
-//! statement runs in the unit's transaction, in a savepoint, under
-//! `SET LOCAL ROLE` to that role and `SET LOCAL search_path` to that schema
-//! only; then the host's role and path come back. The role is the
-//! boundary; the statement is also parsed first (sqlparser, PostgreSQL
-//! dialect) and refused before it reaches the server when it is not a kind
-//! plugins may run, names a schema, a `pg_` object or `information_schema`,
-//! or calls a function outside a list — in particular `set_config`, with
-//! which a role could set itself back to the session's, and anything that
-//! runs SQL text (`query_to_xml`) or reads the server (`pg_read_file`,
-//! `current_setting`, advisory locks).
+//! A plugin's objects live in the schema `plugin_<name>`, owned by its role
+//! `plugin_<name>_<tag>`, which logs in with a secret only plinth's user
+//! can read, is a member of nothing and has no privilege on anything else:
+//! not the core tables, not another plugin's schema. Each plugin statement
+//! runs in a session logged in as that role (a pool per plugin), in the
+//! unit's transaction on that session, in a savepoint; so resetting the
+//! role, any function and any setting gain only what the role has. A call
+//! whose plugin session and host session both wrote commits by two-phase
+//! commit ([`PgTx::commit_with_sessions`]); what a host that died left
+//! prepared, the next one resolves ([`Postgres::resolve_in_doubt`]).
 //!
-//! The host's database user needs `CREATEROLE` (or to be a superuser) to
-//! create the roles.
+//! The statement is also parsed first (sqlparser, PostgreSQL dialect) and
+//! refused before it reaches the server when it is not a kind plugins may
+//! run, names a schema, a `pg_` object or `information_schema`, or calls a
+//! function outside a list — in an expression, in `FROM` or `LATERAL` —
+//! and after it the session is checked for large objects and temporary
+//! relations, which live outside its schema and quota.
+//!
+//! The host's database user needs `LOGIN CREATEROLE` and to own its
+//! database; a superuser is refused unless allowed.
 
 use std::ops::ControlFlow;
 
