@@ -405,6 +405,45 @@ fn one_call_writes_its_table_its_bucket_and_the_core_tables_as_one() -> Result<(
     Ok(())
 }
 
+/// A call that writes a row of its own table, a key and a user, then runs
+/// out of time or memory, keeps none of the three either (on PostgreSQL the
+/// plugin's row is in its own session: neither is committed).
+#[test]
+fn a_timeout_or_a_memory_breach_after_writing_everywhere_keeps_nothing() -> Result<()> {
+    let f = Fixture::new()?;
+    let manifest = Manifest::from_file(SQL_PROBE.manifest.as_ref())?.limits(plinth_host::Limits {
+        time: std::time::Duration::from_millis(800),
+        memory_bytes: 16 << 20,
+        ..plinth_host::Limits::default()
+    });
+    let p = f.load_with(SQL_PROBE, manifest)?;
+    run(&p, "run-execute", "CREATE TABLE t (x INTEGER)", vec![])?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for (how, expected) in [("spin", "ran past its time limit"), ("grow", "memory")] {
+        let args = [
+            s("INSERT INTO t VALUES (1)"),
+            s("b"),
+            s("k"),
+            s(&format!("user-{how}")),
+            s(how),
+        ];
+        match p.call_dynamic("write-all-then-fail", &args) {
+            Err(e) => ensure!(e.to_string().contains(expected), "{how}: {e}"),
+            Ok(v) => anyhow::bail!("{how}: returned {v:?}"),
+        }
+        ensure!(f.rows("users")? == 0, "{how}: a user was kept");
+        let key = kv(&p, "kv-get", vec![s("b"), s("k")])?.map_err(anyhow::Error::msg)?;
+        ensure!(some_bytes(&key).is_none(), "{how}: {key:?}");
+        let rows = run(&p, "run-query", "SELECT count(*) FROM t", vec![])?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        ensure!(
+            format!("{rows:?}").contains("\"integer\", Some(S64(0))"),
+            "{how}: {rows:?}"
+        );
+    }
+    Ok(())
+}
+
 /// Statements that would run away end typed — out of time, too large, over
 /// the call's row limit — keep nothing, and the next call works.
 /// A call's answer, or its error as text.

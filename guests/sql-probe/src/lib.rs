@@ -186,6 +186,30 @@ impl bindings::Guest for Probe {
         panic!("trapping after writing to all three stores: {written:?}");
     }
 
+    fn write_all_then_fail(
+        statement: String,
+        bucket: String,
+        key: String,
+        name: String,
+        how: String,
+    ) {
+        let written = Self::write_all(statement, bucket, key, name);
+        if how == "grow" {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+            if n == 0 {
+                panic!("{written:?}");
+            }
+        }
+    }
+
     fn write_all(
         statement: String,
         bucket: String,

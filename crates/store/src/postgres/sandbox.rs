@@ -1217,3 +1217,73 @@ impl PgTx {
 fn classify_commit(e: tokio_postgres::Error) -> crate::Error {
     super::classify(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use anyhow::ensure;
+
+    use super::*;
+    use crate::backend::Backend;
+
+    /// What a plugin's session sets for itself — by a road the parse would
+    /// refuse, run here on the session as the plugin's role — is gone when
+    /// the session comes back from its pool; a large object its role made
+    /// refuses the next statement through the sandbox.
+    #[test]
+    fn a_session_comes_back_reset_and_a_large_object_is_refused() -> anyhow::Result<()> {
+        let Some((_cluster, url)) = plinth_pg_cluster::test_database("sandbox::reset")? else {
+            return Ok(());
+        };
+        let pg = Postgres::new(
+            &url,
+            crate::Options::default(),
+            super::super::PostgresOptions::default(),
+        )?;
+        pg.ensure_open()?;
+        let ns = Namespace::new("alpha", false)?;
+        let schema = schema_of(&ns)?;
+        let pool = pg.plugin_pool("alpha", &schema)?;
+        pg.run(async {
+            let s = pool.get().await?;
+            s.batch_execute(
+                "SELECT set_config('search_path', 'public', false);
+                 SELECT pg_advisory_lock(1886154356);
+                 CREATE TEMP TABLE left_behind (x INT);
+                 SET statement_timeout = 1",
+            )
+            .await?;
+            Ok::<_, anyhow::Error>(())
+        })?;
+        pg.run(async {
+            let s = pool.get().await?;
+            let path: String = s.query_one("SHOW search_path", &[]).await?.get(0);
+            ensure!(path.contains("plugin_alpha"), "{path}");
+            let timeout: String = s.query_one("SHOW statement_timeout", &[]).await?.get(0);
+            ensure!(timeout == "0", "{timeout}");
+            let locks: i64 = s
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1886154356",
+                    &[],
+                )
+                .await?
+                .get(0);
+            ensure!(locks == 0, "{locks} advisory locks kept");
+            let temp: i64 = s
+                .query_one(
+                    "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
+                    &[],
+                )
+                .await?
+                .get(0);
+            ensure!(temp == 0, "{temp} temporary relations kept");
+            s.batch_execute("SELECT lo_from_bytea(0, 'outside')").await?;
+            Ok::<_, anyhow::Error>(())
+        })?;
+        let mut tx = pg.begin()?;
+        match tx.plugin_sql(&ns, "SELECT 1", &[&[]], Want::Rows, &mut None) {
+            Err(SqlError::AccessDenied(why)) => ensure!(why.contains("large objects"), "{why}"),
+            other => anyhow::bail!("{:?}", other.map(|a| a.rows)),
+        }
+        Ok(())
+    }
+}
