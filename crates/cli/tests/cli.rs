@@ -398,7 +398,7 @@ fn db_status_migrate_cleanup_and_outbox() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let status = stdout(plinth(dir.path())?.args(["db", "status"]))?;
     ensure!(
-        status.contains("schema version: 5")
+        status.contains("schema version: 6")
             && status.contains("users")
             && status.contains("outbox"),
         "{status}"
