@@ -66,7 +66,7 @@ fn every_database_command_runs_on_postgresql() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let status = stdout(host(dir.path(), &url)?.args(["db", "status"]))?;
     ensure!(
-        status.contains("(postgresql)") && status.contains("schema version: 5"),
+        status.contains("(postgresql)") && status.contains("schema version: 6"),
         "{status}"
     );
     ensure!(stdout(host(dir.path(), &url)?.args(["db", "migrate"]))?.contains("schema version 6"));
