@@ -12,7 +12,9 @@
 //!   a password reset or change.
 //! * No enumeration: unknown emails cost an Argon2 computation and get the
 //!   same error as a wrong password; reset and resend answer the same for
-//!   every address; sign-in failures are counted per email, known or not.
+//!   every address, and a reset mails an unknown address too (a notice with
+//!   no token), so that it takes as long; sign-in failures are counted per
+//!   email, known or not.
 //! * Throttling: after 5 consecutive failures an email waits 2^(n-5) s
 //!   (at most 15 min) between attempts; at 100 it is locked until a reset.
 
@@ -231,6 +233,27 @@ const RESET_MAIL: TokenMail = TokenMail {
     },
 };
 
+/// Tells the owner of `email`, which no account uses, that a password reset
+/// was asked for it, and costs what a reset for a known address costs: the
+/// same mail queued under the same limit, then the same two statements on
+/// the reset tokens, aimed at no row (a delete for a user id that no user
+/// has, a lookup of a token never stored). The notice carries no token and
+/// nothing but the mail is stored.
+fn no_account_notice(email: &str) -> Res<()> {
+    let unused = secret::new_token().map_err(internal)?;
+    let body = "Hello,\n\nsomeone asked to reset the password of an account with this address, but no account here uses it.\nIf you did not ask for this, ignore this message.\n";
+    if !send(email, "Password reset request", body.into())? {
+        return Ok(());
+    }
+    // A hash is 64 hex digits, never a user's UUID (36 with dashes).
+    let no_user = secret::token_hash(&unused);
+    password_reset::delete_user_password_reset_tokens(&no_user).map_err(db)?;
+    match password_reset::get_password_reset_token(&no_user) {
+        Ok(_) | Err(DbError::NotFound) => Ok(()),
+        Err(e) => Err(db(e)),
+    }
+}
+
 fn send_verification(user: &User) -> Res<()> {
     mail_token(user, &VERIFICATION_MAIL)
 }
@@ -399,14 +422,17 @@ impl Guest for Auth {
         }
     }
 
+    /// A known and an unknown address get the same answer and cost the
+    /// same work: each is sent a mail under the same per-recipient limit
+    /// (the one a token, the other a notice that no account uses it), the
+    /// same two statements on the reset tokens run, and the call commits.
     fn request_password_reset(email: String) -> Res<()> {
         let email = input::email(&email).map_err(AuthError::InvalidInput)?;
-        let user = match users::get_user_by_email(&email) {
-            Ok(u) => u,
-            Err(DbError::NotFound) => return Ok(()),
-            Err(e) => return Err(db(e)),
-        };
-        mail_token(&user, &RESET_MAIL)
+        match users::get_user_by_email(&email) {
+            Ok(user) => mail_token(&user, &RESET_MAIL),
+            Err(DbError::NotFound) => no_account_notice(&email),
+            Err(e) => Err(db(e)),
+        }
     }
 
     fn reset_password(token: String, new_password: String) -> Res<()> {
