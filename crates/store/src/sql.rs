@@ -80,14 +80,13 @@ impl SqlBatchRows {
 }
 
 impl SqlValue {
-    /// What the value takes in the host's memory: its slot and its bytes.
-    fn host_bytes(&self) -> u64 {
-        let payload = match self {
-            SqlValue::Text(t) => t.len(),
-            SqlValue::Blob(b) => b.len(),
+    /// The bytes the value holds beyond its slot.
+    fn payload_bytes(&self) -> u64 {
+        match self {
+            SqlValue::Text(t) => t.len() as u64,
+            SqlValue::Blob(b) => b.len() as u64,
             _ => 0,
-        };
-        (std::mem::size_of::<SqlValue>() + payload) as u64
+        }
     }
 }
 
@@ -116,14 +115,19 @@ impl Answers {
         }
     }
 
-    /// Sets the columns' names (every run of one statement has the same).
-    pub(crate) fn set_columns(&mut self, columns: Vec<String>) -> Result<(), SqlError> {
+    /// Sets the columns' names (every run of one statement has the same),
+    /// counted before they are copied.
+    pub(crate) fn set_columns<'a>(
+        &mut self,
+        columns: impl Iterator<Item = &'a str> + Clone,
+    ) -> Result<(), SqlError> {
         let bytes = columns
-            .iter()
+            .clone()
             .map(|c| (std::mem::size_of::<String>() + c.len()) as u64)
             .sum();
-        self.rows.columns = columns;
-        self.take(bytes)
+        self.take(bytes)?;
+        self.rows.columns = columns.map(str::to_string).collect();
+        Ok(())
     }
 
     /// Starts the rows of the next run.
@@ -136,7 +140,15 @@ impl Answers {
     /// # Errors
     /// [`SqlError::TooLarge`] when the rows so far are over the budget.
     pub(crate) fn push_value(&mut self, value: SqlValue) -> Result<(), SqlError> {
-        self.take(value.host_bytes())?;
+        let values = &self.rows.values;
+        if values.len() == values.capacity() {
+            // The push will move the values to a block about twice as
+            // large: counted before it is taken.
+            let grown = (values.capacity() * 2).max(4);
+            let slots = (grown - values.capacity()) * std::mem::size_of::<SqlValue>();
+            self.take(slots as u64)?;
+        }
+        self.take(value.payload_bytes())?;
         self.rows.values.push(value);
         Ok(())
     }
@@ -144,8 +156,11 @@ impl Answers {
     /// Ends the current row of the current run.
     ///
     /// # Errors
-    /// [`SqlError::TooLarge`] past `u32::MAX` rows in one run.
+    /// [`SqlError::TooLarge`] past `u32::MAX` rows in one run, or when a
+    /// row's own vector (what one query's answer is built into) takes the
+    /// rows past the budget.
     pub(crate) fn end_row(&mut self) -> Result<(), SqlError> {
+        self.take(std::mem::size_of::<Vec<SqlValue>>() as u64)?;
         if let Some(count) = self.rows.counts.last_mut() {
             *count = count.checked_add(1).ok_or_else(|| {
                 SqlError::TooLarge("more than 4294967295 rows from one run".into())
@@ -216,21 +231,23 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    /// The namespace of plugin `plugin` (letters, digits, `-` and `_`).
-    /// With `read_only`, statements that write are refused.
+    /// The namespace of plugin `plugin` (lowercase letters, digits, `-` and
+    /// `_`). With `read_only`, statements that write are refused.
     ///
     /// # Errors
-    /// [`SqlError::AccessDenied`] for a name with other characters (a name
-    /// with `:` could reach into another plugin's namespace).
+    /// [`SqlError::AccessDenied`] for a name with other characters: a name
+    /// with `:` could reach into another plugin's namespace, and one with
+    /// capitals would share it with another name (SQLite and PostgreSQL's
+    /// folding match names whatever their case: `ALPHA:t` is `alpha:t`).
     pub fn new(plugin: &str, read_only: bool) -> Result<Self, SqlError> {
         let ok = !plugin.is_empty()
             && plugin.len() <= 64
             && plugin
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !ok {
             return Err(SqlError::AccessDenied(format!(
-                "{plugin:?} cannot own tables: a plugin's name is letters, digits, - and _"
+                "{plugin:?} cannot own tables: a plugin that keeps data is named in lowercase letters, digits, - and _"
             )));
         }
         Ok(Self {
@@ -298,7 +315,8 @@ pub const MAX_STATEMENT_BYTES: usize = 100_000;
 
 /// The most bytes of rows one plugin statement, or one batch, may bring
 /// into the host's memory, whatever the plugin's memory limit: 64 MiB. Each
-/// value counts its bytes and its slot (the size of a [`SqlValue`]).
+/// value counts its bytes, the vector that holds the values counts its
+/// capacity before it grows, and each row the vector it is moved into.
 pub const MAX_RESULT_BYTES: u64 = 64 << 20;
 
 impl Unit {
@@ -312,7 +330,10 @@ impl Unit {
         statement: &str,
         params: &[SqlValue],
     ) -> Result<SqlRows, SqlError> {
-        let batch = self.plugin_query_batch(ns, statement, &[params])?;
+        // Its rows are read flat, then moved into a vector per row: both
+        // are held for a moment, so each gets half the budget.
+        let half = ns.clone().with_result_budget(ns.result_budget() / 2);
+        let batch = self.plugin_query_batch(&half, statement, &[params])?;
         let width = batch.columns.len();
         let count = batch.counts.first().copied().unwrap_or(0);
         // The values are moved into their rows, not copied.
@@ -419,6 +440,10 @@ pub(crate) fn kind(statement: &sqlparser::ast::Statement) -> Result<Kind, SqlErr
         Statement::Query(_) => Ok(Kind::Query),
         Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => Ok(Kind::Write),
         Statement::CreateTable(t) if t.temporary => refuse("temporary tables"),
+        // Its rows are written by no statement the row limit counts.
+        Statement::CreateTable(t) if t.query.is_some() => {
+            refuse("CREATE TABLE … AS: create the table, then fill it with INSERT … SELECT")
+        }
         Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::AlterTable { .. } => {
             Ok(Kind::Schema)
         }

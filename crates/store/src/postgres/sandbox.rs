@@ -180,6 +180,15 @@ fn allowed(statement: &Statement) -> Result<bool, SqlError> {
             refuse("CREATE TABLE … LIKE or INHERITS")
         }
         Statement::CreateVirtualTable { .. } => refuse("virtual tables (SQLite's)"),
+        // Its writes are counted by no one (the row limit sees what a
+        // statement says it changed, and a query says nothing).
+        Statement::Query(q)
+            if q.with
+                .as_ref()
+                .is_some_and(|w| w.cte_tables.iter().any(|c| query_writes(&c.query))) =>
+        {
+            refuse("a data-modifying WITH: write with INSERT, UPDATE or DELETE … RETURNING")
+        }
         Statement::Query(q) => {
             crate::sql::kind(statement)?;
             Ok(query_writes(q))
@@ -457,8 +466,8 @@ pub(crate) fn value(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, Sql
 /// Run in the plugin's session after each of its statements, pipelined
 /// with it: large objects its role owns and temporary relations of its
 /// session (both outside its schema and its quota, and refused), and, when
-/// `$2`, the bytes its schema's tables (with their TOAST data) and indexes
-/// take.
+/// `$2`, the bytes its schema's tables (with their TOAST data), indexes and
+/// sequences take.
 const AFTER: &str = "SELECT (SELECT count(*) FROM pg_largeobject_metadata
              WHERE lomowner = (SELECT oid FROM pg_roles WHERE rolname = current_user))
           + (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
@@ -466,7 +475,7 @@ const AFTER: &str = "SELECT (SELECT count(*) FROM pg_largeobject_metadata
             (SELECT COALESCE(SUM(CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid)
                                        ELSE pg_table_size(c.oid) END), 0)
                      FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'i'))::bigint
+                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'i', 'S'))::bigint
             END";
 
 /// The bytes of a plugin's keys and values (read in the host's session).
@@ -559,13 +568,7 @@ async fn plugin_statement(
     let mut answers = Answers::new(budget);
     if want == Want::Rows {
         // Every run of one statement has the same columns.
-        answers.set_columns(
-            prepared
-                .columns()
-                .iter()
-                .map(|c| c.name().to_string())
-                .collect(),
-        )?;
+        answers.set_columns(prepared.columns().iter().map(|c| c.name()))?;
     }
     for params in each {
         run_prepared(client, &prepared, params, want, &mut answers).await?;
@@ -918,6 +921,11 @@ impl PgTx {
             last = self.one_plugin_statement(ns, session, text, each, want, measure)?;
             if *writes {
                 self.sessions[session].wrote = true;
+                if want == Want::Rows {
+                    // `… RETURNING` run as a query: a row back for each
+                    // row written.
+                    self.rows += last.rows.counts.iter().map(|&n| u64::from(n)).sum::<u64>();
+                }
             }
         }
         Ok(last)

@@ -140,7 +140,14 @@ pub(crate) struct Rewritten {
 #[derive(Debug, Default)]
 pub(crate) struct Rewrites {
     done: Mutex<HashMap<String, HashMap<String, Rewritten>>>,
+    /// Plugin objects whose stored definition (`name`, NUL, `sql`) was
+    /// checked already ([`check_schema`]): a schema change re-checks only
+    /// what is new, not every object the plugin has.
+    checked: Mutex<HashSet<String>>,
 }
+
+/// The most checked definitions remembered per database.
+const MAX_CHECKED: usize = 10_000;
 
 impl Rewrites {
     /// `sql` of `ns`'s plugin, rewritten (once) into its namespace.
@@ -392,7 +399,12 @@ impl VisitorMut for Namer {
 ///
 /// # Errors
 /// [`SqlError::AccessDenied`] naming the object and what points outside.
-fn check_schema(conn: &Connection, prefix: &str) -> Result<(), SqlError> {
+fn check_schema(
+    conn: &Connection,
+    prefix: &str,
+    checked: &Mutex<HashSet<String>>,
+    deadline: Option<Instant>,
+) -> Result<(), SqlError> {
     let hi = format!("{};", prefix.trim_end_matches(':'));
     let mut stmt = conn
         .prepare_cached(
@@ -423,11 +435,31 @@ fn check_schema(conn: &Connection, prefix: &str) -> Result<(), SqlError> {
         )))
     };
     for (kind, name, table, sql) in objects {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(SqlError::TimedOut);
+        }
         let autoindex = name
             .strip_prefix("sqlite_autoindex_")
             .is_some_and(|rest| rest.starts_with(&table));
         if !own(&table) || !(own(&name) || autoindex) {
             return refuse(&name, format!("a {kind} of {table}, not of the plugin"));
+        }
+        if kind == "view" {
+            // A view whose tables are gone makes SQLite refuse every later
+            // ALTER … RENAME or DROP COLUMN in the file, the host's too:
+            // every view must still resolve.
+            let quoted = name.replace('"', "\"\"");
+            if let Err(e) = conn.prepare(&format!("SELECT * FROM \"{quoted}\"")) {
+                return refuse(&name, format!("the view no longer resolves ({e})"));
+            }
+        }
+        let key = format!("{name}\0{}", sql.as_deref().unwrap_or(""));
+        if checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key)
+        {
+            continue;
         }
         if kind == "table" {
             let mut fks = conn
@@ -480,6 +512,11 @@ fn check_schema(conn: &Connection, prefix: &str) -> Result<(), SqlError> {
         if let Some(why) = stored.found {
             return refuse(&name, why);
         }
+        let mut known = checked.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= MAX_CHECKED {
+            known.clear();
+        }
+        known.insert(key);
     }
     Ok(())
 }
@@ -796,10 +833,10 @@ impl SqliteTx {
     /// once, under the sandbox once); a failure of any leaves nothing of
     /// the others.
     ///
-    /// A statement that writes runs in a savepoint when it is a batch, when
-    /// it changes the schema (the schema that resulted is then checked:
-    /// [`check_schema`]) or under a quota (the pages it added are then
-    /// counted); any of those failing undoes it.
+    /// A statement that writes runs in a savepoint; when it changes the
+    /// schema, the schema that resulted is checked ([`check_schema`]), and
+    /// under a quota the pages it added are counted; a failure of any undoes
+    /// it.
     fn run_namespaced(
         &mut self,
         ns: &Namespace,
@@ -850,11 +887,11 @@ impl SqliteTx {
             }
             None => None,
         };
+        let sqlite = self.db().clone();
         let conn = self.write().map_err(store)?;
-        let guarded = each.len() > 1 || ddl || quota.is_some();
-        if guarded {
-            run_cached(conn, "SAVEPOINT plinth_statement").map_err(internal)?;
-        }
+        // Always in a savepoint: a statement that fails part way (`INSERT
+        // OR FAIL` of several rows) keeps nothing of what it did.
+        run_cached(conn, "SAVEPOINT plinth_statement").map_err(internal)?;
         let ran = {
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
             conn.prepare_cached(sql)
@@ -865,12 +902,12 @@ impl SqliteTx {
             // SQLite rolled back the whole unit (see `SqliteTx::is_lost`).
             return ran;
         }
-        if !guarded {
-            return ran;
-        }
         // The second layer after a change of schema: what resulted.
         let ran = match ran {
-            Ok(answer) if ddl => check_schema(conn, &ns.prefix()).map(|()| answer),
+            Ok(answer) if ddl => {
+                check_schema(conn, &ns.prefix(), &sqlite.rewrites().checked, deadline)
+                    .map(|()| answer)
+            }
             other => other,
         };
         let after = match (&ran, quota) {
@@ -1026,12 +1063,7 @@ fn answers(
     let mut out = Answers::new(budget);
     if want == Want::Rows {
         // Every run of one statement has the same columns.
-        out.set_columns(
-            stmt.column_names()
-                .iter()
-                .map(|c| (*c).to_string())
-                .collect(),
-        )?;
+        out.set_columns(stmt.column_names().into_iter())?;
     }
     for params in each {
         answer(conn, stmt, params, want, refusal, &mut out)?;
@@ -1064,7 +1096,15 @@ fn answer(
         }
         Want::Outcome => {
             let before = conn.last_insert_rowid();
-            let changed = stmt.execute(params).map_err(|e| classify(e, refusal))?;
+            let changed = if stmt.column_count() > 0 {
+                // `… RETURNING`: run to its end, its rows not wanted.
+                let mut rows = stmt.query(params).map_err(|e| classify(e, refusal))?;
+                while rows.next().map_err(|e| classify(e, refusal))?.is_some() {}
+                drop(rows);
+                usize::try_from(conn.changes()).unwrap_or(usize::MAX)
+            } else {
+                stmt.execute(params).map_err(|e| classify(e, refusal))?
+            };
             let after = conn.last_insert_rowid();
             out.outcomes.push(SqlOutcome {
                 rows_affected: changed as u64,
