@@ -11,9 +11,10 @@
 //!    API called natively, and vs a plain rusqlite upsert/select;
 //! 3. on PostgreSQL (a throwaway cluster over loopback TCP, set up as the
 //!    README tells an operator), the insert batch and the point-select
-//!    batch from the guest — run in the plugin's own session, as its role —
-//!    vs the same statements prepared once and run N times in one
-//!    transaction with tokio-postgres, natively, as plinth's user.
+//!    batch from the guest — run in the plugin's own session, as its role,
+//!    64 runs in flight — vs the same statements prepared once and run N
+//!    times in one transaction with tokio-postgres, natively, as plinth's
+//!    user: one after another, and pipelined 64 in flight as the store does.
 //!
 //! Rounds are interleaved (guest, native, guest, …); each line gives the
 //! median per operation and the ratio of medians, with the spread of the
@@ -375,6 +376,14 @@ fn postgres() -> Result<()> {
     );
     let mut insert_batch = Pair::new("plinth:sql insert, execute-batch", "tokio-postgres");
     let mut select_batch = Pair::new("plinth:sql point select, query-batch", "tokio-postgres");
+    let mut insert_piped = Pair::new(
+        "plinth:sql insert, execute-batch",
+        "tokio-postgres, pipelined",
+    );
+    let mut select_piped = Pair::new(
+        "plinth:sql point select, query-batch",
+        "tokio-postgres, pipelined",
+    );
     for _ in 0..ROUNDS {
         let t = Instant::now();
         let out = answer(probe.call_dynamic("bench-insert-batch", &[s(insert), Val::U32(N)])?)?;
@@ -392,6 +401,32 @@ fn postgres() -> Result<()> {
             client.batch_execute("COMMIT").await
         })?;
         insert_batch.native.push(per_op(t.elapsed()));
+        // The same, pipelined as the store runs a batch: 64 in flight.
+        let t = Instant::now();
+        rt.block_on(async {
+            client.batch_execute("BEGIN").await?;
+            let stmt = client.prepare(&native_insert).await?;
+            let mut pending = futures_util::stream::FuturesOrdered::new();
+            for i in 0..N {
+                let title = format!("item-{i}");
+                let (client, stmt) = (&client, &stmt);
+                pending
+                    .push_back(async move { client.execute(stmt, &[&title, &i64::from(i)]).await });
+                if pending.len() >= 64
+                    && let Some(done) = futures_util::StreamExt::next(&mut pending).await
+                {
+                    done?;
+                }
+            }
+            while let Some(done) = futures_util::StreamExt::next(&mut pending).await {
+                done?;
+            }
+            client.batch_execute("COMMIT").await
+        })?;
+        insert_piped.native.push(per_op(t.elapsed()));
+        insert_piped
+            .guest
+            .push(*insert_batch.guest.last().unwrap_or(&0.0));
 
         let t = Instant::now();
         let out = answer(
@@ -415,8 +450,41 @@ fn postgres() -> Result<()> {
         })?;
         select_batch.native.push(per_op(t.elapsed()));
         ensure!(found == N);
+        let t = Instant::now();
+        let found = rt.block_on(async {
+            client.batch_execute("BEGIN").await?;
+            let stmt = client.prepare(&native_select).await?;
+            let mut pending = futures_util::stream::FuturesOrdered::new();
+            let mut found = 0;
+            for i in 0..N {
+                let (client, stmt) = (&client, &stmt);
+                pending.push_back(async move { client.query(stmt, &[&(1 + i64::from(i))]).await });
+                if pending.len() >= 64
+                    && let Some(rows) = futures_util::StreamExt::next(&mut pending).await
+                {
+                    for row in rows? {
+                        let _: (String, i64) = (row.get(0), row.get(1));
+                        found += 1;
+                    }
+                }
+            }
+            while let Some(rows) = futures_util::StreamExt::next(&mut pending).await {
+                for row in rows? {
+                    let _: (String, i64) = (row.get(0), row.get(1));
+                    found += 1;
+                }
+            }
+            client.batch_execute("COMMIT").await?;
+            Ok::<_, tokio_postgres::Error>(found)
+        })?;
+        select_piped.native.push(per_op(t.elapsed()));
+        select_piped
+            .guest
+            .push(*select_batch.guest.last().unwrap_or(&0.0));
+        ensure!(found == N);
     }
-    insert_batch.report();
-    select_batch.report();
+    for pair in [&insert_batch, &insert_piped, &select_batch, &select_piped] {
+        pair.report();
+    }
     Ok(())
 }

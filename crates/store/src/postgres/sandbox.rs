@@ -34,7 +34,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use std::pin::pin;
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
@@ -570,9 +570,7 @@ async fn plugin_statement(
         // Every run of one statement has the same columns.
         answers.set_columns(prepared.columns().iter().map(|c| c.name()))?;
     }
-    for params in each {
-        run_prepared(client, &prepared, params, want, &mut answers).await?;
-    }
+    run_prepared(client, &prepared, each, want, budget, &mut answers).await?;
     let after = client.query_one(AFTER, &[&schema, &measure]).await?;
     let outside: i64 = after.try_get(0)?;
     if outside > 0 {
@@ -584,49 +582,109 @@ async fn plugin_statement(
     Ok((answers, size.map(|b| u64::try_from(b).unwrap_or(0))))
 }
 
-/// Runs a prepared plugin statement with one parameter list and adds its
-/// answer to `out`.
+/// Runs of one batch in flight at once on the plugin's session: sent
+/// together and answered in order, so that a batch costs about one round
+/// trip per this many runs rather than one per run.
+const PIPELINE: usize = 64;
+
+/// What one run of a prepared statement answered.
+enum Run {
+    /// Its rows, converted.
+    Rows(Vec<Vec<SqlValue>>),
+    /// The rows it changed.
+    Count(u64),
+}
+
+/// Runs a prepared plugin statement once per parameter list, pipelined
+/// ([`PIPELINE`]), and adds the answers to `out` in order. Each run's rows
+/// are read from the server's stream one by one and held to `budget` while
+/// they are (a run's responses reach the client only after the previous
+/// run's, so at most one run is being read at a time).
 async fn run_prepared(
+    client: &tokio_postgres::Client,
+    prepared: &tokio_postgres::Statement,
+    each: &[&[SqlValue]],
+    want: Want,
+    budget: u64,
+    out: &mut Answers,
+) -> Result<(), Failed> {
+    let width = prepared.params().len();
+    if let Some(params) = each.iter().find(|p| p.len() != width) {
+        return Err(Failed::Sql(SqlError::Syntax(format!(
+            "the statement has {width} parameters; {} were given",
+            params.len()
+        ))));
+    }
+    let mut pending = futures_util::stream::FuturesOrdered::new();
+    let mut next = each.iter();
+    loop {
+        while pending.len() < PIPELINE {
+            let Some(params) = next.next() else { break };
+            pending.push_back(run_once(client, prepared, params, want, budget));
+        }
+        let Some(run) = pending.next().await else {
+            break;
+        };
+        match run? {
+            Run::Rows(rows) => {
+                out.begin_run();
+                for row in rows {
+                    for v in row {
+                        out.push_value(v)?;
+                    }
+                    out.end_row()?;
+                }
+            }
+            Run::Count(n) => out.outcomes.push(SqlOutcome {
+                rows_affected: n,
+                last_insert_id: None,
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// One run of a prepared statement.
+async fn run_once(
     client: &tokio_postgres::Client,
     prepared: &tokio_postgres::Statement,
     params: &[SqlValue],
     want: Want,
-    out: &mut Answers,
-) -> Result<(), Failed> {
-    if prepared.params().len() != params.len() {
-        return Err(Failed::Sql(SqlError::Syntax(format!(
-            "the statement has {} parameters; {} were given",
-            prepared.params().len(),
-            params.len()
-        ))));
-    }
+    budget: u64,
+) -> Result<Run, Failed> {
     let values: Vec<Param<'_>> = params.iter().map(Param).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
     match want {
         Want::Rows => {
-            // Row by row as the server sends them, so that the budget is
-            // held before the rows are (a stream dropped early is drained
-            // by the connection, not kept).
-            let rows = client.query_raw(prepared, refs.iter().copied()).await?;
-            let mut rows = pin!(rows);
+            let stream = client.query_raw(prepared, refs.iter().copied()).await?;
+            let mut stream = pin!(stream);
             let n = prepared.columns().len();
-            out.begin_run();
-            while let Some(row) = rows.try_next().await? {
+            let mut rows = Vec::new();
+            let mut taken: u64 = 0;
+            while let Some(row) = stream.try_next().await? {
+                let mut values = Vec::with_capacity(n);
                 for i in 0..n {
-                    out.push_value(value(&row, i)?)?;
+                    let v = value(&row, i)?;
+                    taken = taken.saturating_add(
+                        match &v {
+                            SqlValue::Text(t) => t.len() as u64,
+                            SqlValue::Blob(b) => b.len() as u64,
+                            _ => 0,
+                        } + std::mem::size_of::<SqlValue>() as u64,
+                    );
+                    values.push(v);
                 }
-                out.end_row()?;
+                if taken > budget {
+                    return Err(Failed::Sql(SqlError::TooLarge(format!(
+                        "the rows take more than {budget} bytes, all the host holds for one call's \
+                         statement (from the plugin's memory limit); ask for fewer or smaller rows"
+                    ))));
+                }
+                rows.push(values);
             }
-            Ok(())
+            Ok(Run::Rows(rows))
         }
-        Want::Outcome => {
-            let n = client.execute(prepared, &refs).await?;
-            out.outcomes.push(SqlOutcome {
-                rows_affected: n,
-                last_insert_id: None,
-            });
-            Ok(())
-        }
+        Want::Outcome => Ok(Run::Count(client.execute(prepared, &refs).await?)),
     }
 }
 
