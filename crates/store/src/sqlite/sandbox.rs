@@ -13,9 +13,8 @@ use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 use sqlparser::ast::{
-    AlterTableOperation, ColumnDef, ColumnOption, CreateTableOptions, Expr, Ident, ObjectName,
-    ObjectNamePart, Query, RenameTableNameKind, Statement, TableConstraint, Visit, VisitMut,
-    Visitor, VisitorMut,
+    AlterTableOperation, ColumnDef, ColumnOption, Expr, Ident, ObjectName, ObjectNamePart, Query,
+    RenameTableNameKind, Statement, TableConstraint, Visit, VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -498,15 +497,6 @@ fn check_schema(
                         }
                     }
                 }
-            }
-            if let Statement::CreateTable(t) = statement
-                && !matches!(t.table_options, CreateTableOptions::None)
-                && t.table_options
-                    .to_string()
-                    .to_lowercase()
-                    .contains("references")
-            {
-                stored.found = Some("an option refers to another table".into());
             }
         }
         if let Some(why) = stored.found {
