@@ -964,7 +964,11 @@ mod migration_limits {
              WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c LIMIT 600) \
              INSERT INTO t SELECT zeroblob(60000) FROM c;");
         let quota = ns("alpha")?.with_quota(Some(1 << 20));
-        match db.migrate_plugin(&quota, &[fill.clone()], MigrationLimits::default()) {
+        match db.migrate_plugin(
+            &quota,
+            std::slice::from_ref(&fill),
+            MigrationLimits::default(),
+        ) {
             Err(plinth_store::Error::PluginMigration {
                 error: SqlError::TooLarge(_),
                 ..
@@ -976,7 +980,7 @@ mod migration_limits {
             deadline: None,
             rows: Some(100),
         };
-        match db.migrate_plugin(&ns("alpha")?, &[fill.clone()], rows) {
+        match db.migrate_plugin(&ns("alpha")?, std::slice::from_ref(&fill), rows) {
             Err(plinth_store::Error::PluginMigration {
                 error: SqlError::TooLarge(why),
                 ..

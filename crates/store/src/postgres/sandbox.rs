@@ -723,7 +723,7 @@ impl Postgres {
         config
             .user(role)
             .password(secret)
-            .application_name(&format!("plinth {role}"));
+            .application_name(format!("plinth {role}"));
         let manager = Manager::from_config(
             config,
             NoTls,
