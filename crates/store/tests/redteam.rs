@@ -54,6 +54,17 @@ static GLOBAL: Counting = Counting;
 /// Memory-measuring tests run one at a time.
 static MEASURE: Mutex<()> = Mutex::new(());
 
+/// Every test of this file runs alone: the counting allocator sees every
+/// thread's allocations (the PostgreSQL client decodes rows on its own
+/// thread), so a test running beside a measurement would count in it.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `f` and returns what it returned and the most bytes the heap grew
 /// by while it ran.
 fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
@@ -119,6 +130,7 @@ fn stored_mentioning(db: &Db, needle: &str) -> Result<Vec<(String, String)>> {
 /// the schema check only looks for the key spelled `content`.
 #[test]
 fn sqlite_fts5_abbreviated_content_option_cannot_name_a_core_table() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     db.with_unit(|u| u.create_user(&user("ada")).map(|_| ()))?;
     let alpha = ns("alpha")?;
@@ -156,6 +168,7 @@ fn sqlite_fts5_abbreviated_content_option_cannot_name_a_core_table() -> Result<(
 /// The same abbreviation towards another plugin's table.
 #[test]
 fn sqlite_fts5_abbreviated_content_option_cannot_name_another_plugins_table() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let beta = ns("beta")?;
     db.with_unit(|u| {
@@ -194,6 +207,7 @@ fn sqlite_fts5_abbreviated_content_option_cannot_name_another_plugins_table() ->
 /// lowercase.
 #[test]
 fn sqlite_plugins_differing_in_case_stay_apart() -> Result<()> {
+    let _serial = serial();
     for name in ["ALPHA", "Alpha", "alphA"] {
         ensure!(
             matches!(
@@ -214,6 +228,7 @@ fn sqlite_plugins_differing_in_case_stay_apart() -> Result<()> {
 /// the host's own future schema migrations.
 #[test]
 fn sqlite_a_plugins_dangling_view_does_not_break_others_schema_changes() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let alpha = ns("alpha")?;
     let mut unit = db.unit()?;
@@ -253,6 +268,7 @@ fn sqlite_a_plugins_dangling_view_does_not_break_others_schema_changes() -> Resu
 /// tables, and changes nothing of them.
 #[test]
 fn sqlite_grammar_corners_reach_no_core_data() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     db.with_unit(|u| u.create_user(&user("ada")).map(|_| ()))?;
     let alpha = ns("alpha")?;
@@ -379,6 +395,7 @@ fn sqlite_grammar_corners_reach_no_core_data() -> Result<()> {
 /// holds; recorded for the report).
 #[test]
 fn sqlite_a_deferred_violation_keeps_nothing_of_the_unit() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let alpha = ns("alpha")?;
     db.with_unit(|u| {
@@ -414,6 +431,7 @@ fn sqlite_a_deferred_violation_keeps_nothing_of_the_unit() -> Result<()> {
 /// rows stay: "the statement changed nothing" does not hold.
 #[test]
 fn sqlite_a_failed_statement_keeps_nothing_or_fail() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let alpha = ns("alpha")?;
     let mut unit = db.unit()?;
@@ -437,6 +455,7 @@ fn sqlite_a_failed_statement_keeps_nothing_or_fail() -> Result<()> {
 /// what it wrote and what it answered agree.
 #[test]
 fn sqlite_execute_with_returning_answers_what_it_kept() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let alpha = ns("alpha")?;
     let mut unit = db.unit()?;
@@ -456,6 +475,7 @@ fn sqlite_execute_with_returning_answers_what_it_kept() -> Result<()> {
 /// or refused, never the core table's rows.
 #[test]
 fn sqlite_upsert_set_subquery_reads_no_core_rows() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     db.with_unit(|u| u.create_user(&user("ada")).map(|_| ()))?;
     let alpha = ns("alpha")?;
@@ -490,6 +510,7 @@ fn sqlite_upsert_set_subquery_reads_no_core_rows() -> Result<()> {
 /// changes: the migration's row limit does not see them.
 #[test]
 fn sqlite_migration_row_limit_counts_create_table_as_select() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let m = migration(
         1,
@@ -516,6 +537,7 @@ fn sqlite_migration_row_limit_counts_create_table_as_select() -> Result<()> {
 /// to the plugin's row limit, does not see CTAS rows.
 #[test]
 fn sqlite_rows_written_counts_create_table_as_select() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let mut unit = db.unit()?;
     // Refused (its rows would be written by no statement the row limit
@@ -540,6 +562,7 @@ fn sqlite_rows_written_counts_create_table_as_select() -> Result<()> {
 /// small tables runs quadratically long, past its deadline.
 #[test]
 fn sqlite_a_migration_of_many_tables_ends_at_its_deadline() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let mut sql = String::new();
     for i in 0..2500 {
@@ -570,6 +593,7 @@ fn sqlite_a_migration_of_many_tables_ends_at_its_deadline() -> Result<()> {
 /// holds the flat vector (grown by doubling) and then a `Vec` per row.
 #[test]
 fn sqlite_small_rows_take_no_more_than_the_budget_in_the_host() -> Result<()> {
+    let _serial = serial();
     let _one = MEASURE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -596,6 +620,7 @@ fn sqlite_small_rows_take_no_more_than_the_budget_in_the_host() -> Result<()> {
 /// joined tables, each with one column whose name is close to 100 KB.
 #[test]
 fn sqlite_column_names_are_held_to_the_budget() -> Result<()> {
+    let _serial = serial();
     let (_d, db) = db()?;
     let alpha = ns("alpha")?;
     let mut unit = db.unit()?;
@@ -648,11 +673,64 @@ mod postgres {
         Ok(Namespace::new("alpha", false)?.with_quota(Some(1 << 20)))
     }
 
+    /// One value has no size limit of its own on PostgreSQL (`lpad` is
+    /// listed): a 200 MB row must not be built in the host before the
+    /// budget is consulted; rows under it come back whole and in order.
+    #[test]
+    fn pg_one_huge_value_is_held_to_the_budget() -> Result<()> {
+        let _serial = serial();
+        let Some((_cluster, _name, db)) = setup("redteam::huge_value")? else {
+            return Ok(());
+        };
+        let a = alpha()?.with_result_budget(1 << 20);
+        let _one = MEASURE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (answer, grew) = peak_of(|| -> Result<_> {
+            let mut unit = db.unit()?;
+            Ok(unit.plugin_query(&a, "SELECT lpad('', 200000000, 'x') AS v", &[]))
+        });
+        let answer = answer?;
+        ensure!(
+            matches!(answer, Err(plinth_store::sql::SqlError::TooLarge(_))) && grew < 8 << 20,
+            "{:?}; the heap grew by {grew} bytes",
+            answer.map(|r| r.rows.len())
+        );
+        // What the bound must not change: order, duplicate names, row locks,
+        // parameters, RETURNING.
+        let mut unit = db.unit()?;
+        unit.plugin_execute(&a, "CREATE TABLE o (n INT)", &[])?;
+        unit.plugin_execute(
+            &a,
+            "INSERT INTO o SELECT n FROM generate_series(1, 50) AS n",
+            &[],
+        )?;
+        let rows = unit.plugin_query(
+            &a,
+            "SELECT n, n AS n FROM o WHERE n > $1 ORDER BY n DESC FOR UPDATE",
+            &[plinth_store::sql::SqlValue::Integer(40)],
+        )?;
+        let got: Vec<_> = rows.rows.iter().map(|r| r[0].clone()).collect();
+        let want: Vec<_> = (41..=50)
+            .rev()
+            .map(plinth_store::sql::SqlValue::Integer)
+            .collect();
+        ensure!(got == want && rows.columns == ["n", "n"], "{rows:?}");
+        let back = unit.plugin_query(&a, "INSERT INTO o VALUES (99) RETURNING n", &[])?;
+        ensure!(
+            back.rows == [[plinth_store::sql::SqlValue::Integer(99)]],
+            "{back:?}"
+        );
+        unit.commit()?;
+        Ok(())
+    }
+
     /// A deferred constraint fails at `PREPARE TRANSACTION`, after the
     /// plugin's statement succeeded: the host's writes of the same call
     /// must not commit without the plugin's.
     #[test]
     fn pg_a_deferred_violation_at_prepare_keeps_nothing_of_the_call() -> Result<()> {
+        let _serial = serial();
         let Some((cluster, name, db)) = setup("redteam::deferred")? else {
             return Ok(());
         };
@@ -685,6 +763,7 @@ mod postgres {
     /// sequence (and catalog rows) are not counted: 400 sequences of 8 KiB.
     #[test]
     fn pg_sequences_count_against_the_quota() -> Result<()> {
+        let _serial = serial();
         let Some((cluster, name, db)) = setup("redteam::sequences")? else {
             return Ok(());
         };
@@ -716,6 +795,7 @@ mod postgres {
 
     #[test]
     fn pg_rows_written_counts_writes_made_by_a_query() -> Result<()> {
+        let _serial = serial();
         let Some((_cluster, _name, db)) = setup("redteam::rows_query")? else {
             return Ok(());
         };
@@ -750,6 +830,7 @@ mod postgres {
     /// The same in a migration: a writable CTE's rows, under a row limit.
     #[test]
     fn pg_migration_row_limit_counts_a_writable_cte() -> Result<()> {
+        let _serial = serial();
         let Some((cluster, name, db)) = setup("redteam::rows_migration")? else {
             return Ok(());
         };
@@ -778,6 +859,7 @@ mod postgres {
     /// something behind or act outside its schema.
     #[test]
     fn pg_grammar_corners_leave_nothing_and_reach_nothing() -> Result<()> {
+        let _serial = serial();
         let Some((cluster, name, db)) = setup("redteam::corners")? else {
             return Ok(());
         };

@@ -516,6 +516,13 @@ fn classify(e: &tokio_postgres::Error) -> SqlError {
         Some(c) => format!("{} ({c})", db.message()),
         None => db.message().to_string(),
     };
+    if let Some(at) = message.find(ROW_TOO_LARGE) {
+        return SqlError::TooLarge(
+            message[at..]
+                .trim_end_matches('"')
+                .replace("plinth: a row", "a row"),
+        );
+    }
     let class = &code.code()[..2];
     if *code == SqlState::INSUFFICIENT_PRIVILEGE {
         SqlError::AccessDenied(message)
@@ -560,6 +567,16 @@ async fn plugin_statement(
     } else {
         "SAVEPOINT plinth_plugin".to_string()
     };
+    // Rows wanted: each is measured on the server before it is sent, so
+    // that no row larger than the budget (one value may be as large as the
+    // server makes it, up to 1 GB) reaches the host (`bounded`).
+    let bounded;
+    let sql = if want == Want::Rows {
+        bounded = bounded_rows(sql, budget);
+        bounded.as_str()
+    } else {
+        sql
+    };
     // Pipelined: the statement is prepared after the path is set, so that
     // its names resolve in the plugin's schema.
     let (set, prepared) = tokio::join!(client.batch_execute(&setup), client.prepare(sql));
@@ -586,6 +603,22 @@ async fn plugin_statement(
 /// together and answered in order, so that a batch costs about one round
 /// trip per this many runs rather than one per run.
 const PIPELINE: usize = 64;
+
+/// What the server says for a row over the budget (in the error of a cast
+/// that fails on purpose: plain SQL has no other way to raise one).
+const ROW_TOO_LARGE: &str = "plinth: a row over the budget of";
+
+/// `sql` (a checked statement that returns rows) as one that answers the
+/// same rows in the same order — a CTE scan keeps the order its query
+/// produced — but fails on the server, before the row is sent, for any row
+/// whose size (`pg_column_size` of the whole row) is over `budget`.
+fn bounded_rows(sql: &str, budget: u64) -> String {
+    format!(
+        "WITH plinth_rows AS ({sql}) SELECT * FROM plinth_rows WHERE CASE \
+         WHEN pg_column_size(plinth_rows.*) <= {budget} THEN true \
+         ELSE ('{ROW_TOO_LARGE} {budget} bytes: ' || pg_column_size(plinth_rows.*))::int = 0 END"
+    )
+}
 
 /// What one run of a prepared statement answered.
 enum Run {
