@@ -169,6 +169,15 @@ impl Answers {
         Ok(())
     }
 
+    /// Adds the rows of `run`, one run's rows read on their own under the
+    /// same budget (their bytes counted again here, against the whole).
+    pub(crate) fn append_run(&mut self, run: Answers) -> Result<(), SqlError> {
+        self.take(run.taken)?;
+        self.rows.values.extend(run.rows.values);
+        self.rows.counts.extend(run.rows.counts);
+        Ok(())
+    }
+
     fn take(&mut self, bytes: u64) -> Result<(), SqlError> {
         self.taken = self.taken.saturating_add(bytes);
         if self.taken > self.budget {

@@ -622,8 +622,8 @@ fn bounded_rows(sql: &str, budget: u64) -> String {
 
 /// What one run of a prepared statement answered.
 enum Run {
-    /// Its rows, converted.
-    Rows(Vec<Vec<SqlValue>>),
+    /// Its rows, converted and counted.
+    Rows(Answers),
     /// The rows it changed.
     Count(u64),
 }
@@ -659,15 +659,7 @@ async fn run_prepared(
             break;
         };
         match run? {
-            Run::Rows(rows) => {
-                out.begin_run();
-                for row in rows {
-                    for v in row {
-                        out.push_value(v)?;
-                    }
-                    out.end_row()?;
-                }
-            }
+            Run::Rows(run) => out.append_run(run)?,
             Run::Count(n) => out.outcomes.push(SqlOutcome {
                 rows_affected: n,
                 last_insert_id: None,
@@ -692,30 +684,15 @@ async fn run_once(
             let stream = client.query_raw(prepared, refs.iter().copied()).await?;
             let mut stream = pin!(stream);
             let n = prepared.columns().len();
-            let mut rows = Vec::new();
-            let mut taken: u64 = 0;
+            let mut run = Answers::new(budget);
+            run.begin_run();
             while let Some(row) = stream.try_next().await? {
-                let mut values = Vec::with_capacity(n);
                 for i in 0..n {
-                    let v = value(&row, i)?;
-                    taken = taken.saturating_add(
-                        match &v {
-                            SqlValue::Text(t) => t.len() as u64,
-                            SqlValue::Blob(b) => b.len() as u64,
-                            _ => 0,
-                        } + std::mem::size_of::<SqlValue>() as u64,
-                    );
-                    values.push(v);
+                    run.push_value(value(&row, i)?)?;
                 }
-                if taken > budget {
-                    return Err(Failed::Sql(SqlError::TooLarge(format!(
-                        "the rows take more than {budget} bytes, all the host holds for one call's \
-                         statement (from the plugin's memory limit); ask for fewer or smaller rows"
-                    ))));
-                }
-                rows.push(values);
+                run.end_row()?;
             }
-            Ok(Run::Rows(rows))
+            Ok(Run::Rows(run))
         }
         Want::Outcome => Ok(Run::Count(client.execute(prepared, &refs).await?)),
     }
@@ -1214,7 +1191,7 @@ impl PgTx {
                 if let Err(e) = self.pg.run(s.client.batch_execute(end)) {
                     s.broken = true;
                     if s.wrote {
-                        kept = Err(classify_commit(e));
+                        kept = Err(super::classify(e));
                     }
                 } else {
                     s.open = false;
@@ -1252,7 +1229,7 @@ impl PgTx {
                 s.broken = true;
                 self.rollback_prepared(&prepared);
                 self.end_sessions();
-                return Err(classify_commit(e));
+                return Err(super::classify(e));
             }
             s.open = false;
         }
@@ -1310,11 +1287,6 @@ impl PgTx {
             std::process::abort();
         }
     }
-}
-
-/// A commit that failed: the server's answer, classified.
-fn classify_commit(e: tokio_postgres::Error) -> crate::Error {
-    super::classify(e)
 }
 
 #[cfg(test)]
