@@ -16,6 +16,8 @@
 //!   opts into [`Reuse`] of live instances; either way a call is a unit of
 //!   work: it commits when the guest returns and leaves nothing behind when
 //!   it traps, runs out of time or memory.
+//! * [`json`] — export arguments and results as JSON (type-directed both
+//!   ways), and the OpenAPI schemas of that JSON, for HTTP faces and tools.
 //!
 //! WASI is linked with nothing granted: no preopened directories, no
 //! environment, no arguments, no network.
@@ -49,6 +51,7 @@ mod dynamic;
 mod error;
 pub mod grants;
 pub mod imports;
+pub mod json;
 pub mod manifest;
 mod plugin;
 mod runtime;
