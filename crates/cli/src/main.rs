@@ -547,7 +547,10 @@ fn call_export(
     let results = plugin.call_dynamic(&func.qualified_name(), &args)?;
     for r in &results {
         if as_json {
-            println!("{}", serde_json::to_string_pretty(&values::json(r))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plinth_host::json::to_json(r))?
+            );
         } else {
             println!("{}", values::wave(r));
         }

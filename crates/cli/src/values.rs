@@ -1,5 +1,6 @@
-//! Values and types for the shell: WAVE in and out, JSON out, WIT-like
-//! type names for `plugin inspect`.
+//! Values and types for the shell: WAVE in and out, WIT-like type names
+//! for `plugin inspect`. JSON out is the runtime's mapping
+//! (`plinth_host::json`), the one an HTTP face speaks.
 
 use plinth_host::Val;
 use plinth_host::wasmtime::component::Type;
@@ -17,40 +18,6 @@ pub fn parse_call(
 /// The WAVE text of a value.
 pub fn wave(val: &Val) -> String {
     wasm_wave::to_string(val).unwrap_or_else(|e| format!("<unprintable: {e}>"))
-}
-
-/// A value as JSON: records are objects, variants `{"case": payload}` (or the
-/// case name alone), options `null` or the value, results `{"ok": …}` /
-/// `{"err": …}`, flags an array of names.
-pub fn json(val: &Val) -> serde_json::Value {
-    use serde_json::Value as J;
-    let boxed = |v: &Option<Box<Val>>| v.as_deref().map_or(J::Null, json);
-    match val {
-        Val::Bool(b) => J::Bool(*b),
-        Val::S8(n) => (*n).into(),
-        Val::U8(n) => (*n).into(),
-        Val::S16(n) => (*n).into(),
-        Val::U16(n) => (*n).into(),
-        Val::S32(n) => (*n).into(),
-        Val::U32(n) => (*n).into(),
-        Val::S64(n) => (*n).into(),
-        Val::U64(n) => (*n).into(),
-        Val::Float32(n) => serde_json::Number::from_f64(f64::from(*n)).map_or(J::Null, J::Number),
-        Val::Float64(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
-        Val::Char(c) => J::String(c.to_string()),
-        Val::String(s) => J::String(s.clone()),
-        Val::List(v) | Val::Tuple(v) => J::Array(v.iter().map(json).collect()),
-        Val::Record(fields) => {
-            J::Object(fields.iter().map(|(k, v)| (k.clone(), json(v))).collect())
-        }
-        Val::Variant(case, None) | Val::Enum(case) => J::String(case.clone()),
-        Val::Variant(case, Some(v)) => J::Object([(case.clone(), json(v))].into_iter().collect()),
-        Val::Option(v) => boxed(v),
-        Val::Result(Ok(v)) => J::Object([("ok".to_string(), boxed(v))].into_iter().collect()),
-        Val::Result(Err(v)) => J::Object([("err".to_string(), boxed(v))].into_iter().collect()),
-        Val::Flags(names) => J::Array(names.iter().map(|n| J::String(n.clone())).collect()),
-        other => J::String(format!("{other:?}")),
-    }
 }
 
 /// A WIT-like name for a type, records and variants spelled out one level.
