@@ -68,7 +68,7 @@ pub use capability::{Capability, Interface};
 pub use dynamic::ExportedFunc;
 pub use error::{BoxError, Error, Result};
 pub use grants::{Access, Grants};
-pub use manifest::{Identity, Limits, Manifest, Reuse};
+pub use manifest::{Http, Identity, Limits, Manifest, Reuse};
 pub use plugin::Plugin;
 pub use runtime::{
     EPOCH_TICK, MAX_COMPONENT_BYTES, MAX_CONCURRENT_INSTANCES, Runtime, RuntimeOptions,

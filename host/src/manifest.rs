@@ -18,6 +18,11 @@
 //! # How long its migrations may run when it loads (default: time-ms).
 //! migration-ms = 20000
 //!
+//! # Optional: what `plinth serve` offers over HTTP (see `Http`).
+//! [http]
+//! exports = ["add", "list"]
+//! prefix = "/apps/notes"
+//!
 //! # Optional: serve several calls from one instance (see `Reuse`).
 //! [reuse]
 //! calls = 1000
@@ -27,7 +32,7 @@
 //!
 //! An embedder can build the same in code with [`Manifest::new`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -157,6 +162,61 @@ impl Default for Reuse {
     }
 }
 
+/// The longest export name an `[http]` section may list, in bytes.
+pub const MAX_HTTP_EXPORT_BYTES: usize = 256;
+/// The most exports an `[http]` section may list.
+pub const MAX_HTTP_EXPORTS: usize = 256;
+/// The longest path prefix an `[http]` section may ask for, in bytes.
+pub const MAX_HTTP_PREFIX_BYTES: usize = 128;
+
+/// What a plugin offers over HTTP when `plinth serve` runs it. Nothing by
+/// default: an export is reachable over HTTP only when the manifest asks for
+/// it and the operator approved it, like an interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Http {
+    /// Exports callable as `POST /plugins/NAME/EXPORT`, named as `plinth
+    /// call` names them: `function`, or `interface#function` when the name
+    /// is ambiguous. Manifest key `exports`.
+    pub exports: BTreeSet<String>,
+    /// For a component that exports `wasi:http/incoming-handler`: the path
+    /// prefix it serves (`/apps/notes`: lowercase segments of letters,
+    /// digits, `-`, `_` and `.`). Manifest key `prefix`.
+    pub prefix: Option<String>,
+}
+
+impl Http {
+    /// Whether nothing is offered.
+    pub fn is_empty(&self) -> bool {
+        self.exports.is_empty() && self.prefix.is_none()
+    }
+
+    /// Checks a path prefix's form: `/` then one or more segments of
+    /// lowercase letters, digits, `-`, `_` and `.`, joined by `/`, none of
+    /// them `.` or `..`, at most [`MAX_HTTP_PREFIX_BYTES`].
+    ///
+    /// # Errors
+    /// Why it is not a prefix.
+    pub fn check_prefix(prefix: &str) -> std::result::Result<(), String> {
+        let ok_segment = |s: &str| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && s.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+                })
+        };
+        match prefix.strip_prefix('/') {
+            Some(rest) if prefix.len() <= MAX_HTTP_PREFIX_BYTES && rest.split('/').all(ok_segment) => {
+                Ok(())
+            }
+            _ => Err(format!(
+                "http.prefix {:?} is not a path prefix: `/` then segments of lowercase letters, digits, -, _ and . (at most {MAX_HTTP_PREFIX_BYTES} bytes)",
+                crate::escape_controls(prefix)
+            )),
+        }
+    }
+}
+
 /// A plugin's name, grants and limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -175,6 +235,8 @@ pub struct Manifest {
     /// The build this manifest is for, when it is an approval: a plugin
     /// loaded with it must be these bytes ([`Identity`]).
     pub identity: Option<Identity>,
+    /// What it offers over HTTP under `plinth serve`.
+    pub http: Http,
 }
 
 /// The build an approval is for: the SHA-256 of the component's bytes and
@@ -230,6 +292,7 @@ impl Manifest {
             reuse: None,
             migrations: Migrations::default(),
             identity: None,
+            http: Http::default(),
         }
     }
 
@@ -328,6 +391,17 @@ impl Manifest {
                 }
             }
         }
+        for export in self.http.exports.difference(&approved.http.exports) {
+            beyond.push(format!("export {export} over HTTP (not approved)"));
+        }
+        if let Some(prefix) = &self.http.prefix
+            && approved.http.prefix.as_ref() != Some(prefix)
+        {
+            beyond.push(format!(
+                "serving HTTP at {prefix} (approved: {})",
+                approved.http.prefix.as_deref().unwrap_or("none")
+            ));
+        }
         if beyond.is_empty() {
             // The approval's build is the one that may run with it.
             let mut ok = self.clone();
@@ -368,6 +442,16 @@ impl Manifest {
                 r.max_memory_bytes.div_ceil(1 << 10),
                 r.idle
             ));
+        }
+        if !self.http.is_empty() {
+            out.push_str("\n[http]\n");
+            if !self.http.exports.is_empty() {
+                let list: Vec<String> = self.http.exports.iter().map(|e| toml_string(e)).collect();
+                out.push_str(&format!("exports = [{}]\n", list.join(", ")));
+            }
+            if let Some(prefix) = &self.http.prefix {
+                out.push_str(&format!("prefix = {}\n", toml_string(prefix)));
+            }
         }
         if let Some(id) = &self.identity {
             out.push_str(&format!(
@@ -500,6 +584,31 @@ impl Manifest {
             }
             None => None,
         };
+        let mut http = Http::default();
+        if let Some(raw_http) = raw.http {
+            if raw_http.exports.len() > MAX_HTTP_EXPORTS {
+                return Err(bad(format!(
+                    "http.exports lists {} exports; at most {MAX_HTTP_EXPORTS}",
+                    raw_http.exports.len()
+                )));
+            }
+            for export in raw_http.exports {
+                if export.is_empty()
+                    || export.len() > MAX_HTTP_EXPORT_BYTES
+                    || export.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/')
+                {
+                    return Err(bad(format!(
+                        "http.exports: {:?} is not an export name",
+                        crate::escape_controls(&export)
+                    )));
+                }
+                http.exports.insert(export);
+            }
+            if let Some(prefix) = raw_http.prefix {
+                Http::check_prefix(&prefix).map_err(&bad)?;
+                http.prefix = Some(prefix);
+            }
+        }
         Ok(Self {
             name: raw.name,
             grants,
@@ -507,6 +616,7 @@ impl Manifest {
             reuse,
             migrations: Migrations::default(),
             identity,
+            http,
         })
     }
 }
@@ -540,6 +650,15 @@ struct RawManifest {
     limits: RawLimits,
     reuse: Option<RawReuse>,
     identity: Option<RawIdentity>,
+    http: Option<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    exports: Vec<String>,
+    prefix: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -331,3 +331,58 @@ fn a_server_down_for_every_attempt_fails_the_message_and_scrubs_it() -> Result<(
     ensure!(!contains(&file_bytes(&f)?, &token));
     Ok(())
 }
+
+/// Senders on several hosts read the same due list: each message is taken
+/// by one of them (`claim_mail`) and delivered once.
+#[test]
+fn senders_racing_on_one_outbox_deliver_each_message_once() -> Result<()> {
+    let f = Fixture::new()?;
+    let auth = f.auth()?;
+    for i in 0..6 {
+        ok(auth.sign_up(&format!("user{i}"), &format!("user{i}@example.com"), PW))?;
+    }
+    ensure!(f.runtime.db().mail_queued()? == 6);
+    let inboxes: Vec<PathBuf> = (0..4)
+        .map(|i| f.dir.path().join(format!("inbox-{i}")))
+        .collect();
+    let barrier = std::sync::Barrier::new(inboxes.len());
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = inboxes
+            .iter()
+            .map(|inbox| {
+                let (db, barrier) = (f.runtime.db().clone(), &barrier);
+                s.spawn(move || {
+                    let mut sender =
+                        Sender::new(db, RecordingTransport::new(inbox), Retry::default());
+                    barrier.wait();
+                    sender.deliver_due()
+                })
+            })
+            .collect();
+        let mut sent = 0;
+        for h in handles {
+            sent += h.join().map_err(|_| anyhow::anyhow!("a sender panicked"))??.sent;
+        }
+        ensure!(sent == 6, "{sent} reported sent");
+        Ok(())
+    })?;
+    let mut tokens = Vec::new();
+    for inbox in &inboxes {
+        if inbox.exists() {
+            tokens.extend(delivered(inbox)?.iter().filter_map(|m| token_in(m)));
+        }
+    }
+    tokens.sort();
+    let before = tokens.len();
+    tokens.dedup();
+    ensure!(before == 6 && tokens.len() == 6, "{before} delivered, {} distinct", tokens.len());
+    ensure!(f.runtime.db().mail_queued()? == 0);
+    // A message taken by one sender is not taken again within its lease.
+    ok(auth.request_password_reset("user0@example.com"))?;
+    let due = f.runtime.db().due_mail(10)?;
+    ensure!(due.len() == 1);
+    ensure!(f.runtime.db().claim_mail(due[0].id, 300)?);
+    ensure!(!f.runtime.db().claim_mail(due[0].id, 300)?);
+    ensure!(f.runtime.db().due_mail(10)?.is_empty());
+    Ok(())
+}

@@ -143,6 +143,55 @@ mod grants {
         Ok(())
     }
 
+    /// What a plugin offers over HTTP is approved like an interface: an
+    /// export or a path prefix the approval does not name is refused, and
+    /// the `[http]` section survives being written out and read back.
+    #[test]
+    fn http_exports_and_prefixes_beyond_the_approval_are_refused() -> Result<()> {
+        let approved = Manifest::from_toml(
+            "name = \"p\"\n[http]\nexports = [\"add\", \"list\"]\nprefix = \"/apps/p\"\n",
+            "p.toml",
+        )?;
+        ensure!(approved.http.exports.len() == 2);
+        ensure!(Manifest::from_toml(&approved.to_toml(), "x")? == approved);
+        let fewer = Manifest::from_toml("name = \"p\"\n[http]\nexports = [\"list\"]\n", "p.toml")?;
+        ensure!(fewer.within(&approved)? == fewer);
+        let grown = Manifest::from_toml(
+            "name = \"p\"\n[http]\nexports = [\"add\", \"drop-all\"]\nprefix = \"/apps/q\"\n",
+            "p.toml",
+        )?;
+        match grown.within(&approved) {
+            Err(Error::NotApproved { beyond, .. }) => {
+                let all = beyond.join("; ");
+                ensure!(beyond.len() == 2, "{all}");
+                ensure!(all.contains("export drop-all over HTTP (not approved)"), "{all}");
+                ensure!(all.contains("/apps/q (approved: /apps/p)"), "{all}");
+            }
+            other => anyhow::bail!("expected NotApproved, got {other:?}"),
+        }
+        // Nothing approved: no export over HTTP.
+        ensure!(fewer.within(&Manifest::new("p")).is_err());
+        for (text, needle) in [
+            ("[http]\nprefix = \"apps\"", "http.prefix"),
+            ("[http]\nprefix = \"/\"", "http.prefix"),
+            ("[http]\nprefix = \"/apps/../plugins\"", "http.prefix"),
+            ("[http]\nprefix = \"/Apps\"", "http.prefix"),
+            ("[http]\nexports = [\"\"]", "http.exports"),
+            ("[http]\nexports = [\"a/b\"]", "http.exports"),
+            ("[http]\nexports = [\"a\\u0000\"]", "http.exports"),
+            ("[http]\nroutes = 1", "routes"),
+        ] {
+            let text = format!("name = \"p\"\n{text}");
+            match Manifest::from_toml(&text, "p.toml") {
+                Err(Error::Manifest { reason, .. }) => {
+                    ensure!(reason.contains(needle), "{text}: {reason}")
+                }
+                other => anyhow::bail!("{text}: expected a manifest error, got {other:?}"),
+            }
+        }
+        Ok(())
+    }
+
     /// `plinth:test/clock` moves the clock of the whole runtime: a manifest
     /// file beside a component must not be able to hand it out, however it
     /// spells it.
@@ -1191,14 +1240,20 @@ mod imports {
         Ok(())
     }
 
+    /// `wasi:http`'s types and outgoing handler are linked (the handler
+    /// refuses); any other import of the package is refused by name, saying
+    /// that a plugin serves HTTP by exporting the incoming handler.
     #[test]
-    fn wasi_http_is_refused_with_how_to_build_without_it() -> Result<()> {
+    fn wasi_http_beyond_types_and_the_outgoing_handler_is_refused_with_what_is_linked()
+    -> Result<()> {
         let f = Fixture::new()?;
-        match load_renamed(&f, "wasi:cli/stderr@", "wasi:http/types@")? {
+        match load_renamed(&f, "wasi:cli/stderr@", "wasi:http/proxy@")? {
             Err(e @ Error::UnknownImport { .. }) => {
                 let msg = e.to_string();
                 ensure!(
-                    msg.contains("wasi:http/types@") && msg.contains("--disable http"),
+                    msg.contains("wasi:http/proxy@")
+                        && msg.contains("refuses every request")
+                        && msg.contains("exporting wasi:http/incoming-handler"),
                     "{msg}"
                 );
             }

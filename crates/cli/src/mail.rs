@@ -10,6 +10,7 @@ use plinth_mail::{RecordingTransport, Report, Retry, Sender, Smtp, SmtpConfig, T
 use plinth_store::Db;
 
 /// Where this CLI delivers mail.
+#[derive(Clone)]
 pub enum Delivery {
     /// Over SMTP, configured by the environment.
     Smtp(SmtpConfig),

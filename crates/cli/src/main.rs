@@ -9,6 +9,7 @@ mod demo;
 mod mail;
 mod new;
 mod plugins;
+mod serve;
 mod values;
 mod wit;
 
@@ -109,6 +110,13 @@ enum Command {
     /// PLINTH_MAIL_FROM), otherwise into mail/ in the data directory.
     /// `call` and `demo` deliver what they queued before they exit.
     SendMail,
+    /// Runs plinth as a service: plugins' approved exports over HTTP
+    /// (POST /plugins/NAME/EXPORT, described by GET /openapi.json),
+    /// `wasi:http` plugins on their approved prefixes, /healthz, /readyz and
+    /// /metrics; delivers mail, removes expired sessions and reloads
+    /// replaced plugins on its own; stops on SIGTERM/SIGINT after the calls
+    /// in flight.
+    Serve(serve::ServeArgs),
     /// Shows the outbox, oldest first: each message's delivery state, and
     /// its body while it is queued (bodies are removed once delivered).
     Outbox {
@@ -179,7 +187,7 @@ enum DbCommand {
 /// A failure and its exit code.
 pub struct Failure {
     code: u8,
-    error: anyhow::Error,
+    pub(crate) error: anyhow::Error,
 }
 
 impl Failure {
@@ -227,7 +235,16 @@ fn main() -> ExitCode {
         }
     };
     use std::io::IsTerminal;
-    let filter = log_filter(std::env::var("PLINTH_LOG").ok().as_deref());
+    // A service logs its requests; a command says only what failed.
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "error"
+    };
+    let filter = log_filter(
+        std::env::var("PLINTH_LOG").ok().as_deref(),
+        default_level,
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter)
@@ -266,9 +283,12 @@ const PLINTH_TARGETS: &[&str] = &[
 /// runtime underneath, whose TRACE output runs to hundreds of megabytes for
 /// one compile) stays at `warn`. A full filter (`wasmtime=debug,info`) is
 /// taken as written, for whoever asks for more.
-fn log_filter(setting: Option<&str>) -> String {
-    let Some(setting) = setting.map(str::trim).filter(|s| !s.is_empty()) else {
-        return "error".into();
+fn log_filter(setting: Option<&str>, default_level: &str) -> String {
+    let setting = match setting.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s,
+        // Errors only, from anything.
+        None if default_level == "error" => return "error".into(),
+        None => default_level,
     };
     if setting.contains('=') || setting.contains(',') {
         return setting.into();
@@ -295,13 +315,13 @@ fn data_dir() -> Option<PathBuf> {
     }
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     /// Where mail goes.
-    delivery: mail::Delivery,
+    pub(crate) delivery: mail::Delivery,
     /// The database, if one was named or a data directory gives the default.
     /// A file path or a PostgreSQL URL.
     db_target: Option<String>,
-    plugins_dir: Option<PathBuf>,
+    pub(crate) plugins_dir: Option<PathBuf>,
     /// The compile cache; none without a data directory.
     cache_dir: Option<PathBuf>,
 }
@@ -465,6 +485,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 None => println!("nothing delivered"),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            serve::run(&ctx, args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox { json, to, limit } => {

@@ -214,6 +214,20 @@ fn approved(
     request.within(&approval).map_err(Failure::runtime)
 }
 
+/// What a plugin may offer over HTTP: what its approval allows of its
+/// request (a built-in: what the build says).
+pub fn approved_http(
+    plugins_dir: Option<&Path>,
+    source: &Source,
+) -> Result<plinth_host::Http, Failure> {
+    match &source.origin {
+        Origin::BuiltIn(e) => Ok(built_in_manifest(e)?.http),
+        Origin::Installed { .. } | Origin::File { .. } => {
+            Ok(approved(plugins_dir, source, false)?.http)
+        }
+    }
+}
+
 /// A built-in plugin's manifest and migrations, as this build carries them:
 /// what the build approves.
 fn built_in_manifest(e: &Embedded) -> Result<Manifest, Failure> {

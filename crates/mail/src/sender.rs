@@ -12,6 +12,10 @@ use crate::{DeliveryError, Error, Result, Transport};
 /// Messages taken from the outbox in one pass, at most.
 pub const BATCH: u32 = 100;
 
+/// How long a message taken by a sender is left to it: past this, a sender
+/// that stopped before recording the outcome has its message taken again.
+pub const CLAIM_SECONDS: u32 = 300;
+
 /// When to try a failed delivery again, and when to give up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
@@ -89,6 +93,12 @@ impl<T: Transport> Sender<T> {
             let due = self.db.due_mail(BATCH)?;
             let batch = due.len();
             for message in due {
+                // Taken for this sender first: another (on this host or
+                // another one sharing the database) that read the same
+                // due list skips it.
+                if !self.db.claim_mail(message.id, CLAIM_SECONDS)? {
+                    continue;
+                }
                 let outcome = self.transport.deliver(message.id, &message.mail);
                 let attempts = message.attempts.saturating_add(1);
                 let recorded = match outcome {

@@ -164,6 +164,12 @@ pub(crate) trait Tx: Debug + Send {
     ) -> Result<(u32, Option<Timestamp>)>;
     fn outbox(&mut self, recipient: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>>;
     fn due_mail(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DueMail>>;
+    /// Takes a due message for one sender: moves its next attempt to
+    /// `until` if it is still queued and due at `now` (1 row), so that no
+    /// other sender (on any host) takes it before then.
+    fn claim_mail(&mut self, id: i64, now: Timestamp, until: Timestamp) -> Result<u64>;
+    /// How many messages are queued (due or waiting for a retry).
+    fn mail_queued(&mut self) -> Result<u64>;
     fn mark_sent(&mut self, id: i64, now: Timestamp) -> Result<u64>;
     /// `retry_at: None` gives the message up.
     fn mark_failed(&mut self, id: i64, error: &str, retry_at: Option<Timestamp>) -> Result<u64>;

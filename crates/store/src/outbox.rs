@@ -187,6 +187,29 @@ impl Db {
         unit.tx().due_mail(now, limit)
     }
 
+    /// Takes a due message for this sender for `lease_seconds`: until then
+    /// no other sender, on this host or another sharing the database, takes
+    /// it. `false` when another sender took it first (or it is no longer
+    /// queued). A sender that stops before recording the outcome leaves it
+    /// to be taken again once the lease ends.
+    ///
+    /// # Errors
+    /// [`Error::Busy`], [`Error::Engine`].
+    pub fn claim_mail(&self, id: i64, lease_seconds: u32) -> Result<bool> {
+        self.with_unit(|u| {
+            let now = u.now();
+            Ok(u.tx().claim_mail(id, now, now + i64::from(lease_seconds))? == 1)
+        })
+    }
+
+    /// How many messages wait in the outbox (due now or later).
+    ///
+    /// # Errors
+    /// [`Error::Engine`] when the database cannot be read.
+    pub fn mail_queued(&self) -> Result<u64> {
+        self.unit()?.tx().mail_queued()
+    }
+
     /// Marks a queued message delivered, now, and scrubs its body.
     ///
     /// # Errors

@@ -165,6 +165,32 @@ pub fn componentize_js() -> Result<Option<PathBuf>> {
     npm_tool(&DIR, "@bytecodealliance/componentize-js", COMPONENTIZE_JS)
 }
 
+/// The OpenAPI validator the `plinth serve` tests check `/openapi.json`
+/// with (openapi-spec-validator, PyPI, in a virtual environment of its own).
+pub const OPENAPI_SPEC_VALIDATOR: &str = "0.7.2";
+
+/// The `python3` of a virtual environment with openapi-spec-validator, or
+/// `None` (skip).
+pub fn openapi_validator() -> Result<Option<PathBuf>> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let bin = installed(
+        &DIR,
+        &format!("openapi-spec-validator {OPENAPI_SPEC_VALIDATOR} (PyPI)"),
+        &format!("openapi-spec-validator-{OPENAPI_SPEC_VALIDATOR}"),
+        "bin",
+        |venv| {
+            run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+            run(Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                &format!("openapi-spec-validator=={OPENAPI_SPEC_VALIDATOR}"),
+            ]))
+        },
+    )?;
+    Ok(bin.map(|b| b.join("python3")))
+}
+
 /// `PATH` with `dir` first.
 pub fn path_with(dir: &Path) -> std::ffi::OsString {
     let mut paths = vec![dir.to_path_buf()];

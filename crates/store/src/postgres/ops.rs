@@ -460,6 +460,27 @@ impl Tx for PgTx {
             .collect()
     }
 
+    fn claim_mail(&mut self, id: i64, now: Timestamp, until: Timestamp) -> Result<u64> {
+        self.execute(
+            "UPDATE outbox SET next_attempt_at = $3
+             WHERE id = $1 AND status = 'queued' AND next_attempt_at <= $2",
+            &[&id, &now, &until],
+        )
+    }
+
+    fn mail_queued(&mut self) -> Result<u64> {
+        let rows = self.rows(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'queued'",
+            &[],
+            Access::Read,
+        )?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(engine)?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn mark_sent(&mut self, id: i64, now: Timestamp) -> Result<u64> {
         self.execute(
             "UPDATE outbox SET status = 'sent', sent_at = $2, body = '',
