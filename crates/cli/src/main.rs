@@ -806,9 +806,15 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         Db::deferred(&check, plinth_store::Options::default())?,
         true,
     )?;
-    runtime
+    let checked = runtime
         .load_bytes(&bytes, request.clone())
         .with_context(|| format!("cannot load {}", wasm.display()))?;
+    // What it offers over HTTP must be what it exports.
+    for export in &request.http.exports {
+        checked.function(export).map_err(|e| {
+            Failure::usage(format!("its manifest offers {export} over HTTP: {e}"))
+        })?;
+    }
     let previous = plugins::approval_path(&dir, &name);
     if let Ok(previous) = plinth_host::Manifest::from_file(&previous) {
         println!("plugin {name} is installed; this build replaces it:");
@@ -859,6 +865,12 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
     if request.reuse.is_some() {
         println!("  reuse of live instances between calls");
     }
+    for export in &request.http.exports {
+        println!("  over HTTP (plinth serve): POST /plugins/{name}/{export}");
+    }
+    if let Some(prefix) = &request.http.prefix {
+        println!("  over HTTP (plinth serve): its wasi:http handler at {prefix}");
+    }
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(Failure::usage("not at a terminal: pass --yes to approve"));
@@ -873,8 +885,12 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         }
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join(format!("{name}.wasm")), &bytes)?;
-    std::fs::write(dir.join(format!("{name}.toml")), request.to_toml())?;
+    // Each file is written beside its place and renamed into it, the
+    // approval last: a running `plinth serve` that looks in between sees the
+    // old approval (and refuses the new bytes until it is written) or the
+    // new one, never half a file.
+    write_replacing(&dir.join(format!("{name}.wasm")), &bytes)?;
+    write_replacing(&dir.join(format!("{name}.toml")), request.to_toml().as_bytes())?;
     let migrations = plinth_host::Migrations::dir_for(&dir.join(format!("{name}.toml")));
     if migrations.exists() {
         std::fs::remove_dir_all(&migrations)?;
@@ -895,9 +911,22 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         "# What the operator approved for {name} (plinth plugin install), and the build it is for.\n# The plugin runs with at most this, and only as these bytes; anything else is refused.\n{}",
         approved.to_toml()
     );
-    std::fs::write(plugins::approval_path(&dir, &name), approval)?;
+    write_replacing(&plugins::approval_path(&dir, &name), approval.as_bytes())?;
     println!("installed {name} into {}", dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over
+/// `path`: a reader sees the old file or the new one, whole.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    std::fs::write(&temp, bytes).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// `plinth cache …`.

@@ -339,6 +339,38 @@ fn mail_is_delivered_and_expired_sessions_removed_on_their_own() -> Result<()> {
     Ok(())
 }
 
+/// A Python client that reads `/openapi.json`, finds the operation
+/// `auth.sign-up`, builds its body from the request schema (every required
+/// member, from values it has by name), posts it to the operation's path,
+/// and checks the answer against the 200 response schema (and a wrong-typed
+/// body against the 400).
+const DRIVEN_BY_THE_DOCUMENT: &str = r#"
+import json, sys, urllib.request, urllib.error
+import jsonschema
+base = sys.argv[1]
+doc = json.load(urllib.request.urlopen(base + "/openapi.json"))
+path, op = next((p, o["post"]) for p, o in doc["paths"].items() if o["post"]["operationId"] == "auth.sign-up")
+schema = op["requestBody"]["content"]["application/json"]["schema"]
+known = {"name": "ada", "email": "ada@example.com", "password": "correct horse battery staple"}
+body = {k: known[k] for k in schema["required"]}
+jsonschema.validate(body, schema)
+def post(b):
+    req = urllib.request.Request(base + path, data=json.dumps(b).encode(), headers={"content-type": "application/json"})
+    try:
+        r = urllib.request.urlopen(req)
+        return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+status, answer = post(body)
+assert status == 200, (status, answer)
+jsonschema.validate(answer, op["responses"]["200"]["content"]["application/json"]["schema"])
+status, answer = post(dict(body, email=5))
+assert status == 400, (status, answer)
+resolver = {"components": doc["components"], **op["responses"]["400"]["content"]["application/json"]["schema"]}
+jsonschema.validate(answer, resolver)
+print("signed up", answer and body["name"])
+"#;
+
 #[test]
 fn openapi_describes_every_exposed_export_and_validates() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -359,7 +391,7 @@ fn openapi_describes_every_exposed_export_and_validates() -> Result<()> {
     std::fs::write(&file, serde_json::to_vec_pretty(&doc)?)?;
     match tools::openapi_validator()? {
         Some(python) => {
-            let out = std::process::Command::new(python)
+            let out = std::process::Command::new(&python)
                 .args(["-m", "openapi_spec_validator"])
                 .arg(&file)
                 .output()?;
@@ -369,6 +401,19 @@ fn openapi_describes_every_exposed_export_and_validates() -> Result<()> {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
+            // A client that knows nothing but the document calls sign-up.
+            let out = std::process::Command::new(&python)
+                .arg("-c")
+                .arg(DRIVEN_BY_THE_DOCUMENT)
+                .arg(&s.base)
+                .output()?;
+            ensure!(
+                out.status.success(),
+                "the client driven by the document: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ensure!(String::from_utf8_lossy(&out.stdout).contains("signed up ada"));
         }
         None => tools::say("openapi-spec-validator unavailable: the document was not validated"),
     }
@@ -503,3 +548,25 @@ fn tls_from_certificate_files() -> Result<()> {
 }
 
 mod postgres;
+
+#[test]
+fn install_shows_what_is_offered_over_http_and_refuses_what_is_not_exported() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let guest = plinth_guests::Guest::by_name("misbehave").context("no misbehave guest")?;
+    let wasm = dir.path().join("shown.wasm");
+    std::fs::copy(guest.wasm, &wasm)?;
+    let toml = dir.path().join("shown.toml");
+    std::fs::write(&toml, format!("name = \"shown\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n{SLOW}"))?;
+    let out = tools::stdout(tools::plinth(dir.path())?.args(["plugin", "install", "--yes"]).arg(&wasm))?;
+    ensure!(out.contains("over HTTP (plinth serve): POST /plugins/shown/write-then"), "{out}");
+    let approval = std::fs::read_to_string(dir.path().join("plugins/shown.approved.toml"))?;
+    ensure!(approval.contains("[http]") && approval.contains("\"write-then\""), "{approval}");
+    std::fs::write(
+        &toml,
+        "name = \"shown\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n[http]\nexports = [\"write-then\", \"no-such-export\"]\n",
+    )?;
+    let refused = tools::plinth(dir.path())?.args(["plugin", "install", "--yes"]).arg(&wasm).output()?;
+    let err = String::from_utf8_lossy(&refused.stderr);
+    ensure!(refused.status.code() == Some(2) && err.contains("no-such-export"), "{err}");
+    Ok(())
+}

@@ -17,8 +17,6 @@ pub struct Server {
     pub base: String,
     /// The admin address, when it has one of its own.
     pub admin: Option<String>,
-    /// Its data directory.
-    pub data: PathBuf,
     /// Its log (stderr).
     pub log: PathBuf,
     /// Lines it printed after the address.
@@ -128,7 +126,6 @@ impl<'a> Start<'a> {
             child: Some(child),
             base: base.context("no address")?,
             admin,
-            data: self.data.to_path_buf(),
             log,
             lines: std::sync::Mutex::new(rx),
             client,
