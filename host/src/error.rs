@@ -174,6 +174,29 @@ pub enum Error {
         /// The trap and its backtrace, as wasmtime reports them.
         message: String,
     },
+    /// The plugin's HTTP handler gave no complete response: it returned
+    /// without setting one, set an error instead, or did not finish the
+    /// response body (or aborted it). Nothing it wrote was kept.
+    #[error("{plugin}.{function} gave no HTTP response: {reason}")]
+    HttpResponse {
+        /// The plugin's name.
+        plugin: String,
+        /// The export called.
+        function: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The plugin's HTTP response body went past the caller's limit: it was
+    /// read no further, and nothing the call wrote was kept.
+    #[error("{plugin}.{function}: its HTTP response body is over the limit of {limit} bytes")]
+    HttpResponseTooLarge {
+        /// The plugin's name.
+        plugin: String,
+        /// The export called.
+        function: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The call returned but its writes could not be committed.
     #[error("{plugin}.{function}: committing its writes failed")]
     Commit {

@@ -117,15 +117,15 @@ pub(crate) fn check(registry: &Registry, manifest: &Manifest, imports: &[String]
 /// What to do about an import nothing offers.
 fn unknown_hint(registry: &Registry, bare: &str) -> String {
     if bare.starts_with("wasi:http/") {
-        return "plugins have no network, so wasi:http is not linked; build without it \
-                (componentize-js: `--disable http fetch-event`; componentize-qjs \
-                and componentize-py import it only when the world does)"
+        return "plinth links wasi:http's types and an outgoing-handler that refuses every \
+                request (plugins have no network), nothing else; a plugin serves HTTP by \
+                exporting wasi:http/incoming-handler, not by importing it"
             .into();
     }
     let package = bare.split_once('/').map_or(bare, |(p, _)| p);
     if package.starts_with("wasi:") {
-        return "plinth links WASI 0.2's cli, clocks, filesystem, io, random and sockets \
-                (with nothing granted), nothing else"
+        return "plinth links WASI 0.2's cli, clocks, filesystem, http, io, random and \
+                sockets (with nothing granted), nothing else"
             .into();
     }
     let siblings: Vec<&str> = registry

@@ -18,9 +18,13 @@
 //!   it traps, runs out of time or memory.
 //! * [`json`] — export arguments and results as JSON (type-directed both
 //!   ways), and the OpenAPI schemas of that JSON, for HTTP faces and tools.
+//! * A plugin that exports `wasi:http/incoming-handler` (as `wasmtime serve`
+//!   and Spin run them) is handed HTTP requests with
+//!   [`Plugin::handle_http`], one call each, under the same limits.
 //!
 //! WASI is linked with nothing granted: no preopened directories, no
-//! environment, no arguments, no network.
+//! environment, no arguments, no network (`wasi:http`'s outgoing requests
+//! are refused).
 //!
 //! ```no_run
 //! use plinth_host::{Manifest, Runtime, Val};
@@ -50,6 +54,7 @@ pub mod capability;
 mod dynamic;
 mod error;
 pub mod grants;
+mod http;
 pub mod imports;
 pub mod json;
 pub mod manifest;
@@ -68,6 +73,7 @@ pub use capability::{Capability, Interface};
 pub use dynamic::ExportedFunc;
 pub use error::{BoxError, Error, Result};
 pub use grants::{Access, Grants};
+pub use self::http::{DEFAULT_HTTP_RESPONSE_BYTES, HTTP_HANDLER};
 pub use manifest::{Http, Identity, Limits, Manifest, Reuse};
 pub use plugin::Plugin;
 pub use runtime::{

@@ -7,6 +7,7 @@ use std::time::Instant;
 use plinth_store::pool::Pool;
 use wasmtime::component::{Component, ComponentNamedList, Instance, InstancePre, Lift, Lower};
 use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::p2::bindings::sync::ProxyIndices;
 
 use crate::capabilities::PluginMeta;
 use crate::error::boxed;
@@ -131,6 +132,9 @@ struct PluginInner {
     unsaved: std::sync::Mutex<Option<crate::cache::Entry>>,
     component: Component,
     pre: InstancePre<CallState>,
+    /// Where its `wasi:http/incoming-handler` export is, when it has one of
+    /// the right type.
+    http: Option<ProxyIndices>,
     /// Live instances waiting for a call (only with `reuse`), each thread
     /// preferring the one it used last.
     idle: Pool<Live>,
@@ -194,6 +198,7 @@ impl Plugin {
         };
         let linker = &runtime.inner.linker;
         let pre = linker.instantiate_pre(&component).map_err(link_err)?;
+        let http = ProxyIndices::new(&pre).ok();
         migrate(runtime.db(), &manifest)?;
         tracing::info!(plugin = %name, from_cache, "loaded");
         Ok(Self {
@@ -213,6 +218,7 @@ impl Plugin {
                 unsaved: std::sync::Mutex::new(unsaved),
                 component,
                 pre,
+                http,
                 idle: Pool::new(manifest.reuse.map_or(0, |r| r.idle)),
                 instantiations: AtomicU64::new(0),
             }),
@@ -285,6 +291,25 @@ impl Plugin {
     pub fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
         self.inner.instantiations.fetch_add(1, Ordering::Relaxed);
         self.inner.pre.instantiate(store)
+    }
+
+    /// Whether it exports `wasi:http/incoming-handler` 0.2 (of the type the
+    /// standard gives it), which [`handle_http`](Self::handle_http) calls.
+    pub fn handles_http(&self) -> bool {
+        self.inner.http.is_some()
+    }
+
+    /// Where its `wasi:http/incoming-handler` export is, or why it has none
+    /// that can be called.
+    pub(crate) fn http_handler(&self) -> Result<&ProxyIndices> {
+        self.inner.http.as_ref().ok_or_else(|| Error::WrongExports {
+            plugin: self.name().to_string(),
+            world: crate::http::WORLD,
+            source: match ProxyIndices::new(&self.inner.pre) {
+                Err(e) => boxed(e),
+                Ok(_) => "its wasi:http/incoming-handler was not found at load".into(),
+            },
+        })
     }
 
     /// The compiled component.
@@ -545,6 +570,9 @@ impl Plugin {
                 function,
                 limit: over.limit,
             };
+        }
+        if let Some(failure) = e.downcast_ref::<crate::http::Failure>() {
+            return failure.to_error(plugin, function);
         }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
             || e.downcast_ref::<crate::capabilities::wasi::DeadlineReached>()

@@ -5,19 +5,23 @@ use std::time::Instant;
 
 use plinth_store::Db;
 
+use crate::capabilities::http::HttpSlot;
 use crate::capabilities::wasi::WasiSlot;
 use crate::capabilities::{DatabaseCtx, PluginMeta};
 
 /// The data of an instance's `Store` (one call's, or several calls' in turn
 /// for a plugin that reuses instances): one context per kind of capability
 /// — the database side (the plugin's identity and grants, the current call's
-/// unit of work), a WASI context that grants nothing — and the memory
+/// unit of work), a WASI context that grants nothing, a `wasi:http` one that
+/// sends nothing — and the memory
 /// limiter. A capability's host functions see only the part they need,
 /// through its view.
 pub struct CallState {
     /// The database side of the call.
     pub database: DatabaseCtx,
     pub(crate) wasi: WasiSlot,
+    /// `wasi:http`'s context (its resources are in `wasi`'s table).
+    pub(crate) http: HttpSlot,
     pub(crate) limiter: MemoryLimiter,
     /// When the current call must end: what bounds the host's waits (WASI
     /// polls, the database's write lock) as the epoch deadline bounds wasm.
@@ -29,6 +33,7 @@ impl CallState {
         Self {
             database: DatabaseCtx::new(plugin, db),
             wasi: WasiSlot::default(),
+            http: HttpSlot::default(),
             limiter: MemoryLimiter::new(memory_limit),
             deadline: None,
         }

@@ -1244,8 +1244,7 @@ mod imports {
     /// refuses); any other import of the package is refused by name, saying
     /// that a plugin serves HTTP by exporting the incoming handler.
     #[test]
-    fn wasi_http_beyond_types_and_the_outgoing_handler_is_refused_with_what_is_linked()
-    -> Result<()> {
+    fn other_wasi_http_imports_are_refused_with_what_is_linked() -> Result<()> {
         let f = Fixture::new()?;
         match load_renamed(&f, "wasi:cli/stderr@", "wasi:http/proxy@")? {
             Err(e @ Error::UnknownImport { .. }) => {

@@ -5,11 +5,11 @@
 //!
 //! One part is plinth's own: `wasi:io/poll` and the blocking functions of
 //! `wasi:io/streams`. With nothing granted, a poll (`std::thread::sleep`, a
-//! subscription to a clock) and a blocking read or write of a stream whose
-//! other end is not ready are the ways a guest can make the host wait, and
-//! the epoch deadline only stops wasm that runs. plinth's poll and streams
-//! wait at most until the call's deadline; a wait cut short fails the call
-//! as timed out.
+//! subscription to a clock) and a blocking write to a response body that
+//! nobody reads yet (`wasi:http`, [`crate::capabilities::http`]) are the ways
+//! a guest can make the host wait, and the epoch deadline only stops wasm
+//! that runs. plinth's poll and streams wait at most until the call's
+//! deadline; a wait cut short fails the call as timed out.
 //!
 //! And `wasi:random` is linked without tracing: wasmtime-wasi's bindings log
 //! every host call's result at TRACE, and a plugin's tokens are made of
@@ -42,7 +42,9 @@ const fn package(name: &'static str, summary: &'static str) -> Interface {
 }
 
 /// The WASI 0.2 packages linked (wasmtime-wasi's, at 0.2.12), each with
-/// nothing granted. `wasi:http` is not among them: a plugin has no network.
+/// nothing granted. `wasi:http` is a capability of its own
+/// ([`super::http`]), whose outgoing requests are refused: a plugin has no
+/// network.
 pub const PACKAGES: &[Interface] = &[
     package(
         "wasi:cli/*",
