@@ -7,6 +7,8 @@ pub(crate) mod auth;
 pub(crate) mod bench;
 pub(crate) mod db_test;
 pub(crate) mod hosts;
+pub(crate) mod http_notes;
+pub(crate) mod http_probe;
 pub(crate) mod mail;
 pub(crate) mod misbehave;
 pub(crate) mod notes;
