@@ -20,8 +20,11 @@ use plinth_host::{ExportedFunc, Plugin, Runtime};
 use super::metrics::Metrics;
 use crate::plugins::{self, Origin, Source};
 
+/// Paths plinth serves itself: no plugin is mounted at or under them.
+const RESERVED: &[&str] = &["/plugins", "/openapi.json", "/healthz", "/readyz", "/metrics", "/web"];
+
 /// Built-in plugins never served, whatever their manifests say.
-const NEVER_SERVED: &[&str] = &["db-test"];
+const NEVER_SERVED: &[&str] = &["db-test", "http-probe"];
 
 /// One plugin as served.
 pub struct Served {
@@ -31,8 +34,6 @@ pub struct Served {
     pub exports: BTreeMap<String, ExportedFunc>,
     /// The path prefix of a `wasi:http` plugin.
     pub prefix: Option<String>,
-    /// `built-in` or `installed`.
-    pub kind: &'static str,
     /// What its files were when it was loaded.
     fingerprint: Fingerprint,
 }
@@ -130,7 +131,19 @@ impl Catalog {
                 }
                 continue;
             }
-            match self.load(&source, fingerprint.clone()) {
+            let loaded = self.load(&source, fingerprint.clone()).and_then(|served| {
+                // One plugin per prefix: one already serving it keeps it.
+                if let Some(prefix) = served.as_ref().and_then(|s| s.prefix.as_deref()) {
+                    let holder = next.iter().chain(current.iter()).find(|(other, s)| {
+                        **other != source.name && s.prefix.as_deref() == Some(prefix)
+                    });
+                    if let Some((other, _)) = holder {
+                        anyhow::bail!("its prefix {prefix} is served by {other}");
+                    }
+                }
+                Ok(served)
+            });
+            match loaded {
                 Ok(Some(served)) => {
                     if current.contains_key(&source.name) {
                         tracing::info!(plugin = %source.name, "reloaded: new calls get the new build");
@@ -200,11 +213,20 @@ impl Catalog {
             })?;
             exports.insert(name.clone(), func);
         }
+        if let Some(prefix) = &http.prefix {
+            if !plugin.handles_http() {
+                anyhow::bail!(
+                    "its approval serves it at {prefix}, but it does not export wasi:http/incoming-handler"
+                );
+            }
+            if RESERVED.iter().any(|r| prefix == r || prefix.starts_with(&format!("{r}/"))) {
+                anyhow::bail!("its prefix {prefix} is plinth's own ({})", RESERVED.join(", "));
+            }
+        }
         Ok(Some(Served {
             plugin,
             exports,
             prefix: http.prefix,
-            kind: source.kind(),
             fingerprint,
         }))
     }

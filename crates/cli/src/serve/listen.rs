@@ -102,7 +102,7 @@ pub async fn accept_loop(
             match tls {
                 None => {
                     let conn = http.serve_connection(TokioIo::new(stream), service);
-                    until_stopped(conn, &mut stop).await;
+                    until_stopped(conn, &mut stop, peer).await;
                 }
                 Some(acceptor) => {
                     // The handshake is bounded like the headers.
@@ -112,7 +112,7 @@ pub async fn accept_loop(
                         return;
                     };
                     let conn = http.serve_connection(TokioIo::new(stream), service);
-                    until_stopped(conn, &mut stop).await;
+                    until_stopped(conn, &mut stop, peer).await;
                 }
             }
         });
@@ -120,10 +120,13 @@ pub async fn accept_loop(
 }
 
 /// Drives a connection; once `stop` turns true, lets it finish the request
-/// under way and close.
+/// under way and close. A connection that hyper ends for a request it
+/// cannot parse (it answers 400, 431 or 414 itself, before any route) is
+/// logged with its peer and the reason.
 async fn until_stopped<I, S>(
     conn: hyper::server::conn::http1::Connection<I, S>,
     stop: &mut watch::Receiver<bool>,
+    peer: SocketAddr,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
     S: hyper::service::HttpService<hyper::body::Incoming>,
@@ -136,7 +139,14 @@ async fn until_stopped<I, S>(
         conn.as_mut().graceful_shutdown();
     }
     tokio::select! {
-        _ = conn.as_mut() => return,
+        ended = conn.as_mut() => {
+            if let Err(e) = ended
+                && (e.is_parse() || e.is_parse_too_large() || e.is_timeout())
+            {
+                tracing::info!(peer = %peer.ip(), reason = %e, "connection refused by the HTTP parser");
+            }
+            return;
+        }
         _ = stop.changed() => {}
     }
     conn.as_mut().graceful_shutdown();

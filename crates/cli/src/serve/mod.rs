@@ -53,9 +53,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_body_bytes: usize,
     /// Plugin calls in flight at once; one more answers 503 with
-    /// Retry-After.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub max_in_flight: usize,
+    /// Retry-After. Request bodies held at once are bounded by this times
+    /// --max-body-bytes.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_in_flight: u32,
     /// Connections open at once; more wait in the kernel's backlog.
     #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
@@ -94,10 +95,18 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         .thread_name("plinth-serve")
         .build()
         .context("cannot start the async runtime")?;
-    tokio.block_on(serve(ctx, args))
+    let drained = tokio.block_on(serve(ctx, args))?;
+    if !drained {
+        // Calls still running on the blocking pool would find the async
+        // runtime gone under them: end the process here, as a stop past the
+        // bound means; their units of work are rolled back by the database.
+        std::process::exit(0);
+    }
+    Ok(())
 }
 
-async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+/// Serves until a signal; whether every call ended within the bound.
+async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(listen::tls_acceptor(cert, key)?),
         _ => None,
@@ -120,8 +129,13 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         catalog: catalog.clone(),
         db: db.clone(),
         metrics: metrics.clone(),
-        in_flight: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight)),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight as usize)),
         max_body_bytes: args.max_body_bytes,
+        body_budget: Arc::new(tokio::sync::Semaphore::new(
+            args.max_body_bytes
+                .saturating_mul(args.max_in_flight as usize)
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         body_timeout: Duration::from_millis(args.body_timeout_ms),
     });
     let limits = listen::ConnLimits {
@@ -183,18 +197,26 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     for l in listeners {
         let _ = l.await;
     }
-    // Every connection holds a permit until it closes.
+    // Every connection holds a permit until it closes, and every call one
+    // until it ends (a call whose client went away runs on to its end).
     let grace = Duration::from_millis(args.shutdown_timeout_ms);
-    let all = args.max_connections;
-    if tokio::time::timeout(grace, limits.connections.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!(?grace, "calls still in flight at the shutdown bound; leaving them");
+    let connections = limits.connections.acquire_many(args.max_connections);
+    let calls = app
+        .in_flight
+        .acquire_many(args.max_in_flight);
+    let drained = tokio::time::timeout(grace, async {
+        let held = connections.await;
+        let calls = calls.await;
+        (held, calls)
+    })
+    .await
+    .is_ok();
+    if !drained {
+        tracing::warn!(?grace, "calls still in flight at the shutdown bound; they are cut (nothing they wrote is kept)");
     }
     background.stop().await;
     announce("plinth serve: stopped");
-    Ok(())
+    Ok(drained)
 }
 
 /// A line on stdout, flushed (tests and scripts wait for it).

@@ -48,6 +48,8 @@ pub struct App {
     /// One permit per call in flight.
     pub in_flight: Arc<Semaphore>,
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held at once, all requests together.
+    pub body_budget: Arc<Semaphore>,
     pub body_timeout: Duration,
 }
 
@@ -62,7 +64,7 @@ pub fn api_router(app: Shared) -> Router {
     Router::new()
         .route("/plugins/{plugin}/{export}", post(call_export).fallback(method_not_allowed))
         .route("/openapi.json", get(openapi))
-        .fallback(not_found)
+        .fallback(wasi_http)
         .layer(axum::middleware::from_fn_with_state(app.clone(), request_log))
         .with_state(app)
 }
@@ -78,29 +80,79 @@ pub fn admin_router(app: Shared) -> Router {
 }
 
 /// Gives the request an id, logs it once answered, counts the response.
+/// A request whose client went away before the answer is logged too, with
+/// status 499 (as nginx names it).
 async fn request_log(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    // The path only: a query string may carry a token.
-    let path = req.uri().path().to_string();
-    let started = Instant::now();
+    let peer = req
+        .extensions()
+        .get::<super::listen::Peer>()
+        .map(|p| p.0.ip().to_string())
+        .unwrap_or_default();
     let span = tracing::info_span!("request", request_id = %id);
-    let mut response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let mut logged = Logged {
+        method: req.method().to_string(),
+        // The path only (a query string may carry a token), and below a
+        // wasi:http plugin's prefix only its first segment: what the plugin
+        // puts in its paths is its own and may be a secret.
+        path: loggable_path(req.uri().path()),
+        peer,
+        started: Instant::now(),
+        status: None,
+        metrics: app.metrics.clone(),
+        span: span.clone(),
+    };
+    let mut response = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    let status = response.status().as_u16();
-    app.metrics.responded(status);
-    let _enter = span.enter();
-    tracing::info!(
-        %method,
-        path = %plinth_host::escape_controls(&path),
-        status,
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    logged.status = Some(response.status().as_u16());
     response
+}
+
+/// One request's log line, written when it is dropped: answered, or given
+/// up by its client.
+struct Logged {
+    method: String,
+    path: String,
+    peer: String,
+    started: Instant,
+    status: Option<u16>,
+    metrics: Arc<Metrics>,
+    span: tracing::Span,
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let status = self.status.unwrap_or(499);
+        self.metrics.responded(status);
+        let _enter = self.span.enter();
+        tracing::info!(
+            method = %self.method,
+            path = %plinth_host::escape_controls(&self.path),
+            peer = %self.peer,
+            status,
+            micros = self.started.elapsed().as_micros() as u64,
+            "{}",
+            if self.status.is_some() { "request" } else { "request: the client went away before the answer" }
+        );
+    }
+}
+
+/// What of a path the log shows: the paths plinth itself routes in full
+/// (their segments are names, never secrets), others up to their first
+/// segment.
+fn loggable_path(path: &str) -> String {
+    let own = path.starts_with("/plugins/")
+        || matches!(path, "/openapi.json" | "/healthz" | "/readyz" | "/metrics");
+    if own || path.len() <= 1 {
+        return path.to_string();
+    }
+    match path[1..].find('/') {
+        Some(i) => format!("{}/…", &path[..=i]),
+        None => path.to_string(),
+    }
 }
 
 fn request_id(req_id: Option<&RequestId>) -> String {
@@ -125,9 +177,151 @@ fn with_retry_after(mut response: Response, seconds: u64) -> Response {
     response
 }
 
-async fn not_found(req: Request) -> Response {
+fn not_found(id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "not-found", "no such resource", id)
+}
+
+/// Headers a proxy does not pass on (RFC 9110, 7.6.1), and those the
+/// plugin has no business seeing.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Anything else: a `wasi:http` plugin whose approved prefix holds the
+/// path (the longest), called with the path below its prefix; otherwise
+/// 404.
+async fn wasi_http(State(app): State<Shared>, req: Request) -> Response {
     let id = request_id(req.extensions().get::<RequestId>());
-    error(StatusCode::NOT_FOUND, "not-found", "no such resource", &id)
+    let path = req.uri().path().to_string();
+    let snapshot = app.catalog.snapshot();
+    let mounted = snapshot
+        .iter()
+        .filter_map(|(name, s)| {
+            let prefix = s.prefix.as_deref()?;
+            let rest = path.strip_prefix(prefix)?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| (name, s, prefix.len()))
+        })
+        .max_by_key(|(_, _, len)| *len);
+    let Some((name, served, len)) = mounted else {
+        return not_found(&id);
+    };
+    let (name, served) = (name.clone(), served.clone());
+    let below = match &path[len..] {
+        "" => "/".to_string(),
+        rest => rest.to_string(),
+    };
+    let target = match req.uri().query() {
+        Some(q) => format!("{below}?{q}"),
+        None => below,
+    };
+    let Ok(uri) = target.parse::<axum::http::Uri>() else {
+        return error(StatusCode::BAD_REQUEST, "bad-request", "not a valid path", &id);
+    };
+    let mut builder = axum::http::Request::builder()
+        .method(req.method().clone())
+        .uri(uri);
+    for (k, v) in req.headers() {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
+            builder = builder.header(k, v);
+        }
+    }
+    let (body, reserved) = match read_body(&app, req).await {
+        Ok(b) => b,
+        Err(r) => return r(&id),
+    };
+    let Ok(request) = builder.body(body) else {
+        return error(StatusCode::BAD_REQUEST, "bad-request", "not a valid request", &id);
+    };
+    let plugin = served.plugin.clone();
+    let max = app.max_body_bytes.max(plinth_host::DEFAULT_HTTP_RESPONSE_BYTES);
+    let result = in_call_slot(
+        &app,
+        &id,
+        &name,
+        "wasi:http/incoming-handler",
+        move || {
+            let _reserved = reserved;
+            plugin.handle_http(request, max)
+        },
+        |r| match r {
+            Ok(_) => ("ok", None),
+            Err(e) => (failure_kind(e).1, Some(e.to_string())),
+        },
+    )
+    .await;
+    match result {
+        Ok(Ok(answer)) => {
+            let (parts, body) = answer.into_parts();
+            let mut response = Response::from_parts(parts, axum::body::Body::from(body));
+            for h in HOP_BY_HOP {
+                response.headers_mut().remove(*h);
+            }
+            response
+        }
+        Ok(Err(e)) => failure(&e, &id),
+        Err(refused) => refused,
+    }
+}
+
+/// Runs `work`, one plugin call, in a call slot on the blocking pool, or
+/// answers 503 at once when every slot is taken. The slot, the count of
+/// calls in flight and the call's metrics belong to the work, not to the
+/// request: a client that goes away does not free its slot before the
+/// call has ended (the call runs on to its own limit), so the limit bounds
+/// the calls that run, not only the requests that wait.
+async fn in_call_slot<R: Send + 'static>(
+    app: &App,
+    id: &str,
+    plugin: &str,
+    export: &str,
+    work: impl FnOnce() -> R + Send + 'static,
+    outcome: fn(&R) -> (&'static str, Option<String>),
+) -> Result<R, Response> {
+    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
+        app.metrics.overloaded();
+        return Err(overloaded(id));
+    };
+    let metrics = app.metrics.clone();
+    let (plugin, export) = (plugin.to_string(), export.to_string());
+    let span = tracing::Span::current();
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let _enter = span.enter();
+        let _in_flight = metrics.call_started();
+        let started = Instant::now();
+        let result = work();
+        let (kind, failure) = outcome(&result);
+        if let Some(failure) = failure {
+            // Here rather than in the answer: the client may be gone.
+            tracing::warn!(error = %failure, "call failed");
+        }
+        metrics.call_ended(&plugin, &export, kind, started.elapsed().as_secs_f64());
+        result
+    });
+    task.await.map_err(|e| {
+        tracing::error!(error = %e, "the blocking task running the call failed");
+        error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the call failed", id)
+    })
+}
+
+fn overloaded(id: &str) -> Response {
+    with_retry_after(
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many calls in flight; retry shortly",
+            id,
+        ),
+        1,
+    )
 }
 
 async fn method_not_allowed(req: Request) -> Response {
@@ -173,7 +367,7 @@ async fn call_export(
             &id,
         );
     }
-    let body = match read_body(&app, req).await {
+    let (body, reserved) = match read_body(&app, req).await {
         Ok(b) => b,
         Err(r) => return r(&id),
     };
@@ -188,44 +382,42 @@ async fn call_export(
             );
         }
     };
+    drop(body);
     let args = match plinth_host::json::args_from_json(&value, &func) {
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad-request", e.to_string(), &id),
     };
-    // A slot for the call, or 503 now: never a queue without end.
-    let Ok(permit) = app.in_flight.clone().try_acquire_owned() else {
-        app.metrics.overloaded();
-        return with_retry_after(
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "too many calls in flight; retry shortly",
-                &id,
-            ),
-            1,
-        );
-    };
+    drop(value);
     let plugin = served.plugin.clone();
     let qualified = func.qualified_name();
-    let guard = app.metrics.call_started();
-    let started = Instant::now();
-    let result = plugin.call_dynamic_async(&qualified, args).await;
-    drop(guard);
-    drop(permit);
-    let seconds = started.elapsed().as_secs_f64();
-    let (response, outcome) = match result {
-        Ok(values) => answer(&values),
-        Err(e) => failure(&e, &id),
-    };
-    app.metrics
-        .call_ended(&plugin_name, &export, outcome, seconds);
-    response
+    let result = in_call_slot(
+        &app,
+        &id,
+        &plugin_name,
+        &export,
+        move || {
+            let _reserved = reserved;
+            plugin.call_dynamic(&qualified, &args)
+        },
+        |r| match r {
+            Ok(values) if plinth_host::json::is_err(values) => ("error", None),
+            Ok(_) => ("ok", None),
+            Err(e) => (failure_kind(e).1, Some(e.to_string())),
+        },
+    )
+    .await;
+    match result {
+        Ok(Ok(values)) => answer(&values, &id),
+        Ok(Err(e)) => failure(&e, &id),
+        Err(refused) => refused,
+    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
     match headers.get(header::CONTENT_TYPE) {
-        // A client that says nothing is taken at its word that it is JSON.
-        None => true,
+        // Said, not guessed: a body with no type is what a cross-site
+        // `fetch` of a blob sends without asking first.
+        None => false,
         Some(v) => v.to_str().is_ok_and(|v| {
             let essence = v.split(';').next().unwrap_or("").trim();
             essence.eq_ignore_ascii_case("application/json")
@@ -236,8 +428,14 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 type Refusal = Box<dyn FnOnce(&str) -> Response + Send>;
 
-/// The body, read within the cap and the time allowed.
-async fn read_body(app: &App, req: Request) -> Result<Bytes, Refusal> {
+/// The body, read within the cap and the time allowed, with the share of
+/// the buffering budget it holds (its length, or the cap when it does not
+/// say): bodies waiting to be read or called with hold at most that budget
+/// together, and a request that finds it spent is answered 503 at once.
+async fn read_body(
+    app: &App,
+    req: Request,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Refusal> {
     let cap = app.max_body_bytes;
     let too_large: Refusal = Box::new(move |id: &str| {
         error(
@@ -247,18 +445,23 @@ async fn read_body(app: &App, req: Request) -> Result<Bytes, Refusal> {
             id,
         )
     });
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > cap as u64
-    {
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > cap as u64) {
         return Err(too_large);
     }
+    let share = declared.map_or(cap, |len| len as usize).clamp(1, cap.max(1));
+    let share = u32::try_from(share).unwrap_or(u32::MAX);
+    let Ok(reserved) = app.body_budget.clone().try_acquire_many_owned(share) else {
+        app.metrics.overloaded();
+        return Err(Box::new(|id: &str| overloaded(id)));
+    };
     let limited = http_body_util::Limited::new(req.into_body(), cap);
     match tokio::time::timeout(app.body_timeout, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), reserved)),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             Err(too_large)
         }
@@ -276,14 +479,12 @@ async fn read_body(app: &App, req: Request) -> Result<Bytes, Refusal> {
     }
 }
 
-/// The answer to a call that returned.
-fn answer(values: &[Val]) -> (Response, &'static str) {
-    let body = match values {
-        [] => serde_json::Value::Null,
-        [one] => plinth_host::json::to_json(one),
-        many => serde_json::Value::Array(many.iter().map(plinth_host::json::to_json).collect()),
-    };
-    let (status, retry, outcome) = match values {
+/// The answer to a call that returned. The payload of an `internal`
+/// error case is replaced by a pointer to the log (where it is written):
+/// it is the host's or the plugin's inside, not the client's business.
+fn answer(values: &[Val], id: &str) -> Response {
+    let mut body = plinth_host::json::results_to_json(values);
+    let (status, retry) = match values {
         [Val::Result(Err(e))] => {
             let case = match e.as_deref() {
                 Some(Val::Variant(case, _)) | Some(Val::Enum(case)) => Some(case.as_str()),
@@ -296,15 +497,25 @@ fn answer(values: &[Val]) -> (Response, &'static str) {
                         Val::U64(s) => Some(s),
                         _ => None,
                     };
-                    (StatusCode::TOO_MANY_REQUESTS, secs.or(Some(1)), "error")
+                    (StatusCode::TOO_MANY_REQUESTS, secs.or(Some(1)))
                 }
-                (Some("rate-limited"), _) => (StatusCode::TOO_MANY_REQUESTS, Some(1), "error"),
-                (Some("busy"), _) => (StatusCode::SERVICE_UNAVAILABLE, Some(1), "error"),
-                (Some("internal"), _) => (StatusCode::INTERNAL_SERVER_ERROR, None, "error"),
-                _ => (StatusCode::UNPROCESSABLE_ENTITY, None, "error"),
+                (Some("rate-limited"), _) => (StatusCode::TOO_MANY_REQUESTS, Some(1)),
+                (Some("busy"), _) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+                (Some("internal"), Some(Val::Variant(_, payload))) => {
+                    tracing::warn!(
+                        detail = %payload.as_deref().map(|p| plinth_host::json::to_json(p).to_string()).unwrap_or_default(),
+                        "the export answered internal"
+                    );
+                    if payload.is_some() {
+                        body = serde_json::json!({"err": {"internal": format!("see the server's log, request id {id}")}});
+                    }
+                    (StatusCode::INTERNAL_SERVER_ERROR, None)
+                }
+                (Some("internal"), _) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+                _ => (StatusCode::UNPROCESSABLE_ENTITY, None),
             }
         }
-        _ => (StatusCode::OK, None, "ok"),
+        _ => (StatusCode::OK, None),
     };
     let response = (
         status,
@@ -312,21 +523,28 @@ fn answer(values: &[Val]) -> (Response, &'static str) {
         body.to_string(),
     )
         .into_response();
-    (
-        match retry {
-            Some(s) => with_retry_after(response, s),
-            None => response,
-        },
-        outcome,
-    )
+    match retry {
+        Some(s) => with_retry_after(response, s),
+        None => response,
+    }
 }
 
 /// The answer to a call that failed in the runtime: the kind of failure and
 /// the request id; the details go to the log.
-fn failure(e: &plinth_host::Error, id: &str) -> (Response, &'static str) {
+fn failure(e: &plinth_host::Error, id: &str) -> Response {
+    let (status, kind, message) = failure_kind(e);
+    let response = error(status, kind, message, id);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        with_retry_after(response, 1)
+    } else {
+        response
+    }
+}
+
+/// A runtime failure's status, kind (also the metrics' outcome) and message.
+fn failure_kind(e: &plinth_host::Error) -> (StatusCode, &'static str, &'static str) {
     use plinth_host::Error as E;
-    tracing::warn!(error = %e, "call failed");
-    let (status, kind, message) = match e {
+    match e {
         E::TimedOut { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
             "timed-out",
@@ -357,24 +575,6 @@ fn failure(e: &plinth_host::Error, id: &str) -> (Response, &'static str) {
             "internal",
             "the call failed; nothing it wrote was kept",
         ),
-    };
-    let response = error(status, kind, message, id);
-    let response = if status == StatusCode::SERVICE_UNAVAILABLE {
-        with_retry_after(response, 1)
-    } else {
-        response
-    };
-    (response, kind_outcome(kind))
-}
-
-fn kind_outcome(kind: &str) -> &'static str {
-    match kind {
-        "timed-out" => "timed-out",
-        "memory-limit" => "memory-limit",
-        "row-limit" => "row-limit",
-        "trap" => "trap",
-        "bad-request" => "bad-request",
-        _ => "internal",
     }
 }
 

@@ -125,6 +125,13 @@ fn bad_requests_are_refused_naming_the_field_and_write_nothing() -> Result<()> {
     // A form post (what a cross-site page can send without asking) is not JSON.
     bad(&s.post_raw(path, "application/x-www-form-urlencoded", b"name=a".to_vec())?, 415, "JSON")?;
     bad(&s.post_raw(path, "text/plain", b"{}".to_vec())?, 415, "JSON")?;
+    // A body that does not say what it is (a cross-site fetch of a blob).
+    let untyped = s
+        .client()
+        .post(format!("{}{path}", s.base))
+        .body(signup("a", "a@example.com", PW).to_string())
+        .send()?;
+    ensure!(untyped.status().as_u16() == 415, "{untyped:?}");
     // Over the cap: by its length, and when sent in chunks with no length.
     let big = json!({"name": "a".repeat(5000), "email": "a@example.com", "password": PW}).to_string();
     bad(&s.post_raw(path, "application/json", big.clone().into_bytes())?, 413, "4096")?;
@@ -228,11 +235,16 @@ fn calls_past_the_limit_in_flight_answer_503_with_retry_after() -> Result<()> {
     std::thread::scope(|scope| -> Result<()> {
         let busy = scope.spawn(|| s.call("slow", "write-then", json!({"name": "", "then": {"sleep": 1500}})));
         // Once the first is in flight, the next is refused at once.
+        eventually(Duration::from_secs(5), || {
+            let m = s.admin_get("/metrics")?.text;
+            Ok(m.contains("plinth_plugin_calls_in_flight 1").then_some(()))
+        })?;
         let refused = eventually(Duration::from_secs(5), || {
             let started = Instant::now();
             let a = s.call("slow", "write-then", json!({"name": "", "then": "return-normally"}))?;
             Ok((a.status == 503).then_some((a, started.elapsed())))
-        })?;
+        })
+        .with_context(|| s.log_text())?;
         let (a, took) = refused;
         ensure!(a.header("retry-after") == Some("1") && a.json()?["error"] == "overloaded", "{a:?}");
         ensure!(took < Duration::from_millis(1000), "refused only after {took:?}");
@@ -568,5 +580,195 @@ fn install_shows_what_is_offered_over_http_and_refuses_what_is_not_exported() ->
     let refused = tools::plinth(dir.path())?.args(["plugin", "install", "--yes"]).arg(&wasm).output()?;
     let err = String::from_utf8_lossy(&refused.stderr);
     ensure!(refused.status.code() == Some(2) && err.contains("no-such-export"), "{err}");
+    Ok(())
+}
+
+/// Installs built guest `guest` (a `wasi:http` handler) as plugin `name`,
+/// served at `prefix`, with its migrations.
+fn install_http_guest(data: &Path, guest: &str, name: &str, prefix: &str) -> Result<()> {
+    let g = plinth_guests::Guest::by_name(guest).with_context(|| format!("no {guest} guest"))?;
+    let src = data.join("src");
+    std::fs::create_dir_all(&src)?;
+    let wasm = src.join(format!("{name}.wasm"));
+    std::fs::copy(g.wasm, &wasm)?;
+    let manifest = std::fs::read_to_string(g.manifest)?
+        .replace(&format!("name = \"{guest}\""), &format!("name = \"{name}\""));
+    std::fs::write(
+        src.join(format!("{name}.toml")),
+        format!("{manifest}\n[http]\nprefix = \"{prefix}\"\n"),
+    )?;
+    let migrations = Path::new(g.manifest).with_extension("migrations");
+    if migrations.exists() {
+        for dialect in std::fs::read_dir(&migrations)? {
+            let dialect = dialect?.path();
+            let into = src
+                .join(format!("{name}.migrations"))
+                .join(dialect.file_name().context("no name")?);
+            std::fs::create_dir_all(&into)?;
+            for file in std::fs::read_dir(&dialect)? {
+                let file = file?.path();
+                std::fs::copy(&file, into.join(file.file_name().context("no name")?))?;
+            }
+        }
+    }
+    let out = tools::stdout(tools::plinth(data)?.args(["plugin", "install", "--yes"]).arg(&wasm))?;
+    ensure!(out.contains(&format!("its wasi:http handler at {prefix}")), "{out}");
+    Ok(())
+}
+
+#[test]
+fn a_wasi_http_plugin_serves_its_json_api_and_a_trap_keeps_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    install_http_guest(dir.path(), "http-notes", "notes-api", "/apps/notes")?;
+    install_http_guest(dir.path(), "http-probe", "probe", "/apps/probe")?;
+    let s = Start::new(dir.path()).spawn()?;
+    // Its own JSON API below its prefix, its writes committed.
+    let added = s.post_raw("/apps/notes/notes", "application/json", br#"{"title": "first", "body": "hello"}"#.to_vec())?;
+    ensure!(added.status == 201, "{added:?}");
+    let note = added.json()?;
+    let id = note["id"].as_i64().context("no id")?;
+    let one = s.get(&format!("/apps/notes/notes/{id}"))?;
+    ensure!(one.status == 200 && one.json()?["title"] == "first", "{one:?}");
+    let list = s.get("/apps/notes/notes?full=1")?;
+    ensure!(list.status == 200 && list.json()?.as_array().is_some_and(|a| a.len() == 1), "{list:?}");
+    ensure!(s.post_raw("/apps/notes/notes", "application/json", b"{".to_vec())?.status == 400);
+    ensure!(s.get("/apps/notes/notes/999")?.status == 404);
+    // Not under another prefix, nor beside it.
+    ensure!(s.get("/apps/notesx/notes")?.status == 404);
+    ensure!(s.get("/apps")?.status == 404);
+    // A handler that writes, answers and then traps keeps nothing, and its
+    // answer never reaches the client.
+    ensure!(s.get("/apps/probe/write")?.status == 200);
+    let trapped = s.get("/apps/probe/write-then-trap")?;
+    ensure!(trapped.status == 500 && trapped.json()?["error"] == "trap", "{trapped:?}");
+    let spun = s.get("/apps/probe/write-then-spin")?;
+    ensure!(spun.status == 503 && spun.json()?["error"] == "timed-out", "{spun:?}");
+    let count = s.get("/apps/probe/count")?;
+    ensure!(count.text == "1", "{count:?}");
+    // No network for plugins.
+    let out = s.get("/apps/probe/outgoing?port=9")?;
+    ensure!(out.text.contains("HttpRequestDenied"), "{out:?}");
+    // The log shows the prefix's first segment, not the plugin's own paths.
+    let log = s.log_text();
+    ensure!(!log.contains("write-then-trap") && log.contains("path=/apps/…"), "{log}");
+    // And the export API describes none of it.
+    ensure!(s.get("/openapi.json")?.json()?["paths"].as_object().is_some_and(|p| p.keys().all(|k| k.starts_with("/plugins/auth/"))));
+    Ok(())
+}
+
+#[test]
+fn prefixes_that_are_plinths_own_or_taken_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    install_http_guest(dir.path(), "http-probe", "aaa", "/apps/x")?;
+    install_http_guest(dir.path(), "http-probe", "bbb", "/apps/x")?;
+    install_http_guest(dir.path(), "http-probe", "ccc", "/metrics")?;
+    let s = Start::new(dir.path()).spawn()?;
+    let ready = s.admin_get("/readyz")?.json()?;
+    ensure!(ready["plugins"] == json!(["aaa", "auth"]), "{ready}");
+    ensure!(ready["failed_to_load"] == json!(["bbb", "ccc"]), "{ready}");
+    ensure!(s.get("/apps/x/count")?.status == 200);
+    ensure!(s.get("/metrics")?.text.contains("plinth_plugins_loaded"));
+    let log = s.log_text();
+    ensure!(log.contains("served by aaa") && log.contains("plinth's own"), "{log}");
+    Ok(())
+}
+
+
+/// Sends a call on a raw connection and closes it before the answer.
+fn abandon(addr: &str, body: &str) -> Result<()> {
+    let mut c = TcpStream::connect(addr)?;
+    write!(
+        c,
+        "POST /plugins/slow/write-then HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    std::thread::sleep(Duration::from_millis(100));
+    drop(c);
+    Ok(())
+}
+
+/// A client that goes away does not free its call's slot: the call runs on
+/// to its own end, still counted, still logged.
+#[test]
+fn calls_whose_clients_went_away_still_hold_their_slots_and_are_logged() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    install_misbehave(dir.path(), "slow", SLOW)?;
+    let s = Start::new(dir.path()).arg("--max-in-flight").arg("2").spawn()?;
+    let spin = json!({"name": "", "then": "loop-forever"}).to_string();
+    for _ in 0..4 {
+        abandon(s.addr(), &spin)?;
+    }
+    let next = s.call("slow", "write-then", json!({"name": "", "then": "return-normally"}))?;
+    ensure!(next.status == 503 && next.json()?["error"] == "overloaded", "{next:?}");
+    ensure!(s.admin_get("/metrics")?.text.contains("plinth_plugin_calls_in_flight 2"));
+    // Once they reached their time limit, slots are free again.
+    eventually(Duration::from_secs(15), || {
+        let a = s.call("slow", "write-then", json!({"name": "", "then": "return-normally"}))?;
+        Ok((a.status == 200).then_some(()))
+    })?;
+    let log = s.log_text();
+    ensure!(
+        log.lines().filter(|l| l.contains("status=499") && l.contains("went away")).count() >= 2,
+        "{log}"
+    );
+    ensure!(log.lines().filter(|l| l.contains("ran past its time limit")).count() >= 2, "{log}");
+    Ok(())
+}
+
+#[test]
+fn sigterm_waits_for_calls_whose_clients_went_away_and_cuts_at_the_bound() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    install_misbehave(dir.path(), "slow", SLOW)?;
+    // Within the bound: the abandoned call ends, and is kept.
+    let mut s = Start::new(dir.path()).spawn()?;
+    abandon(s.addr(), &json!({"name": "abandoned", "then": {"sleep": 1500}}).to_string())?;
+    let started = Instant::now();
+    s.signal("TERM")?;
+    ensure!(s.wait(Duration::from_secs(20))? == Some(0));
+    ensure!(started.elapsed() >= Duration::from_millis(1000), "exited after {:?}", started.elapsed());
+    ensure!(!s.log_text().contains("panicked"), "{}", s.log_text());
+    ensure!(rows(&dir.path().join("plinth.db"), "users")? == 1);
+    // Past the bound: cut, nothing of it kept, no panic, exit 0.
+    let mut s = Start::new(dir.path()).arg("--shutdown-timeout-ms").arg("300").spawn()?;
+    let answer = std::thread::scope(|scope| -> Result<()> {
+        let call = scope.spawn(|| s.call("slow", "write-then", json!({"name": "cut", "then": {"sleep": 2900}})));
+        eventually(Duration::from_secs(5), || {
+            let m = s.admin_get("/metrics")?.text;
+            Ok(m.contains("plinth_plugin_calls_in_flight 1").then_some(()))
+        })?;
+        s.signal("TERM")?;
+        // The client sees its connection end without an answer.
+        let _ = call.join();
+        Ok(())
+    });
+    answer?;
+    ensure!(s.wait(Duration::from_secs(10))? == Some(0));
+    let log = s.log_text();
+    ensure!(log.contains("they are cut") && !log.contains("panicked"), "{log}");
+    ensure!(rows(&dir.path().join("plinth.db"), "users")? == 1, "the cut call's write was kept: {log}");
+    Ok(())
+}
+
+/// Bodies waiting to be read hold a share of a budget (calls in flight ×
+/// body cap); past it, 503 at once rather than more memory.
+#[test]
+fn bodies_held_at_once_are_bounded() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = Start::new(dir.path())
+        .arg("--max-in-flight")
+        .arg("1")
+        .arg("--max-body-bytes")
+        .arg("2000")
+        .spawn()?;
+    let mut holder = TcpStream::connect(s.addr())?;
+    holder.write_all(b"POST /plugins/auth/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{")?;
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = s.call("auth", "sign-in", json!({"email": "a@example.com", "password": PW}))?;
+    ensure!(refused.status == 503 && refused.header("retry-after") == Some("1"), "{refused:?}");
+    drop(holder);
+    eventually(Duration::from_secs(5), || {
+        let a = s.call("auth", "sign-in", json!({"email": "a@example.com", "password": PW}))?;
+        Ok((a.status == 422).then_some(()))
+    })?;
     Ok(())
 }
