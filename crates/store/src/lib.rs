@@ -101,7 +101,10 @@ pub struct Options {
     /// The clock that stamps rows (default: the system clock).
     pub clock: Arc<Clock>,
     /// How long a unit waits for a lock another holds (on PostgreSQL also
-    /// for the server's answer) before [`Error::Busy`] (default 5 s).
+    /// for the server's answer) before [`Error::Busy`] (default 5 s). On
+    /// SQLite, the writers of one process get the write lock in the order
+    /// they asked for it; between processes SQLite's own wait decides,
+    /// which favours none.
     pub busy_timeout: Duration,
     /// Whether [`Db::open_with`] applies pending migrations (default true).
     /// When false, opening a file whose schema is not current fails.

@@ -859,6 +859,64 @@ mod units {
         db.with_unit(|u| u.create_user(&new_user("bob", "bob@example.com")))?;
         Ok(())
     }
+
+    /// A writer that takes the write lock back to back, holding it `HOLD`
+    /// each time, does not keep a writer that asked for it meanwhile out
+    /// until that one's busy timeout: writers in one process are served in
+    /// the order they asked, so the other gets the lock at the hog's next
+    /// release, about one hold later (SQLite's own busy wait polls, and
+    /// would lose the lock to the hog's next unit every time).
+    #[test]
+    fn a_writer_gets_the_lock_in_turn_against_one_that_takes_it_back_to_back() -> Result<()> {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        use std::time::{Duration, Instant};
+        const HOLD: Duration = Duration::from_millis(100);
+        let dir = tempfile::tempdir()?;
+        let db = Db::open_with(
+            dir.path().join("db"),
+            Options {
+                busy_timeout: Duration::from_secs(2),
+                ..Options::default()
+            },
+        )?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicU32::new(0));
+        let hog = {
+            let (db, stop, held) = (db.clone(), stop.clone(), held.clone());
+            std::thread::spawn(move || -> Result<u32> {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    db.with_unit(|u| {
+                        u.record_failure(&format!("hog-{n}"))?;
+                        held.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(HOLD);
+                        Ok(())
+                    })?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+        };
+        // Ask while the hog holds the lock, after it has taken it twice.
+        while held.load(Ordering::Relaxed) < 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let asked = Instant::now();
+        let written = db.with_unit(|u| u.create_user(&new_user("ada", "ada@example.com")));
+        let waited = asked.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let rounds = hog
+            .join()
+            .map_err(|_| anyhow::anyhow!("the hog panicked"))??;
+        eprintln!("waited {waited:?} for the write lock (hog: {rounds} units of {HOLD:?})");
+        let written = written?;
+        assert_eq!(written.name, "ada");
+        assert!(
+            waited < 5 * HOLD,
+            "waited {waited:?}, more than a few holds of {HOLD:?}"
+        );
+        Ok(())
+    }
 }
 
 mod outbox_and_attempts {

@@ -4,9 +4,10 @@
 mod ops;
 mod sandbox;
 mod unit;
+mod writers;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -36,6 +37,9 @@ struct Inner {
     /// Plugin statements already put into their namespace, by plugin
     /// prefix and text.
     namespaced: sandbox::Rewrites,
+    /// The queue for the write lock of this file in this process (see
+    /// `writers`), found at the first write.
+    writers: OnceLock<Arc<writers::Writers>>,
 }
 
 impl Sqlite {
@@ -54,12 +58,23 @@ impl Sqlite {
                 options,
                 open: OpenOnce::default(),
                 namespaced: sandbox::Rewrites::default(),
+                writers: OnceLock::new(),
             }),
         })
     }
 
     pub(crate) fn busy_timeout(&self) -> Duration {
         self.inner.options.busy_timeout
+    }
+
+    /// Waits, at most until `until`, for the turn of this process's units
+    /// to take the write lock: in the order they asked (see `writers`).
+    /// `None` when `until` passed first.
+    pub(crate) fn write_turn(&self, until: std::time::Instant) -> Option<writers::Turn> {
+        self.inner
+            .writers
+            .get_or_init(|| writers::of_file(&self.inner.path))
+            .turn(until)
     }
 
     pub(crate) fn acquire(&self) -> Result<Connection> {

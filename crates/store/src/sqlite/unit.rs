@@ -6,6 +6,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use super::Sqlite;
+use super::writers::Turn;
 use crate::backend::wait_budget;
 use crate::{Error, Result};
 
@@ -14,6 +15,10 @@ use crate::{Error, Result};
 /// transaction that holds the write lock until commit. Dropping it rolls
 /// back; the connection returns to the pool either way, with no
 /// transaction open.
+///
+/// Before the immediate transaction, the unit waits for its turn among this
+/// process's writers (first come, first served; see `super::writers`), and
+/// keeps the turn until its transaction has ended.
 ///
 /// Reads made before the first write are not part of the write transaction;
 /// operations that must read and write atomically (consuming a token) do so
@@ -29,6 +34,10 @@ pub(crate) struct SqliteTx {
     conn: Option<Connection>,
     writing: bool,
     reading: Cell<bool>,
+    /// The unit's turn to hold the write lock, from its first write until
+    /// its transaction ends: a commit passes it on; a dropped unit, once
+    /// `drop` has rolled back (the field outlives that).
+    turn: Option<Turn>,
     /// When the unit's caller must have its answer: waits for the write lock
     /// end before it.
     deadline: Option<Instant>,
@@ -50,6 +59,7 @@ impl SqliteTx {
             conn: Some(conn),
             writing: false,
             reading: Cell::new(false),
+            turn: None,
             deadline: None,
             changes_at_begin: 0,
             pages_counted: Cell::new(None),
@@ -98,23 +108,27 @@ impl SqliteTx {
                 // `drop` to roll back.
                 self.reading.set(false);
             }
-            // The wait for the write lock is bounded by the caller's deadline
-            // (the connection is pooled: set for every unit, with or without).
+            // The wait for the write lock is bounded by the caller's deadline.
             let most = self.db.busy_timeout();
             let wait = wait_budget(self.deadline, most);
             if wait.is_zero() {
                 return Err(Error::Busy);
             }
-            if wait != most {
-                conn.busy_timeout(wait)?;
-            }
+            let until = Instant::now() + wait;
+            // First this process's writers that asked before, in order; then
+            // SQLite's busy wait for what other processes hold, for the time
+            // left (none left: one try).
+            let turn = self.db.write_turn(until).ok_or(Error::Busy)?;
+            let left = until.saturating_duration_since(Instant::now());
+            conn.busy_timeout(left)?;
             let began = conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
-            if wait != most {
-                conn.busy_timeout(most)?;
-            }
+            // The connection is pooled: back to the database's timeout.
+            conn.busy_timeout(most)?;
+            // A failed BEGIN passes the turn on here, with `turn`.
             began?;
             self.changes_at_begin = conn.total_changes();
             self.writing = true;
+            self.turn = Some(turn);
         }
         self.conn()
     }
@@ -148,6 +162,8 @@ impl SqliteTx {
             self.conn()?.prepare_cached("COMMIT")?.execute([])?;
             self.writing = false;
             self.reading.set(false);
+            // Committed: the next writer's turn.
+            self.turn = None;
         }
         Ok(())
     }
