@@ -6,6 +6,10 @@
 //! closed loop: the load is bounded by the callers). In process, each
 //! caller is a thread calling the plugin directly.
 //!
+//! Beside them, `GET /healthz` over the same connections: the floor of the
+//! HTTP path on this machine (hyper, the router, loopback, the load
+//! generator sharing the CPUs), with no plugin call in it.
+//!
 //! `cargo bench -p plinth-cli --bench serve --profile release`
 //! (`PLINTH_BENCH_SECONDS` sets the time per row; default 3).
 
@@ -86,16 +90,26 @@ fn in_process(auth: &AuthPlugin, token: &str, callers: usize, time: Duration) ->
 /// `callers` kept-alive connections to `addr`, each sending the call as
 /// soon as the last was answered, for `time`.
 fn over_http(addr: &str, token: &str, callers: usize, time: Duration) -> Result<Run> {
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let body = format!("{{\"token\":\"{token}\"}}");
     let request = format!(
         "POST /plugins/auth/validate-session HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let request = Arc::new(request.into_bytes());
+    load(addr, request.into_bytes(), callers, time)
+}
+
+/// The floor over HTTP: `GET /healthz`, which calls no plugin.
+fn health_over_http(addr: &str, callers: usize, time: Duration) -> Result<Run> {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    load(addr, request.into_bytes(), callers, time)
+}
+
+fn load(addr: &str, request: Vec<u8>, callers: usize, time: Duration) -> Result<Run> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let request = Arc::new(request);
     tokio.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
@@ -219,23 +233,27 @@ fn backend(label: &str, db_target: &str, data: &Path) -> Result<()> {
     )?)?;
     let time = seconds();
     println!("\n### {label}: validate-session, {time:?} per row\n");
-    println!("| callers | in process req/s | p50 | p99 | HTTP req/s | p50 | p99 | HTTP / in process |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| callers | in process req/s | p50 | p99 | HTTP req/s | p50 | p99 | HTTP / in process | floor: GET /healthz req/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for callers in LEVELS {
         // Warm both paths.
         in_process(&auth, &token, callers, Duration::from_millis(300))?;
         over_http(&served.addr, &token, callers, Duration::from_millis(300))?;
         let native = in_process(&auth, &token, callers, time)?;
         let http = over_http(&served.addr, &token, callers, time)?;
+        let floor = health_over_http(&served.addr, callers, time)?;
         println!(
-            "| {callers} | {:.0} | {:.1} µs | {:.1} µs | {:.0} | {:.1} µs | {:.1} µs | {:.2} |",
+            "| {callers} | {:.0} | {:.1} µs | {:.1} µs | {:.0} | {:.1} µs | {:.1} µs | {:.2} | {:.0} | {:.1} µs | {:.1} µs |",
             native.per_second,
             native.p50.as_secs_f64() * 1e6,
             native.p99.as_secs_f64() * 1e6,
             http.per_second,
             http.p50.as_secs_f64() * 1e6,
             http.p99.as_secs_f64() * 1e6,
-            http.per_second / native.per_second
+            http.per_second / native.per_second,
+            floor.per_second,
+            floor.p50.as_secs_f64() * 1e6,
+            floor.p99.as_secs_f64() * 1e6,
         );
     }
     Ok(())

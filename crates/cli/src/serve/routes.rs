@@ -292,7 +292,7 @@ async fn in_call_slot<R: Send + 'static>(
     let metrics = app.metrics.clone();
     let (plugin, export) = (plugin.to_string(), export.to_string());
     let span = tracing::Span::current();
-    let task = tokio::task::spawn_blocking(move || {
+    let run = move || {
         let _permit = permit;
         let _enter = span.enter();
         let _in_flight = metrics.call_started();
@@ -305,8 +305,12 @@ async fn in_call_slot<R: Send + 'static>(
         }
         metrics.call_ended(&plugin, &export, kind, started.elapsed().as_secs_f64());
         result
-    });
-    task.await.map_err(|e| {
+    };
+    // On the blocking pool. (`block_in_place` on the worker thread was
+    // measured too: 145 µs instead of 258 µs for one caller, but a third
+    // less throughput and four times the p99 at 64 callers, as every call
+    // hands the worker's other tasks to a new thread.)
+    tokio::task::spawn_blocking(run).await.map_err(|e| {
         tracing::error!(error = %e, "the blocking task running the call failed");
         error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the call failed", id)
     })
