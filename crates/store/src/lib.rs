@@ -212,6 +212,10 @@ impl Db {
     ///
     /// A new or empty file becomes a plinth database; a plinth database is
     /// migrated; anything else is refused before anything is written to it.
+    /// Unless the file is already current, what it holds is looked at under
+    /// its write lock, kept until the schema is complete: processes opening
+    /// one file at the same moment wait for each other, and each finds it
+    /// new or whole.
     ///
     /// # Errors
     /// [`Error::InvalidPath`] for a path that cannot persist (`:memory:`, a

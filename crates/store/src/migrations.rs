@@ -1,10 +1,13 @@
 //! Versioned, transactional migrations.
 //!
 //! [`MIGRATIONS`] is append-only: a shipped migration is never edited, a
-//! change to the schema is a new entry. Each migration runs in an immediate
-//! transaction that re-reads the version first, so two processes opening the
-//! same file cannot both apply it. The applied versions are rows of
-//! `schema_version`, as in the seed schema.
+//! change to the schema is a new entry. The pending migrations run in one
+//! immediate transaction, taken before the version is read and kept until
+//! the last step: two processes opening the same file at once do not both
+//! apply a step, and neither sees the other's schema half made (the second
+//! waits for the write lock, then finds every step applied). Each step is a
+//! savepoint of its own, so that a failing step is rolled back alone. The
+//! applied versions are rows of `schema_version`, as in the seed schema.
 //!
 //! [`MIGRATIONS`] is SQLite's list, [`POSTGRES`] PostgreSQL's: the same
 //! versions, the same descriptions, each step in its engine's dialect. On
@@ -187,8 +190,25 @@ pub(crate) fn version_of(conn: &Connection) -> Result<u32> {
 }
 
 /// Applies every migration of `migrations` newer than the version recorded
-/// through `conn`; returns the version reached (see [`migrate`]).
+/// through `conn`; returns the version reached (see [`migrate`]). The write
+/// lock is taken first (waiting up to the connection's busy timeout) and
+/// kept through every step.
 pub(crate) fn apply(conn: &mut Connection, migrations: &[Migration], now: i64) -> Result<u32> {
+    validate(migrations)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied = apply_locked(&tx, migrations, now);
+    // The steps before a failing one stay.
+    tx.commit()?;
+    applied
+}
+
+/// Applies every migration of `migrations` newer than the version recorded
+/// through `conn`, in the write transaction the caller holds (so that no
+/// other connection can look at or change the schema meanwhile); returns
+/// the version reached. Each step runs in a savepoint: a failing step is
+/// rolled back alone and its error returned, leaving the steps before it
+/// in the transaction for the caller to commit.
+pub(crate) fn apply_locked(conn: &Connection, migrations: &[Migration], now: i64) -> Result<u32> {
     validate(migrations)?;
     conn.execute_batch(BOOTSTRAP)?;
     let known = migrations.last().map_or(0, |m| m.version);
@@ -200,20 +220,25 @@ pub(crate) fn apply(conn: &mut Connection, migrations: &[Migration], now: i64) -
         });
     }
     for m in migrations.iter().filter(|m| m.version > current) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Another process may have applied it since we looked.
-        if version_of(&tx)? >= m.version {
-            continue;
+        conn.execute_batch("SAVEPOINT migration")?;
+        let step = conn
+            .execute_batch(m.sql)
+            .map_err(|source| Error::Migration {
+                version: m.version,
+                source: source.into(),
+            })
+            .and_then(|()| {
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+                    (m.version, now),
+                )?;
+                Ok(())
+            });
+        if let Err(e) = step {
+            conn.execute_batch("ROLLBACK TO migration; RELEASE migration")?;
+            return Err(e);
         }
-        tx.execute_batch(m.sql).map_err(|source| Error::Migration {
-            version: m.version,
-            source: source.into(),
-        })?;
-        tx.execute(
-            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
-            (m.version, now),
-        )?;
-        tx.commit()?;
+        conn.execute_batch("RELEASE migration")?;
     }
     version_of(conn)
 }

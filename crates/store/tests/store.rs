@@ -346,6 +346,121 @@ mod migrations_ {
         Ok(())
     }
 
+    /// Hosts started at once on one new file: each opener takes the write
+    /// lock before it looks at what the file holds, so none sees another's
+    /// schema half made (and refuses it as not plinth's) or trips on the
+    /// other's locks, and every step is applied once.
+    #[test]
+    fn openers_racing_on_a_new_file_all_succeed_with_one_schema() -> Result<()> {
+        const ROUNDS: usize = 20;
+        const OPENERS: usize = 4;
+        let dir = tempfile::tempdir()?;
+        for round in 0..ROUNDS {
+            let path = dir.path().join(format!("race-{round}.db"));
+            let start = Arc::new(std::sync::Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Db::open(&path).and_then(|db| db.schema_version())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("an opener panicked"))?;
+                match opened {
+                    Ok(v) => assert_eq!(v, migrations::latest_version(), "round {round}"),
+                    Err(e) => panic!("round {round}: an opener failed: {e} ({e:?})"),
+                }
+            }
+            let conn = Connection::open(&path)?;
+            let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            assert_eq!(id, plinth_store::APPLICATION_ID, "round {round}");
+            let versions: Vec<u32> = conn
+                .prepare("SELECT version FROM schema_version ORDER BY version")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+            assert_eq!(versions, all, "round {round}: each step once");
+            let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            assert_eq!(mode, "wal", "round {round}");
+        }
+        Ok(())
+    }
+
+    /// The same race between processes, as hosts started at once are:
+    /// each round starts `OPENERS` copies of this test binary that open one
+    /// new file at the same instant (see `race_opener`).
+    #[test]
+    fn processes_racing_on_a_new_file_all_succeed_with_one_schema() -> Result<()> {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        const ROUNDS: usize = 10;
+        const OPENERS: usize = 4;
+        let dir = tempfile::tempdir()?;
+        let exe = std::env::current_exe()?;
+        for round in 0..ROUNDS {
+            let path = dir.path().join(format!("race-{round}.db"));
+            // Far enough ahead for every copy to have started.
+            let at = (SystemTime::now() + Duration::from_millis(250))
+                .duration_since(UNIX_EPOCH)?
+                .as_nanos();
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    std::process::Command::new(&exe)
+                        .args(["--exact", "migrations_::race_opener", "--nocapture"])
+                        .env(RACE_DB, &path)
+                        .env(RACE_AT, at.to_string())
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                })
+                .collect::<Result<_, _>>()?;
+            for opener in openers {
+                let out = opener.wait_with_output()?;
+                let said = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && said.contains("opened at version"),
+                    "round {round}: an opener failed: {said}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let conn = Connection::open(&path)?;
+            let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            assert_eq!(id, plinth_store::APPLICATION_ID, "round {round}");
+            let versions: Vec<u32> = conn
+                .prepare("SELECT version FROM schema_version ORDER BY version")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+            assert_eq!(versions, all, "round {round}: each step once");
+        }
+        Ok(())
+    }
+
+    const RACE_DB: &str = "PLINTH_STORE_RACE_DB";
+    const RACE_AT: &str = "PLINTH_STORE_RACE_AT";
+
+    /// One opener of `processes_racing_on_a_new_file_…`, in a process of its
+    /// own; a no-op when run as a test like any other.
+    #[test]
+    fn race_opener() -> Result<()> {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let (Some(path), Some(at)) = (std::env::var_os(RACE_DB), std::env::var_os(RACE_AT)) else {
+            return Ok(());
+        };
+        let at: u128 = at.to_string_lossy().parse()?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+        if let Some(left) = at.checked_sub(now) {
+            std::thread::sleep(Duration::from_nanos(u64::try_from(left)?));
+        }
+        let version = Db::open(&path)?.schema_version()?;
+        println!("opened at version {version}");
+        Ok(())
+    }
+
     #[test]
     fn a_file_that_is_not_a_database_is_refused() -> Result<()> {
         let dir = tempfile::tempdir()?;

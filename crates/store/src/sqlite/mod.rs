@@ -8,7 +8,7 @@ mod writers;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -67,14 +67,34 @@ impl Sqlite {
         self.inner.options.busy_timeout
     }
 
-    /// Waits, at most until `until`, for the turn of this process's units
-    /// to take the write lock: in the order they asked (see `writers`).
-    /// `None` when `until` passed first.
-    pub(crate) fn write_turn(&self, until: std::time::Instant) -> Option<writers::Turn> {
-        self.inner
+    /// Takes the write lock on `conn` (`BEGIN IMMEDIATE`), waiting at most
+    /// until `until`: first for this process's writers that asked before
+    /// (see `writers`), then, for the time left, in SQLite's busy wait for
+    /// what other processes hold (none left: one try). Returns the turn,
+    /// to be dropped once the transaction has ended.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when `until` passes first.
+    pub(crate) fn begin_immediate(
+        &self,
+        conn: &Connection,
+        until: Instant,
+    ) -> Result<writers::Turn> {
+        let turn = self
+            .inner
             .writers
             .get_or_init(|| writers::of_file(&self.inner.path))
             .turn(until)
+            .ok_or(Error::Busy)?;
+        conn.busy_timeout(until.saturating_duration_since(Instant::now()))?;
+        let began = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut begin| begin.execute([]));
+        // The connection is pooled: back to the database's timeout.
+        conn.busy_timeout(self.busy_timeout())?;
+        // A failed BEGIN passes the turn on here.
+        began?;
+        Ok(turn)
     }
 
     pub(crate) fn acquire(&self) -> Result<Connection> {
@@ -92,24 +112,107 @@ impl Sqlite {
         drop(self.inner.idle.put(conn));
     }
     /// Checks that the file is plinth's (or new) and migrates it.
+    ///
+    /// Another process may be doing the same at the same moment (hosts
+    /// started together on one new file). So what the file holds is looked
+    /// at under the write lock (`BEGIN IMMEDIATE`, waiting up to the busy
+    /// timeout), and the lock is kept until the schema is complete and
+    /// stamped: the second opener waits, then finds a plinth database, never
+    /// one half made. A file already current needs nothing written, and is
+    /// seen so in one read transaction, without waiting for the lock.
     fn open(&self) -> Result<()> {
-        check_owner(&self.inner.path)?;
-        let mut conn = self.connect()?;
-        let now = self.inner.options.clock.now();
-        if self.inner.options.migrate {
-            migrations::apply(&mut conn, migrations::MIGRATIONS, now)?;
-        } else {
-            require_current(migrations::version_of(&conn)?)?;
+        let path = &self.inner.path;
+        check_file(path)?;
+        // Nothing is written before the file is known to be plinth's (or
+        // new): not even the switch to WAL, which comes last.
+        let conn = self.connect_with(false)?;
+        if !is_current(&conn, path)? {
+            // In turn with this process's writers, as a unit's first write.
+            let until = Instant::now() + self.inner.options.busy_timeout;
+            let _turn = self.begin_immediate(&conn, until)?;
+            let made = self.make_current(&conn);
+            let ended = match &made {
+                Ok(()) | Err(Kept(_)) => conn.execute_batch("COMMIT"),
+                Err(Undone(_)) => conn.execute_batch("ROLLBACK"),
+            };
+            if ended.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            match made {
+                Ok(()) => ended?,
+                Err(Kept(e) | Undone(e)) => return Err(e),
+            }
         }
-        let id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-        if id != APPLICATION_ID {
-            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
-        }
+        self.use_wal(&conn)?;
         self.release(conn);
         Ok(())
     }
 
+    /// Under the write lock: refuses a file that is not plinth's, stamps
+    /// one that is (or is new), and migrates it (or, with `migrate: false`,
+    /// checks that it is current). Says whether what it did is to be kept:
+    /// the steps before a failing migration are.
+    fn make_current(&self, conn: &Connection) -> std::result::Result<(), Outcome> {
+        let path = &self.inner.path;
+        check_owner(conn, path).map_err(Undone)?;
+        if !self.inner.options.migrate {
+            require_current(migrations::version_of(conn).map_err(Undone)?).map_err(Undone)?;
+        }
+        let id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(|e| Undone(e.into()))?;
+        if id != APPLICATION_ID {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(|e| Undone(e.into()))?;
+        }
+        if self.inner.options.migrate {
+            let now = self.inner.options.clock.now();
+            migrations::apply_locked(conn, migrations::MIGRATIONS, now).map_err(Kept)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the file in WAL mode (a no-op once it is). The switch takes the
+    /// file's exclusive lock without SQLite's busy wait — it fails at once
+    /// while another connection reads or writes, as other hosts opening a
+    /// new file at the same time do — so it is tried again, until the busy
+    /// timeout.
+    fn use_wal(&self, conn: &Connection) -> Result<()> {
+        let until = Instant::now() + self.inner.options.busy_timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let mode = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                row.get::<_, String>(0)
+            });
+            match mode {
+                Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+                Err(e) if !is_busy(&e) => {
+                    return Err(Error::Open {
+                        path: self.inner.path.clone(),
+                        source: e.into(),
+                    });
+                }
+                // Not switched (yet): another connection is in the way.
+                _ if Instant::now() < until => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                // As before this wait existed: a file left in its journal
+                // mode still works; every pooled connection asks again.
+                Ok(_) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// A connection for the pool: the file is plinth's, in WAL mode.
     fn connect(&self) -> Result<Connection> {
+        self.connect_with(true)
+    }
+
+    /// A connection, set up; with `wal`, it first switches the file to WAL
+    /// (see `use_wal` for a file that may not be plinth's yet).
+    fn connect_with(&self, wal: bool) -> Result<Connection> {
         let path = &self.inner.path;
         let open_err = |source: rusqlite::Error| Error::Open {
             path: path.clone(),
@@ -124,9 +227,14 @@ impl Sqlite {
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
             return Err(Error::ReadOnly { path: path.clone() });
         }
-        // The first statement that reads the file: a non-database file fails here.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        if wal {
+            // The first statement that reads the file: a non-database file
+            // fails here.
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+                row.get::<_, String>(0)
+            })
             .map_err(open_err)?;
+        }
         // Defensive: no writable schema, no writes to shadow tables by
         // hand; trusted_schema off: functions in a schema (a view, an
         // index) are only those marked safe. Plugins' SQL runs here too.
@@ -190,40 +298,72 @@ fn check_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Refuses, before anything is written, a path that cannot hold a lasting
-/// database and a file that is not plinth's. A missing or empty file is
-/// fine: it becomes a plinth database.
-fn check_owner(path: &Path) -> Result<()> {
+/// What `Sqlite::make_current` did when it failed: whether what it had done
+/// is to be committed (the steps before a failing migration) or rolled back.
+enum Outcome {
+    Kept(Error),
+    Undone(Error),
+}
+use Outcome::{Kept, Undone};
+
+/// Whether SQLite answered that another connection holds a lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Refuses, before SQLite opens it, a path that cannot hold a lasting
+/// database: not a regular file. A missing file is fine: it becomes a
+/// plinth database.
+fn check_file(path: &Path) -> Result<()> {
     check_path(path)?;
     let invalid = |reason: &str| Error::InvalidPath {
         path: path.to_path_buf(),
         reason: reason.to_string(),
     };
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(invalid(&e.to_string())),
-    };
-    if !meta.is_file() {
-        return Err(invalid("not a regular file"));
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(invalid("not a regular file")),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(invalid(&e.to_string())),
     }
-    if meta.len() == 0 {
-        return Ok(());
-    }
+}
+
+/// Whether the file behind `conn` is a plinth database at this build's
+/// version, as one read transaction sees it: such a file needs nothing
+/// written. The first read of the file: one that is not SQLite fails here.
+fn is_current(conn: &Connection, path: &Path) -> Result<bool> {
     let open_err = |source: rusqlite::Error| Error::Open {
         path: path.to_path_buf(),
         source: source.into(),
     };
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(open_err)?;
+    conn.execute_batch("BEGIN").map_err(open_err)?;
+    let current = conn
+        .pragma_query_value(None, "application_id", |r| r.get::<_, i32>(0))
+        .map_err(open_err)
+        .and_then(|id| {
+            Ok(id == APPLICATION_ID
+                && migrations::version_of(conn)? == migrations::latest_version())
+        });
+    conn.execute_batch("ROLLBACK")?;
+    current
+}
+
+/// Refuses a file that is not plinth's, before anything is written to it:
+/// another application's id, or tables plinth did not make. A new or empty
+/// file is fine: it becomes a plinth database. Called under the write lock,
+/// so that what it sees is not another host's schema half made.
+fn check_owner(conn: &Connection, path: &Path) -> Result<()> {
+    let open_err = |source: rusqlite::Error| Error::Open {
+        path: path.to_path_buf(),
+        source: source.into(),
+    };
     let not_plinth = |reason: String| Error::NotPlinth {
         path: path.to_path_buf(),
         reason,
     };
-    // The first read of the file: one that is not SQLite fails here.
     let id: i32 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
         .map_err(open_err)?;

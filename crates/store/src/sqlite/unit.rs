@@ -114,18 +114,8 @@ impl SqliteTx {
             if wait.is_zero() {
                 return Err(Error::Busy);
             }
-            let until = Instant::now() + wait;
-            // First this process's writers that asked before, in order; then
-            // SQLite's busy wait for what other processes hold, for the time
-            // left (none left: one try).
-            let turn = self.db.write_turn(until).ok_or(Error::Busy)?;
-            let left = until.saturating_duration_since(Instant::now());
-            conn.busy_timeout(left)?;
-            let began = conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
-            // The connection is pooled: back to the database's timeout.
-            conn.busy_timeout(most)?;
-            // A failed BEGIN passes the turn on here, with `turn`.
-            began?;
+            // After this process's writers that asked before, in order.
+            let turn = self.db.begin_immediate(conn, Instant::now() + wait)?;
             self.changes_at_begin = conn.total_changes();
             self.writing = true;
             self.turn = Some(turn);
