@@ -207,7 +207,7 @@ async fn wasi_http(State(app): State<Shared>, req: Request) -> Response {
         .filter_map(|(name, s)| {
             let prefix = s.prefix.as_deref()?;
             let rest = path.strip_prefix(prefix)?;
-            (rest.is_empty() || rest.starts_with('/')).then(|| (name, s, prefix.len()))
+            (rest.is_empty() || rest.starts_with('/')).then_some((name, s, prefix.len()))
         })
         .max_by_key(|(_, _, len)| *len);
     let Some((name, served, len)) = mounted else {
