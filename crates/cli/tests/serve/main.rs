@@ -90,8 +90,21 @@ fn exports_answer_typed_json_and_their_errors_as_4xx() -> Result<()> {
     let limited = limited.context("sign-in never rate-limited")?;
     let secs: u64 = limited.header("retry-after").context("no Retry-After")?.parse()?;
     ensure!(secs >= 1 && limited.json()?["err"]["rate-limited"].as_u64() == Some(secs));
+    // Headers and query strings a client may put secrets in.
+    let with_secrets = s
+        .client()
+        .post(format!("{}/plugins/auth/validate-session?token=query-secret-123", s.base))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer header-secret-456")
+        .header("cookie", "session=cookie-secret-789")
+        .body(json!({"token": "body-secret-000"}).to_string())
+        .send()?;
+    ensure!(with_secrets.status().as_u16() == 422);
     // The log names each request once, with its id, and holds no secret.
     let log = s.log_text();
+    for secret in ["query-secret-123", "header-secret-456", "cookie-secret-789", "body-secret-000"] {
+        ensure!(!log.contains(secret), "the log holds {secret}: {log}");
+    }
     ensure!(log.contains(up.header("x-request-id").unwrap_or("?")), "{log}");
     for secret in [PW, "nope nope nope", &token, "wrong wrong wrong"] {
         ensure!(!log.contains(secret), "the log holds a secret: {secret}");
