@@ -785,3 +785,47 @@ fn bodies_held_at_once_are_bounded() -> Result<()> {
     })?;
     Ok(())
 }
+
+/// A client that keeps the database's write lock busy with back-to-back
+/// calls (each writes, then sleeps near its limit) does not starve the
+/// others: writers take the lock in turn.
+#[test]
+fn a_client_holding_the_write_lock_back_to_back_does_not_starve_others() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    install_misbehave(
+        dir.path(),
+        "hog",
+        "[limits]\nmemory-mib = 32\ntime-ms = 300\n[http]\nexports = [\"write-then\"]\n",
+    )?;
+    let s = Start::new(dir.path()).spawn()?;
+    s.ok("auth", "sign-up", signup("ada", "ada@example.com", PW))?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| -> Result<()> {
+        let hog = scope.spawn(|| -> Result<u32> {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let a = s.call("hog", "write-then", json!({"name": format!("hog{n}"), "then": {"sleep": 250}}))?;
+                ensure!(a.status == 200, "{a:?}");
+                n += 1;
+            }
+            Ok(n)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let signers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    s.call("auth", "sign-in", json!({"email": "ada@example.com", "password": PW}))
+                })
+            })
+            .collect();
+        for signer in signers {
+            let a = signer.join().map_err(|_| anyhow::anyhow!("panicked"))??;
+            ensure!(a.status == 200, "a sign-in beside the hog: {a:?}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let n = hog.join().map_err(|_| anyhow::anyhow!("panicked"))??;
+        ensure!(n >= 2, "the hog ran {n} calls");
+        Ok(())
+    })?;
+    Ok(())
+}
