@@ -38,6 +38,23 @@ pub(crate) trait Backend: Debug + Send + Sync {
     fn may_hold_data(&self) -> bool {
         true
     }
+    /// The connections the backend keeps for units of work, now.
+    fn pool_status(&self) -> PoolStatus;
+}
+
+/// The connections a [`Db`](crate::Db) keeps for units of work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Open and waiting for a unit.
+    pub idle: usize,
+    /// Open in all: in use by units, and idle. (SQLite opens one per unit
+    /// that finds none idle; this counts the idle ones and those in use
+    /// are not tracked, so it equals `idle`.)
+    pub open: usize,
+    /// The most it keeps (idle, for SQLite; open, for PostgreSQL).
+    pub max: usize,
+    /// Units waiting for a connection (PostgreSQL's pool).
+    pub waiting: usize,
 }
 
 /// The unique column a user is looked up by.

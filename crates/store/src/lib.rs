@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use attempts::Failures;
-pub use backend::MailQueued;
+pub use backend::{MailQueued, PoolStatus};
 pub use clock::{Clock, Timestamp};
 pub use error::{EngineError, Error, Result};
 pub use model::{
@@ -374,6 +374,11 @@ impl Db {
         let value = f(&mut unit)?;
         unit.commit()?;
         Ok(value)
+    }
+
+    /// The connections kept for units of work, now (for monitoring).
+    pub fn pool_status(&self) -> PoolStatus {
+        self.backend().pool_status()
     }
 
     /// The schema version recorded in the database.

@@ -33,6 +33,11 @@ struct PluginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResponseLabels {
     status: u16,
 }
@@ -51,6 +56,7 @@ pub struct Metrics {
     instantiations: Family<PluginLabels, Gauge<u64, AtomicU64>>,
     outbox_queued: Gauge,
     refused_overload: Counter,
+    db_pool: Family<PoolLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -111,7 +117,14 @@ impl Metrics {
             "Requests answered 503 because the limit of calls in flight was reached",
             refused_overload.clone(),
         );
+        let db_pool = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "The database connections kept for units of work, by state: idle, open (idle and in use; SQLite: idle only), max, waiting (units waiting for one)",
+            db_pool.clone(),
+        );
         Self {
+            db_pool,
             registry,
             calls,
             latency,
@@ -181,8 +194,19 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the instance gauges read now.
-    pub fn encode(&self, served: &HashMap<String, Arc<Served>>) -> String {
+    /// The text exposition, with the instance and pool gauges read now.
+    pub fn encode(&self, served: &HashMap<String, Arc<Served>>, db: &plinth_store::Db) -> String {
+        let pool = db.pool_status();
+        for (state, n) in [
+            ("idle", pool.idle),
+            ("open", pool.open),
+            ("max", pool.max),
+            ("waiting", pool.waiting),
+        ] {
+            self.db_pool
+                .get_or_create(&PoolLabels { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         for (name, s) in served {
             let labels = PluginLabels {
                 plugin: name.clone(),

@@ -647,7 +647,7 @@ async fn readyz(State(app): State<Shared>) -> Response {
 
 /// `GET /metrics`.
 async fn metrics(State(app): State<Shared>) -> Response {
-    let text = app.metrics.encode(&app.catalog.snapshot());
+    let text = app.metrics.encode(&app.catalog.snapshot(), &app.db);
     (
         [(
             header::CONTENT_TYPE,

@@ -327,6 +327,8 @@ fn admin_endpoints_answer_on_their_own_address() -> Result<()> {
         "plinth_plugin_calls_in_flight 0",
         "plinth_outbox_queued",
         "plinth_plugin_instantiations{plugin=\"auth\"}",
+        "plinth_db_pool_connections{state=\"idle\"}",
+        "plinth_db_pool_connections{state=\"max\"} 16",
     ] {
         ensure!(m.text.contains(needle), "{needle}: {}", m.text);
     }

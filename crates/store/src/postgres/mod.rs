@@ -405,6 +405,16 @@ impl Backend for Postgres {
         }))
     }
 
+    fn pool_status(&self) -> crate::backend::PoolStatus {
+        let status = self.inner.pool.status();
+        crate::backend::PoolStatus {
+            idle: status.available,
+            open: status.size,
+            max: status.max_size,
+            waiting: status.waiting,
+        }
+    }
+
     fn schema_version(&self) -> Result<u32> {
         self.ensure_open()?;
         self.run(async {

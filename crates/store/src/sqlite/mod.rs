@@ -266,6 +266,16 @@ impl Backend for Sqlite {
         self.inner.open.is_open() || self.inner.path.exists()
     }
 
+    fn pool_status(&self) -> crate::backend::PoolStatus {
+        let idle = self.inner.idle.len();
+        crate::backend::PoolStatus {
+            idle,
+            open: idle,
+            max: self.inner.options.max_idle_connections,
+            waiting: 0,
+        }
+    }
+
     fn begin(&self) -> Result<Box<dyn Tx>> {
         let conn = self.acquire()?;
         Ok(Box::new(SqliteTx::new(self.clone(), conn)))
