@@ -168,6 +168,18 @@ impl EngineError {
         }
     }
 
+    /// An engine error described by `message` (what the server said, where
+    /// the error's own text says less).
+    pub(crate) fn described(
+        message: String,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message,
+            source: Box::new(source),
+        }
+    }
+
     /// An error that is only a message (no engine error behind it).
     pub(crate) fn from_message(message: &str) -> Self {
         #[derive(Debug)]

@@ -28,6 +28,7 @@ mod listen;
 mod metrics;
 mod openapi;
 mod routes;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +81,12 @@ pub struct ServeArgs {
     /// replaced or removed.
     #[arg(long, default_value_t = 1_000, value_name = "MS")]
     pub reload_interval_ms: u64,
+    /// Also serve pages for people: the status page at / and the account
+    /// journey (sign up, verify, sign in, account, password reset, sign
+    /// out) under /web/, through the built-in auth plugin, with the session
+    /// in an HttpOnly cookie and CSRF-checked forms.
+    #[arg(long)]
+    pub web: bool,
     /// A PEM certificate chain: serve HTTPS with it (and --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -149,6 +156,13 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let api_addr = api.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut api_router = routes::api_router(app.clone());
+    if args.web {
+        api_router = api_router.merge(web::router(
+            app.clone(),
+            web::WebOptions { tls: tls.is_some() },
+        ));
+    }
     let mut listeners = Vec::new();
     match args.admin_listen {
         Some(admin_addr) => {
@@ -166,7 +180,7 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
             )));
             listeners.push(tokio::spawn(listen::accept_loop(
                 api,
-                routes::api_router(app.clone()),
+                api_router,
                 tls.clone(),
                 limits.clone(),
                 stop_rx.clone(),
@@ -174,7 +188,7 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
         }
         None => listeners.push(tokio::spawn(listen::accept_loop(
             api,
-            routes::api_router(app.clone()).merge(routes::admin_router(app.clone())),
+            api_router.merge(routes::admin_router(app.clone())),
             tls.clone(),
             limits.clone(),
             stop_rx.clone(),

@@ -802,7 +802,10 @@ pub(crate) fn classify(e: tokio_postgres::Error) -> Error {
     {
         return lost(e);
     }
-    Error::Engine(EngineError::new(e))
+    // tokio-postgres's own text is "db error"; the server's message and
+    // code say what happened.
+    let message = format!("{} ({})", db.message(), code.code());
+    Error::Engine(EngineError::described(message, e))
 }
 
 /// The unique field behind a constraint of the PostgreSQL schema.
