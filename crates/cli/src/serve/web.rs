@@ -13,8 +13,8 @@
 //!   runs.
 //! * Every page has a Content-Security-Policy without `unsafe-inline`,
 //!   `frame-ancestors 'none'` (and `X-Frame-Options: DENY`),
-//!   `Referrer-Policy: no-referrer` (a token in a page's URL never leaves
-//!   in a `Referer`), `X-Content-Type-Options: nosniff`, and
+//!   `Referrer-Policy: same-origin` (a token in a page's URL never leaves
+//!   in a `Referer` to another site), `X-Content-Type-Options: nosniff`, and
 //!   `Cache-Control: no-store`.
 //! * Tokens from mail links are consumed by a form post on the page the
 //!   link opens, never by the GET itself (a mail scanner that follows links
@@ -143,7 +143,9 @@ fn secure(h: &mut HeaderMap) {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // No Referer to other sites (a reset token in a page's URL stays
+    // here); this site's own form posts keep their Origin.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
@@ -258,7 +260,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        None => true,
+        // No origin, or an opaque one (a browser hiding it): the
+        // Sec-Fetch-Site above and the CSRF token decide.
+        None | Some("null") => true,
         Some(origin) => {
             let authority = origin
                 .strip_prefix("https://")

@@ -576,6 +576,7 @@ fn tls_from_certificate_files() -> Result<()> {
 
 mod postgres;
 mod web;
+mod browser;
 
 #[test]
 fn install_shows_what_is_offered_over_http_and_refuses_what_is_not_exported() -> Result<()> {

@@ -196,7 +196,7 @@ fn the_account_journey_through_the_pages() -> Result<()> {
     ensure!(asked.status == 200 && asked.text.contains("on its way"));
     let reset = mailed_token(&mail, "Reset")?;
     let page = b.get(&format!("/web/reset/confirm?token={reset}"))?;
-    ensure!(page.headers.get("referrer-policy").is_some_and(|v| v == "no-referrer"));
+    ensure!(page.headers.get("referrer-policy").is_some_and(|v| v == "same-origin"));
     let changed = b.post("/web/reset/confirm", &[("csrf", &token), ("token", &reset), ("new", "an entirely new passphrase")], &[])?;
     ensure!(changed.status == 200 && changed.text.contains("Password changed"), "{}", changed.text);
     let mut old = Browser::new(&s.base)?;
@@ -244,7 +244,7 @@ fn cross_site_and_tokenless_form_posts_are_refused() -> Result<()> {
     let csp = page.headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
     ensure!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline") && !csp.contains("script-src"), "{csp}");
     ensure!(page.headers.get("x-frame-options").is_some_and(|v| v == "DENY"));
-    ensure!(page.headers.get("referrer-policy").is_some_and(|v| v == "no-referrer"));
+    ensure!(page.headers.get("referrer-policy").is_some_and(|v| v == "same-origin"));
     ensure!(page.headers.get("x-content-type-options").is_some_and(|v| v == "nosniff"));
     // Without --web there are no pages.
     let plain = Start::new(dir.path()).spawn()?;
