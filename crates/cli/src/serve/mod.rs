@@ -87,6 +87,13 @@ pub struct ServeArgs {
     /// in an HttpOnly cookie and CSRF-checked forms.
     #[arg(long)]
     pub web: bool,
+    /// With --web: posts of sign-in, sign-up and reset forms each client
+    /// address and each account may make per window (429 past it).
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub web_rate_limit: u32,
+    /// With --web: the rate limit's window, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    pub web_rate_window_s: i64,
     /// A PEM certificate chain: serve HTTPS with it (and --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -160,7 +167,11 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     if args.web {
         api_router = api_router.merge(web::router(
             app.clone(),
-            web::WebOptions { tls: tls.is_some() },
+            web::WebOptions {
+                tls: tls.is_some(),
+                rate_limit: args.web_rate_limit,
+                rate_window: args.web_rate_window_s,
+            },
         ));
     }
     let mut listeners = Vec::new();

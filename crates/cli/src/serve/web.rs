@@ -16,6 +16,13 @@
 //!   `Referrer-Policy: same-origin` (a token in a page's URL never leaves
 //!   in a `Referer` to another site), `X-Content-Type-Options: nosniff`, and
 //!   `Cache-Control: no-store`.
+//! * Sign-in, sign-up and reset requests are limited per client address
+//!   and per account (`--web-rate-limit` posts per `--web-rate-window-s`),
+//!   answering 429 with `Retry-After`, on top of auth's own throttling. The
+//!   counts are kept in the database (the `attempts` table, under keys of
+//!   their own), so hosts sharing PostgreSQL count together. A window
+//!   starts with a client's first post and ends `window` seconds after its
+//!   last one.
 //! * Tokens from mail links are consumed by a form post on the page the
 //!   link opens, never by the GET itself (a mail scanner that follows links
 //!   consumes nothing).
@@ -41,10 +48,16 @@ const CSRF: &str = "plinth_csrf";
 /// The largest form read.
 const MAX_FORM_BYTES: usize = 16 << 10;
 
-/// Whether pages are served over TLS (cookies `Secure`, `__Host-`).
+/// How the pages are served.
 #[derive(Debug, Clone, Copy)]
 pub struct WebOptions {
+    /// Over TLS: cookies `Secure`, `__Host-`.
     pub tls: bool,
+    /// Posts of a costly form (sign-in, sign-up, reset request) each client
+    /// address, and each account, may make per window.
+    pub rate_limit: u32,
+    /// The window, in seconds.
+    pub rate_window: i64,
 }
 
 /// The pages.
@@ -313,6 +326,77 @@ fn form_urlencoded(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Counts one post of `action` by this client (its address) and, when
+/// given, for `account`; a 429 page when either is over the limit.
+async fn limited(
+    app: &App,
+    options: WebOptions,
+    peer: Option<std::net::IpAddr>,
+    action: &str,
+    account: Option<&str>,
+) -> Option<Response> {
+    let mut keys = Vec::new();
+    if let Some(ip) = peer {
+        keys.push(format!("plinth-serve:web:{action}:ip:{ip}"));
+    }
+    if let Some(account) = account.map(str::trim).filter(|a| !a.is_empty()) {
+        let account: String = account.to_lowercase().chars().take(320).collect();
+        keys.push(format!("plinth-serve:web:{action}:account:{account}"));
+    }
+    let db = app.db.clone();
+    let (limit, window) = (options.rate_limit, options.rate_window);
+    let verdict = tokio::task::spawn_blocking(move || {
+        db.with_unit(|u| {
+            let now = u.now();
+            let mut wait = None;
+            for key in &keys {
+                let f = u.get_failures(key)?;
+                if f.count > 0 && now - f.last_at >= window {
+                    u.clear_failures(key)?;
+                } else if f.count >= limit {
+                    let left = window - (now - f.last_at);
+                    wait = Some(wait.unwrap_or(0).max(left.max(1)));
+                }
+            }
+            if wait.is_none() {
+                for key in &keys {
+                    u.record_failure(key)?;
+                }
+            }
+            Ok(wait)
+        })
+    })
+    .await;
+    match verdict {
+        Ok(Ok(None)) => None,
+        Ok(Ok(Some(seconds))) => {
+            let mut r = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                &format!("<p role=\"alert\">Too many attempts from here or for this account; try again in {seconds} seconds.</p>"),
+                &[],
+            );
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Some(r)
+        }
+        _ => Some(page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "<p>The service is busy; try again.</p>",
+            &[],
+        )),
+    }
+}
+
+/// The client's address, from the connection.
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<super::listen::Peer>()
+        .map(|p| p.0.ip())
+}
+
 /// The built-in auth plugin as served, typed.
 fn auth(app: &App) -> Result<AuthPlugin, Response> {
     app.catalog
@@ -452,10 +536,14 @@ async fn sign_up_page(axum::Extension(o): axum::Extension<WebOptions>, headers: 
 }
 
 async fn sign_up(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+    let ip = peer(&req);
     let (_, form) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if let Some(r) = limited(&app, o, ip, "sign-up", Some(form.get("email"))).await {
+        return r;
+    }
     let (name, email, password) = (form.get("name").to_string(), form.get("email").to_string(), form.get("password").to_string());
     match call(&app, move |a| a.sign_up(&name, &email, &password)).await {
         Ok(Ok(user)) => page(
@@ -482,10 +570,14 @@ async fn sign_in_page(axum::Extension(o): axum::Extension<WebOptions>, headers: 
 }
 
 async fn sign_in(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+    let ip = peer(&req);
     let (headers, form) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if let Some(r) = limited(&app, o, ip, "sign-in", Some(form.get("email"))).await {
+        return r;
+    }
     let (email, password) = (form.get("email").to_string(), form.get("password").to_string());
     let old = cookie(&headers, o, SESSION);
     match call(&app, move |a| {
@@ -618,10 +710,14 @@ async fn reset_request_page(axum::Extension(o): axum::Extension<WebOptions>, hea
 }
 
 async fn reset_request(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+    let ip = peer(&req);
     let (_, form) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if let Some(r) = limited(&app, o, ip, "reset", Some(form.get("email"))).await {
+        return r;
+    }
     let email = form.get("email").to_string();
     match call(&app, move |a| a.request_password_reset(&email)).await {
         // The same answer whether or not the address has an account.

@@ -154,3 +154,17 @@ fn a_host_killed_under_load_loses_no_write_it_acknowledged() -> Result<()> {
     ensure!(r.status == 200, "{r:?}");
     Ok(())
 }
+
+/// The pages' per-client limits count every host's posts.
+#[test]
+fn web_rate_limits_hold_across_two_hosts() -> Result<()> {
+    let Some((_, url)) = plinth_pg_cluster::test_database("serve web_limits")? else {
+        return Ok(());
+    };
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let start = |d: &Path| Start::new(d).db(&url).arg("--web").arg("--web-rate-limit").arg("3").spawn();
+    let (a, b) = (start(da.path())?, start(db.path())?);
+    let statuses = super::web::sign_in_statuses(&[&a.base, &b.base], 5)?;
+    ensure!(statuses == [422, 422, 422, 429, 429], "{statuses:?}");
+    Ok(())
+}

@@ -276,3 +276,50 @@ fn over_tls_the_session_cookie_is_secure_and_host_prefixed() -> Result<()> {
     ensure!(set.contains("Secure") && set.contains("HttpOnly") && set.contains("Path=/") && !set.contains("Domain"), "{set}");
     Ok(())
 }
+
+/// Sign-in posts past the limit answer 429 with Retry-After, per client
+/// address (another account from the same address too) and per account.
+#[test]
+fn costly_forms_are_limited_per_client_and_per_account() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = Start::new(dir.path())
+        .arg("--web")
+        .arg("--web-rate-limit")
+        .arg("3")
+        .spawn()?;
+    let mut b = Browser::new(&s.base)?;
+    let token = csrf(&b.get("/web/sign-in")?)?;
+    for _ in 0..3 {
+        let p = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", "wrong wrong wrong")], &[])?;
+        ensure!(p.status == 422, "{}", p.text);
+    }
+    let limited = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", "wrong wrong wrong")], &[])?;
+    ensure!(limited.status == 429, "{}", limited.text);
+    let secs: u64 = limited.headers.get("retry-after").context("no Retry-After")?.to_str()?.parse()?;
+    ensure!((1..=600).contains(&secs), "{secs}");
+    // The same address, another account: still this client's limit.
+    let other = b.post("/web/sign-in", &[("csrf", &token), ("email", "bob@example.com"), ("password", "wrong wrong wrong")], &[])?;
+    ensure!(other.status == 429);
+    // Sign-up has a count of its own.
+    let up = b.post("/web/sign-up", &[("csrf", &token), ("name", "ada"), ("email", "ada@example.com"), ("password", PW)], &[])?;
+    ensure!(up.status == 200, "{}", up.text);
+    Ok(())
+}
+
+/// Wrong-password sign-in posts of one account, alternating between the
+/// servers at `bases`: each answer's status.
+pub fn sign_in_statuses(bases: &[&str], n: usize) -> Result<Vec<u16>> {
+    let mut browsers = bases.iter().map(|b| Browser::new(b)).collect::<Result<Vec<_>>>()?;
+    let mut tokens = Vec::new();
+    for b in &mut browsers {
+        tokens.push(csrf(&b.get("/web/sign-in")?)?);
+    }
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let k = i % browsers.len();
+        let token = tokens[k].clone();
+        let p = browsers[k].post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", "wrong wrong wrong")], &[])?;
+        statuses.push(p.status);
+    }
+    Ok(statuses)
+}
