@@ -201,6 +201,7 @@ impl Plugin {
         let http = ProxyIndices::new(&pre).ok();
         migrate(runtime.db(), &manifest)?;
         tracing::info!(plugin = %name, from_cache, "loaded");
+        let public_url = runtime.inner.options.public_url.as_deref().map(Arc::from);
         Ok(Self {
             inner: Arc::new(PluginInner {
                 runtime,
@@ -209,6 +210,7 @@ impl Plugin {
                     data_bytes: manifest.limits.data_bytes,
                     memory_bytes: manifest.limits.memory_bytes,
                     log_name: manifest.name.as_str().into(),
+                    public_url,
                     name: manifest.name,
                     grants: manifest.grants,
                 }),

@@ -116,6 +116,10 @@ pub struct RuntimeOptions {
     /// movable clock. A plugin reaches one only when the embedder's code
     /// grants it ([`Manifest::grant`]); a manifest file cannot name them.
     pub capabilities: Vec<Capability>,
+    /// The base URL people reach this host's pages at
+    /// (`https://accounts.example.com`): what `plinth:auth/mailer`'s `link`
+    /// joins a path to, so that mail carries links. None: no links.
+    pub public_url: Option<String>,
 }
 
 impl RuntimeOptions {

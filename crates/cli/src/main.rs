@@ -337,6 +337,18 @@ impl Ctx {
         self.runtime_over(self.db()?, false)
     }
 
+    /// A runtime over the database whose mail links (`plinth:auth/mailer`'s
+    /// `link`) point at `public_url`.
+    pub(crate) fn runtime_linking(&self, public_url: Option<String>) -> Result<Runtime> {
+        let options = RuntimeOptions {
+            cache_dir: self.cache_dir.clone(),
+            public_url,
+            ..RuntimeOptions::default()
+        }
+        .capability(plinth_testing::TEST_CAPABILITY);
+        Ok(Runtime::with_options(self.db()?, options)?)
+    }
+
     /// A runtime over `db`; with `defer`, compiled components are written to
     /// the cache only by `Plugin::write_cache`.
     fn runtime_over(&self, db: Db, defer: bool) -> Result<Runtime> {

@@ -189,7 +189,20 @@ struct TokenMail {
     create: fn(&str, &str, u32) -> Result<Token, DbError>,
     ttl: u32,
     subject: &'static str,
-    body: fn(&User, &str) -> String,
+    /// The page of the service that consumes it (`link` makes it absolute).
+    page: &'static str,
+    /// The body, from the user, the token and the link to the page (when
+    /// the host has a public URL).
+    body: fn(&User, &str, Option<&str>) -> String,
+}
+
+/// The mail's line with the link that opens `page` for `token`, or nothing
+/// when the host has no public URL.
+fn link_line(link: Option<&str>) -> String {
+    match link {
+        Some(url) => format!("\nor open this link:\n{url}\n"),
+        None => String::new(),
+    }
 }
 
 /// Mails `user` a fresh single-use token of one kind and stores its hash,
@@ -199,7 +212,8 @@ struct TokenMail {
 /// owner holding a dead link.
 fn mail_token(user: &User, kind: &TokenMail) -> Res<()> {
     let token = secret::new_token().map_err(internal)?;
-    if !send(&user.email, kind.subject, (kind.body)(user, &token))? {
+    let link = mailer::link(&format!("{}?token={token}", kind.page));
+    if !send(&user.email, kind.subject, (kind.body)(user, &token, link.as_deref()))? {
         return Ok(());
     }
     (kind.delete_older)(&user.uuid).map_err(db)?;
@@ -212,10 +226,12 @@ const VERIFICATION_MAIL: TokenMail = TokenMail {
     create: email_verification::create_email_verification_token,
     ttl: VERIFICATION_TTL,
     subject: "Verify your email address",
-    body: |user, token| {
+    page: "/web/verify",
+    body: |user, token, link| {
         format!(
-            "Hello {},\n\nconfirm this address with the code below (valid for 24 hours).\n\ntoken: {token}\n",
-            user.name
+            "Hello {},\n\nconfirm this address with the code below (valid for 24 hours).\n\ntoken: {token}\n{}",
+            user.name,
+            link_line(link)
         )
     },
 };
@@ -225,10 +241,12 @@ const RESET_MAIL: TokenMail = TokenMail {
     create: password_reset::create_password_reset_token,
     ttl: RESET_TTL,
     subject: "Reset your password",
-    body: |user, token| {
+    page: "/web/reset/confirm",
+    body: |user, token, link| {
         format!(
-            "Hello {},\n\nuse the code below to choose a new password (valid for 1 hour, once).\nIf you did not ask for this, ignore this message.\n\ntoken: {token}\n",
-            user.name
+            "Hello {},\n\nuse the code below to choose a new password (valid for 1 hour, once).\nIf you did not ask for this, ignore this message.\n\ntoken: {token}\n{}",
+            user.name,
+            link_line(link)
         )
     },
 };
@@ -241,6 +259,8 @@ const RESET_MAIL: TokenMail = TokenMail {
 /// nothing but the mail is stored.
 fn no_account_notice(email: &str) -> Res<()> {
     let unused = secret::new_token().map_err(internal)?;
+    // The same host call a known address's mail makes for its link.
+    let _ = mailer::link(&format!("/web/reset/confirm?token={unused}"));
     let body = "Hello,\n\nsomeone asked to reset the password of an account with this address, but no account here uses it.\nIf you did not ask for this, ignore this message.\n";
     if !send(email, "Password reset request", body.into())? {
         return Ok(());

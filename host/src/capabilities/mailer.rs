@@ -19,7 +19,7 @@ pub const MAILER: Interface = Interface {
     version: "0.1.0",
     summary: "sends mail (recorded in the outbox), rate limited per recipient",
     gate: Gate::Manifest,
-    functions: &[Function::write("send")],
+    functions: &[Function::write("send"), Function::read("link")],
 };
 
 /// The capability: links `plinth:auth/mailer`.
@@ -31,6 +31,10 @@ pub const CAPABILITY: Capability = Capability {
 };
 
 const SEND: Access = MAILER.access("send");
+const LINK: Access = MAILER.access("link");
+
+/// The longest path `link` joins to the public URL, in bytes.
+pub const MAX_LINK_PATH_BYTES: usize = 2048;
 
 /// Why `send` failed, before it reaches the guest.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,24 @@ impl mailer::Host for DbView<'_> {
         };
         tracing::info!(plugin = %self.ctx().plugin_name(), outbox_id = id, "mail recorded");
         Ok(())
+    }
+
+    fn link(&mut self, path: String) -> wasmtime::Result<Option<String>> {
+        if self.check(LINK).is_err() {
+            return Ok(None);
+        }
+        let Some(base) = self.ctx().plugin.public_url.clone() else {
+            return Ok(None);
+        };
+        // A path of this site: no scheme, no authority, no line breaks.
+        if !path.starts_with('/')
+            || path.starts_with("//")
+            || path.len() > MAX_LINK_PATH_BYTES
+            || path.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Ok(None);
+        }
+        Ok(Some(format!("{}{path}", base.trim_end_matches('/'))))
     }
 
     fn convert_mail_error(&mut self, err: MailError) -> wasmtime::Result<WitMailError> {

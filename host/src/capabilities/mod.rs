@@ -88,6 +88,9 @@ pub(crate) struct PluginMeta {
     pub(crate) memory_bytes: usize,
     /// The name again, shared by the output streams of every call.
     pub(crate) log_name: Arc<str>,
+    /// The public base URL of the service, for `plinth:auth/mailer`'s
+    /// `link` ([`RuntimeOptions::public_url`](crate::RuntimeOptions::public_url)).
+    pub(crate) public_url: Option<Arc<str>>,
 }
 
 /// The database side of one call: which plugin is calling, with what
@@ -367,6 +370,7 @@ mod tests {
                         "query",
                         "query-batch",
                         "current-dialect",
+                        "link",
                         "open",
                         "[method]bucket.get",
                         "[method]bucket.exists",

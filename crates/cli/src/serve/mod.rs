@@ -87,6 +87,11 @@ pub struct ServeArgs {
     /// in an HttpOnly cookie and CSRF-checked forms.
     #[arg(long)]
     pub web: bool,
+    /// The URL people reach this service at (https://accounts.example.com),
+    /// for the links in verification and reset mail. Default with --web:
+    /// this listener's own address.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// With --web: posts of sign-in, sign-up and reset forms each client
     /// address and each account may make per window (429 past it).
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -125,7 +130,19 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
         (Some(cert), Some(key)) => Some(listen::tls_acceptor(cert, key)?),
         _ => None,
     };
-    let runtime = ctx.runtime().map_err(|f| f.error)?;
+    let api = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let api_addr = api.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // Where mail links point: the operator's public URL, or with --web
+    // this listener's own address.
+    let public_url = match &args.public_url {
+        Some(url) => Some(check_public_url(url)?),
+        None if args.web => Some(format!("{scheme}://{api_addr}")),
+        None => None,
+    };
+    let runtime = ctx.runtime_linking(public_url).map_err(|f| f.error)?;
     let db = runtime.db().clone();
     let metrics = Arc::new(metrics::Metrics::new());
     let catalog = Arc::new(catalog::Catalog::new(
@@ -158,11 +175,6 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
-    let api = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let api_addr = api.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut api_router = routes::api_router(app.clone());
     if args.web {
         api_router = api_router.merge(web::router(
@@ -242,6 +254,25 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     background.stop().await;
     announce("plinth serve: stopped");
     Ok(drained)
+}
+
+/// A public URL: http or https, a host, no query, fragment or whitespace.
+fn check_public_url(url: &str) -> Result<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#') =>
+        {
+            Ok(url.trim_end_matches('/').to_string())
+        }
+        _ => anyhow::bail!(
+            "--public-url {url:?}: give http(s)://host[:port][/path], with no query or fragment"
+        ),
+    }
 }
 
 /// A line on stdout, flushed (tests and scripts wait for it).

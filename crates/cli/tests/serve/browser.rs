@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use super::PW;
-use super::server::{Start, eventually};
+use super::server::Start;
+use super::web::mailed_token;
 
 /// The element key of the WebDriver protocol.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -129,10 +130,26 @@ impl Driver {
         Ok(())
     }
 
+    /// Clicks a form's button and waits for the next page: the old
+    /// document is marked first, and the wait ends when a document without
+    /// the mark has loaded.
     fn click(&mut self, css: &str) -> Result<()> {
         let e = self.element(css)?;
+        self.script("window.plinthOldPage = true; return 1")?;
         self.cmd("POST", &format!("element/{e}/click"), json!({}))?;
-        Ok(())
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let moved = self
+                .script("return window.plinthOldPage === undefined && document.readyState === 'complete'")
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if moved {
+                return Ok(());
+            }
+            ensure!(Instant::now() < deadline, "the click on {css} led nowhere");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The page's HTML once it has loaded (a click on a form's button
@@ -215,25 +232,40 @@ fn decode_base64(text: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The token in the newest mail in `dir` about `subject`.
-fn mailed_token(dir: &Path, subject: &str) -> Result<String> {
-    eventually(Duration::from_secs(10), || {
-        let mut newest: Option<(std::time::SystemTime, String)> = None;
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let text = std::fs::read_to_string(e.path())?;
-                let at = e.metadata()?.modified()?;
-                if text.contains(subject) && newest.as_ref().is_none_or(|(t, _)| at > *t) {
-                    newest = Some((at, text));
-                }
-            }
+/// The link in the newest mail in `dir` about `subject` (the line after
+/// "or open this link:").
+fn mailed_link(dir: &Path, subject: &str) -> Result<String> {
+    mailed_token(dir, subject)?;
+    let mut newest: Option<(std::time::SystemTime, String)> = None;
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let text = std::fs::read_to_string(e.path())?;
+        let at = e.metadata()?.modified()?;
+        if text.contains(subject) && newest.as_ref().is_none_or(|(t, _)| at > *t) {
+            newest = Some((at, text));
         }
-        Ok(newest.and_then(|(_, text)| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("token: "))
-                .map(|t| t.trim().to_string())
-        }))
-    })
+    }
+    let (_, text) = newest.context("no mail")?;
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("or open this link:"));
+    lines.next();
+    Ok(lines.next().context("no link in the mail")?.trim().to_string())
+}
+
+/// A server on another origin that records the headers of the first
+/// request it gets.
+fn third_party() -> Result<(u16, std::sync::mpsc::Receiver<String>)> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let mut buf = vec![0u8; 8192];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    });
+    Ok((port, rx))
 }
 
 #[test]
@@ -260,8 +292,9 @@ fn the_account_journey_in_a_real_browser() -> Result<()> {
     let after = b.source()?;
     ensure!(after.contains("Check your mail"), "{after}");
     // The verification link from the recorded mail.
-    let token = mailed_token(&mail, "Verify")?;
-    b.go(&format!("{base}/web/verify?token={token}"))?;
+    let link = mailed_link(&mail, "Verify")?;
+    ensure!(link.starts_with(&format!("{base}/web/verify?token=")), "{link}");
+    b.go(&link)?;
     b.shot("2-verify")?;
     b.click("button[type=submit]")?;
     ensure!(b.source()?.contains("is verified"), "{}", b.source()?);
@@ -293,8 +326,15 @@ fn the_account_journey_in_a_real_browser() -> Result<()> {
     b.go(&format!("{base}/web/reset"))?;
     b.type_into("#email", "ada@example.com")?;
     b.click("button[type=submit]")?;
+    let link = mailed_link(&mail, "Reset")?;
     let reset = mailed_token(&mail, "Reset")?;
-    b.go(&format!("{base}/web/reset/confirm?token={reset}"))?;
+    b.go(&link)?;
+    // Leaving the page for another site takes no Referer with the token.
+    let (port, seen) = third_party()?;
+    b.script(&format!("window.location.href = 'http://localhost:{port}/elsewhere'; return 1"))?;
+    let request = seen.recv_timeout(Duration::from_secs(10))?;
+    ensure!(!request.contains(&reset) && !request.to_ascii_lowercase().contains("referer"), "{request}");
+    b.go(&link)?;
     b.type_into("#new", "an entirely new passphrase")?;
     b.shot("5-reset")?;
     b.click("button[type=submit]")?;

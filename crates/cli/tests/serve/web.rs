@@ -123,7 +123,7 @@ fn csrf(page: &Page) -> Result<String> {
 }
 
 /// The token in the newest mail in `dir` about `subject`.
-fn mailed_token(dir: &std::path::Path, subject: &str) -> Result<String> {
+pub fn mailed_token(dir: &std::path::Path, subject: &str) -> Result<String> {
     eventually(Duration::from_secs(10), || {
         let mut newest: Option<(std::time::SystemTime, String)> = None;
         if let Ok(entries) = std::fs::read_dir(dir) {
