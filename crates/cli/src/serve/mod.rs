@@ -24,6 +24,7 @@
 //!   HTTP on loopback behind a reverse proxy that terminates TLS.
 
 mod catalog;
+mod limits;
 mod listen;
 mod metrics;
 mod openapi;
@@ -92,13 +93,14 @@ pub struct ServeArgs {
     /// this listener's own address.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
-    /// With --web: posts of sign-in, sign-up and reset forms each client
-    /// address and each account may make per window (429 past it).
+    /// Sign-in, sign-up and password-reset requests (pages and JSON API
+    /// together) each client address and each account may make per window
+    /// (429 with Retry-After past it).
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub web_rate_limit: u32,
-    /// With --web: the rate limit's window, in seconds.
+    pub rate_limit: u32,
+    /// The --rate-limit window, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=86_400))]
-    pub web_rate_window_s: i64,
+    pub rate_window_s: i64,
     /// A PEM certificate chain: serve HTTPS with it (and --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -162,6 +164,10 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
         metrics: metrics.clone(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight as usize)),
         max_body_bytes: args.max_body_bytes,
+        client_limits: limits::ClientLimits {
+            per_window: args.rate_limit,
+            window: args.rate_window_s,
+        },
         body_budget: Arc::new(tokio::sync::Semaphore::new(
             args.max_body_bytes
                 .saturating_mul(args.max_in_flight as usize)
@@ -179,11 +185,7 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     if args.web {
         api_router = api_router.merge(web::router(
             app.clone(),
-            web::WebOptions {
-                tls: tls.is_some(),
-                rate_limit: args.web_rate_limit,
-                rate_window: args.web_rate_window_s,
-            },
+            web::WebOptions { tls: tls.is_some() },
         ));
     }
     let mut listeners = Vec::new();

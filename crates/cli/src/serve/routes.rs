@@ -48,6 +48,8 @@ pub struct App {
     /// One permit per call in flight.
     pub in_flight: Arc<Semaphore>,
     pub max_body_bytes: usize,
+    /// Per-client limits on sign-in, sign-up and reset requests.
+    pub client_limits: super::limits::ClientLimits,
     /// Bytes of request bodies held at once, all requests together.
     pub body_budget: Arc<Semaphore>,
     pub body_timeout: Duration,
@@ -82,7 +84,11 @@ pub fn admin_router(app: Shared) -> Router {
 /// Gives the request an id, logs it once answered, counts the response.
 /// A request whose client went away before the answer is logged too, with
 /// status 499 (as nginx names it).
-async fn request_log(State(app): State<Shared>, mut req: Request, next: Next) -> Response {
+pub(super) async fn request_log(
+    State(app): State<Shared>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
     let peer = req
@@ -348,6 +354,10 @@ async fn call_export(
     req: Request,
 ) -> Response {
     let id = request_id(req.extensions().get::<RequestId>());
+    let peer = req
+        .extensions()
+        .get::<super::listen::Peer>()
+        .map(|p| p.0.ip());
     let Some(served) = app.catalog.get(&plugin_name) else {
         return error(StatusCode::NOT_FOUND, "not-found", "no such plugin is served", &id);
     };
@@ -391,6 +401,31 @@ async fn call_export(
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad-request", e.to_string(), &id),
     };
+    // The built-in auth plugin's costly calls count against the client's
+    // limits, as the pages' forms do.
+    if let Some(action) = limited_action(&plugin_name, &export) {
+        let account = value.get("email").and_then(serde_json::Value::as_str);
+        match super::limits::count(&app.db, app.client_limits, peer, action, account).await {
+            Ok(None) => {}
+            Ok(Some(seconds)) => {
+                return with_retry_after(
+                    error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate-limited",
+                        "too many of these requests from this client or for this account",
+                        &id,
+                    ),
+                    u64::try_from(seconds).unwrap_or(1),
+                );
+            }
+            Err(()) => {
+                return with_retry_after(
+                    error(StatusCode::SERVICE_UNAVAILABLE, "busy", "retry shortly", &id),
+                    1,
+                );
+            }
+        }
+    }
     drop(value);
     let plugin = served.plugin.clone();
     let qualified = func.qualified_name();
@@ -414,6 +449,16 @@ async fn call_export(
         Ok(Ok(values)) => answer(&values, &id),
         Ok(Err(e)) => failure(&e, &id),
         Err(refused) => refused,
+    }
+}
+
+/// The client-limited action an export of the built-in auth plugin is.
+fn limited_action(plugin: &str, export: &str) -> Option<&'static str> {
+    match (plugin, export) {
+        ("auth", "sign-in") => Some("sign-in"),
+        ("auth", "sign-up") => Some("sign-up"),
+        ("auth", "request-password-reset") => Some("reset"),
+        _ => None,
     }
 }
 

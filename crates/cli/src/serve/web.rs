@@ -17,12 +17,8 @@
 //!   in a `Referer` to another site), `X-Content-Type-Options: nosniff`, and
 //!   `Cache-Control: no-store`.
 //! * Sign-in, sign-up and reset requests are limited per client address
-//!   and per account (`--web-rate-limit` posts per `--web-rate-window-s`),
-//!   answering 429 with `Retry-After`, on top of auth's own throttling. The
-//!   counts are kept in the database (the `attempts` table, under keys of
-//!   their own), so hosts sharing PostgreSQL count together. A window
-//!   starts with a client's first post and ends `window` seconds after its
-//!   last one.
+//!   and per account ([`super::limits`]), the pages' and the JSON API's
+//!   together.
 //! * Tokens from mail links are consumed by a form post on the page the
 //!   link opens, never by the GET itself (a mail scanner that follows links
 //!   consumes nothing).
@@ -51,13 +47,8 @@ const MAX_FORM_BYTES: usize = 16 << 10;
 /// How the pages are served.
 #[derive(Debug, Clone, Copy)]
 pub struct WebOptions {
-    /// Over TLS: cookies `Secure`, `__Host-`.
+    /// Over TLS: cookies `Secure`, `__Host-`; the origin `https://…`.
     pub tls: bool,
-    /// Posts of a costly form (sign-in, sign-up, reset request) each client
-    /// address, and each account, may make per window.
-    pub rate_limit: u32,
-    /// The window, in seconds.
-    pub rate_window: i64,
 }
 
 /// The pages.
@@ -74,8 +65,29 @@ pub fn router(app: Shared, options: WebOptions) -> Router {
         .route("/web/verify", get(verify_page).post(verify))
         .route("/web/reset", get(reset_request_page).post(reset_request))
         .route("/web/reset/confirm", get(reset_page).post(reset))
+        .route("/web/{*rest}", axum::routing::any(no_such_page))
+        .method_not_allowed_fallback(wrong_method)
+        // Every answer under the pages carries their headers, errors too.
+        .layer(axum::middleware::map_response(|mut r: Response| async move {
+            secure(r.headers_mut());
+            r
+        }))
         .layer(axum::Extension(options))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), super::routes::request_log))
         .with_state(app)
+}
+
+async fn no_such_page() -> Response {
+    page(StatusCode::NOT_FOUND, "Not found", "<p>There is no such page.</p>", &[])
+}
+
+async fn wrong_method() -> Response {
+    page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Not allowed",
+        "<p>This page does not take that method.</p>",
+        &[],
+    )
 }
 
 fn escape(text: &str) -> String {
@@ -219,7 +231,7 @@ impl Posted {
 /// Reads and checks a form post; an error page when it is refused.
 async fn posted(req: Request, options: WebOptions) -> Result<(HeaderMap, Posted), Response> {
     let headers = req.headers().clone();
-    if !same_origin(&headers) {
+    if !same_origin(&headers, options) {
         return Err(page(
             StatusCode::FORBIDDEN,
             "Refused",
@@ -261,8 +273,9 @@ async fn posted(req: Request, options: WebOptions) -> Result<(HeaderMap, Posted)
 
 /// `Sec-Fetch-Site` (browsers send it) must say the request came from this
 /// site or from the user (a typed URL); `Origin`, when sent, must be this
-/// host.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// server's own: its scheme and its host (an opaque `null` origin is
+/// another origin).
+fn same_origin(headers: &HeaderMap, options: WebOptions) -> bool {
     // Every value, should there be more than one.
     let cross = headers
         .get_all("sec-fetch-site")
@@ -272,16 +285,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
         return false;
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        // No origin, or an opaque one (a browser hiding it): the
-        // Sec-Fetch-Site above and the CSRF token decide.
-        None | Some("null") => true,
-        Some(origin) => {
-            let authority = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
-            matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        None => true,
+        Some(Ok(origin)) => {
+            let scheme = if options.tls { "https://" } else { "http://" };
+            matches!((origin.strip_prefix(scheme), host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
         }
+        Some(Err(_)) => false,
     }
 }
 
@@ -326,50 +336,17 @@ fn form_urlencoded(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Counts one post of `action` by this client (its address) and, when
-/// given, for `account`; a 429 page when either is over the limit.
+/// Counts one post of `action` by this client (its address) and for
+/// `account`; a 429 page when either is over the limit.
 async fn limited(
     app: &App,
-    options: WebOptions,
     peer: Option<std::net::IpAddr>,
     action: &str,
     account: Option<&str>,
 ) -> Option<Response> {
-    let mut keys = Vec::new();
-    if let Some(ip) = peer {
-        keys.push(format!("plinth-serve:web:{action}:ip:{ip}"));
-    }
-    if let Some(account) = account.map(str::trim).filter(|a| !a.is_empty()) {
-        let account: String = account.to_lowercase().chars().take(320).collect();
-        keys.push(format!("plinth-serve:web:{action}:account:{account}"));
-    }
-    let db = app.db.clone();
-    let (limit, window) = (options.rate_limit, options.rate_window);
-    let verdict = tokio::task::spawn_blocking(move || {
-        db.with_unit(|u| {
-            let now = u.now();
-            let mut wait = None;
-            for key in &keys {
-                let f = u.get_failures(key)?;
-                if f.count > 0 && now - f.last_at >= window {
-                    u.clear_failures(key)?;
-                } else if f.count >= limit {
-                    let left = window - (now - f.last_at);
-                    wait = Some(wait.unwrap_or(0).max(left.max(1)));
-                }
-            }
-            if wait.is_none() {
-                for key in &keys {
-                    u.record_failure(key)?;
-                }
-            }
-            Ok(wait)
-        })
-    })
-    .await;
-    match verdict {
-        Ok(Ok(None)) => None,
-        Ok(Ok(Some(seconds))) => {
+    match super::limits::count(&app.db, app.client_limits, peer, action, account).await {
+        Ok(None) => None,
+        Ok(Some(seconds)) => {
             let mut r = page(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
@@ -381,7 +358,7 @@ async fn limited(
             }
             Some(r)
         }
-        _ => Some(page(
+        Err(()) => Some(page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Busy",
             "<p>The service is busy; try again.</p>",
@@ -541,7 +518,7 @@ async fn sign_up(State(app): State<Shared>, axum::Extension(o): axum::Extension<
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Some(r) = limited(&app, o, ip, "sign-up", Some(form.get("email"))).await {
+    if let Some(r) = limited(&app, ip, "sign-up", Some(form.get("email"))).await {
         return r;
     }
     let (name, email, password) = (form.get("name").to_string(), form.get("email").to_string(), form.get("password").to_string());
@@ -575,7 +552,7 @@ async fn sign_in(State(app): State<Shared>, axum::Extension(o): axum::Extension<
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Some(r) = limited(&app, o, ip, "sign-in", Some(form.get("email"))).await {
+    if let Some(r) = limited(&app, ip, "sign-in", Some(form.get("email"))).await {
         return r;
     }
     let (email, password) = (form.get("email").to_string(), form.get("password").to_string());
@@ -715,7 +692,7 @@ async fn reset_request(State(app): State<Shared>, axum::Extension(o): axum::Exte
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Some(r) = limited(&app, o, ip, "reset", Some(form.get("email"))).await {
+    if let Some(r) = limited(&app, ip, "reset", Some(form.get("email"))).await {
         return r;
     }
     let email = form.get("email").to_string();

@@ -162,7 +162,7 @@ fn web_rate_limits_hold_across_two_hosts() -> Result<()> {
         return Ok(());
     };
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let start = |d: &Path| Start::new(d).db(&url).arg("--web").arg("--web-rate-limit").arg("3").spawn();
+    let start = |d: &Path| Start::new(d).db(&url).arg("--web").arg("--rate-limit").arg("3").spawn();
     let (a, b) = (start(da.path())?, start(db.path())?);
     let statuses = super::web::sign_in_statuses(&[&a.base, &b.base], 5)?;
     ensure!(statuses == [422, 422, 422, 429, 429], "{statuses:?}");

@@ -284,7 +284,7 @@ fn costly_forms_are_limited_per_client_and_per_account() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let s = Start::new(dir.path())
         .arg("--web")
-        .arg("--web-rate-limit")
+        .arg("--rate-limit")
         .arg("3")
         .spawn()?;
     let mut b = Browser::new(&s.base)?;
@@ -322,4 +322,67 @@ pub fn sign_in_statuses(bases: &[&str], n: usize) -> Result<Vec<u16>> {
         statuses.push(p.status);
     }
     Ok(statuses)
+}
+
+/// A burst of concurrent requests is counted one by one: no more than the
+/// limit get through, and the JSON API counts with the pages.
+#[test]
+fn a_burst_of_requests_and_the_json_api_do_not_get_past_the_limits() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = Start::new(dir.path()).arg("--web").arg("--rate-limit").arg("3").spawn()?;
+    let mut b = Browser::new(&s.base)?;
+    let token = csrf(&b.get("/web/reset")?)?;
+    let cookie = b.cookie_header();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let (base, token, cookie) = (&s.base, &token, &cookie);
+                scope.spawn(move || -> Result<u16> {
+                    let r = reqwest::blocking::Client::new()
+                        .post(format!("{base}/web/reset"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("cookie", cookie.as_str())
+                        .header("sec-fetch-site", "same-origin")
+                        .body(format!("csrf={token}&email=user{i}%40example.com"))
+                        .send()?;
+                    Ok(r.status().as_u16())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("panicked"))?)
+            .collect::<Result<Vec<u16>>>()
+    })?;
+    let through = statuses.iter().filter(|s| **s == 200).count();
+    ensure!(through == 3 && statuses.iter().all(|s| [200, 429].contains(s)), "{statuses:?}");
+    // The same request through the JSON API, from the same client: refused too.
+    let api = s.call("auth", "request-password-reset", serde_json::json!({"email": "other@example.com"}))?;
+    ensure!(api.status == 429 && api.header("retry-after").is_some(), "{api:?}");
+    Ok(())
+}
+
+#[test]
+fn opaque_or_other_scheme_origins_are_refused_and_errors_carry_the_headers() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s = Start::new(dir.path()).arg("--web").spawn()?;
+    let mut b = Browser::new(&s.base)?;
+    let token = csrf(&b.get("/web/sign-up")?)?;
+    let fields = [("csrf", token.as_str()), ("name", "eve"), ("email", "eve@example.com"), ("password", PW)];
+    let null = b.post("/web/sign-up", &fields, &[("origin", "null")])?;
+    ensure!(null.status == 403, "{}", null.text);
+    let https = format!("https://{}", s.addr());
+    let other_scheme = b.post("/web/sign-up", &fields, &[("origin", https.as_str())])?;
+    ensure!(other_scheme.status == 403, "{}", other_scheme.text);
+    let own = format!("http://{}", s.addr());
+    let ok = b.post("/web/sign-up", &fields, &[("origin", own.as_str())])?;
+    ensure!(ok.status == 200, "{}", ok.text);
+    for (path, status) in [("/web/nowhere", 404), ("/web/sign-out", 405)] {
+        let p = b.get(path)?;
+        ensure!(p.status == status, "{path}: {}", p.status);
+        ensure!(p.headers.get("content-security-policy").is_some() && p.headers.get("x-frame-options").is_some(), "{path}");
+    }
+    // The pages' requests are logged with an id.
+    ensure!(b.get("/web/sign-in")?.headers.get("x-request-id").is_some());
+    Ok(())
 }
