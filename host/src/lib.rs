@@ -66,6 +66,7 @@ mod stdio;
 mod text;
 pub mod wit;
 
+pub use self::http::{DEFAULT_HTTP_RESPONSE_BYTES, HTTP_HANDLER};
 pub use bindings::{FieldChange, User};
 pub use capabilities::HostError;
 pub use capabilities::mailer::{MAIL_PER_RECIPIENT, MAIL_WINDOW_SECONDS, MailError};
@@ -73,7 +74,6 @@ pub use capability::{Capability, Interface};
 pub use dynamic::ExportedFunc;
 pub use error::{BoxError, Error, Result};
 pub use grants::{Access, Grants};
-pub use self::http::{DEFAULT_HTTP_RESPONSE_BYTES, HTTP_HANDLER};
 pub use manifest::{Http, Identity, Limits, Manifest, Reuse};
 pub use plugin::Plugin;
 pub use runtime::{

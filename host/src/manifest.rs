@@ -206,7 +206,9 @@ impl Http {
                 })
         };
         match prefix.strip_prefix('/') {
-            Some(rest) if prefix.len() <= MAX_HTTP_PREFIX_BYTES && rest.split('/').all(ok_segment) => {
+            Some(rest)
+                if prefix.len() <= MAX_HTTP_PREFIX_BYTES && rest.split('/').all(ok_segment) =>
+            {
                 Ok(())
             }
             _ => Err(format!(
@@ -595,7 +597,9 @@ impl Manifest {
             for export in raw_http.exports {
                 if export.is_empty()
                     || export.len() > MAX_HTTP_EXPORT_BYTES
-                    || export.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/')
+                    || export
+                        .chars()
+                        .any(|c| c.is_control() || c.is_whitespace() || c == '/')
                 {
                     return Err(bad(format!(
                         "http.exports: {:?} is not an export name",

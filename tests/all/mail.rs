@@ -361,7 +361,10 @@ fn senders_racing_on_one_outbox_deliver_each_message_once() -> Result<()> {
             .collect();
         let mut sent = 0;
         for h in handles {
-            sent += h.join().map_err(|_| anyhow::anyhow!("a sender panicked"))??.sent;
+            sent += h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a sender panicked"))??
+                .sent;
         }
         ensure!(sent == 6, "{sent} reported sent");
         Ok(())
@@ -375,7 +378,11 @@ fn senders_racing_on_one_outbox_deliver_each_message_once() -> Result<()> {
     tokens.sort();
     let before = tokens.len();
     tokens.dedup();
-    ensure!(before == 6 && tokens.len() == 6, "{before} delivered, {} distinct", tokens.len());
+    ensure!(
+        before == 6 && tokens.len() == 6,
+        "{before} delivered, {} distinct",
+        tokens.len()
+    );
     ensure!(f.runtime.db().mail_queued()? == 0);
     // A message taken by one sender is not taken again within its lease.
     ok(auth.request_password_reset("user0@example.com"))?;

@@ -164,7 +164,10 @@ mod grants {
             Err(Error::NotApproved { beyond, .. }) => {
                 let all = beyond.join("; ");
                 ensure!(beyond.len() == 2, "{all}");
-                ensure!(all.contains("export drop-all over HTTP (not approved)"), "{all}");
+                ensure!(
+                    all.contains("export drop-all over HTTP (not approved)"),
+                    "{all}"
+                );
                 ensure!(all.contains("/apps/q (approved: /apps/p)"), "{all}");
             }
             other => anyhow::bail!("expected NotApproved, got {other:?}"),

@@ -80,7 +80,10 @@ fn in_process(auth: &AuthPlugin, token: &str, callers: usize, time: Duration) ->
         stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for w in workers {
-            all.extend(w.join().map_err(|_| anyhow::anyhow!("a caller panicked"))??);
+            all.extend(
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a caller panicked"))??,
+            );
         }
         Ok(all)
     })?;
@@ -116,7 +119,9 @@ fn load(addr: &str, request: Vec<u8>, callers: usize, time: Duration) -> Result<
         let mut tasks = Vec::new();
         for _ in 0..callers {
             let (stop, request, addr) = (stop.clone(), request.clone(), addr.to_string());
-            tasks.push(tokio::spawn(async move { caller(&addr, &request, &stop).await }));
+            tasks.push(tokio::spawn(
+                async move { caller(&addr, &request, &stop).await },
+            ));
         }
         tokio::time::sleep(time).await;
         stop.store(true, Ordering::Relaxed);
@@ -154,7 +159,8 @@ async fn caller(addr: &str, request: &[u8], stop: &AtomicBool) -> Result<Vec<Dur
                     .lines()
                     .find_map(|l| {
                         let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
                     })
                     .context("no content-length")?;
                 if buf.len() >= end + 4 + len {
@@ -233,7 +239,9 @@ fn backend(label: &str, db_target: &str, data: &Path) -> Result<()> {
     )?)?;
     let time = seconds();
     println!("\n### {label}: validate-session, {time:?} per row\n");
-    println!("| callers | in process req/s | p50 | p99 | HTTP req/s | p50 | p99 | HTTP / in process | floor: GET /healthz req/s | p50 | p99 |");
+    println!(
+        "| callers | in process req/s | p50 | p99 | HTTP req/s | p50 | p99 | HTTP / in process | floor: GET /healthz req/s | p50 | p99 |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for callers in LEVELS {
         // Warm both paths.

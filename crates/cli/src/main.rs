@@ -241,10 +241,7 @@ fn main() -> ExitCode {
     } else {
         "error"
     };
-    let filter = log_filter(
-        std::env::var("PLINTH_LOG").ok().as_deref(),
-        default_level,
-    );
+    let filter = log_filter(std::env::var("PLINTH_LOG").ok().as_deref(), default_level);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter)
@@ -823,9 +820,9 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
         .with_context(|| format!("cannot load {}", wasm.display()))?;
     // What it offers over HTTP must be what it exports.
     for export in &request.http.exports {
-        checked.function(export).map_err(|e| {
-            Failure::usage(format!("its manifest offers {export} over HTTP: {e}"))
-        })?;
+        checked
+            .function(export)
+            .map_err(|e| Failure::usage(format!("its manifest offers {export} over HTTP: {e}")))?;
     }
     let previous = plugins::approval_path(&dir, &name);
     if let Ok(previous) = plinth_host::Manifest::from_file(&previous) {
@@ -902,7 +899,10 @@ fn install(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
     // old approval (and refuses the new bytes until it is written) or the
     // new one, never half a file.
     write_replacing(&dir.join(format!("{name}.wasm")), &bytes)?;
-    write_replacing(&dir.join(format!("{name}.toml")), request.to_toml().as_bytes())?;
+    write_replacing(
+        &dir.join(format!("{name}.toml")),
+        request.to_toml().as_bytes(),
+    )?;
     let migrations = plinth_host::Migrations::dir_for(&dir.join(format!("{name}.toml")));
     if migrations.exists() {
         std::fs::remove_dir_all(&migrations)?;

@@ -314,8 +314,6 @@ export function greet(email) {
         ok.trim() == r#""nobody is registered as a@example.com""#,
         "{ok}"
     );
-    tools::say(
-        "js: ComponentizeJS builds with and without wasi:http, both called",
-    );
+    tools::say("js: ComponentizeJS builds with and without wasi:http, both called");
     Ok(())
 }

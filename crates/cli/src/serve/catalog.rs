@@ -21,7 +21,14 @@ use super::metrics::Metrics;
 use crate::plugins::{self, Origin, Source};
 
 /// Paths plinth serves itself: no plugin is mounted at or under them.
-const RESERVED: &[&str] = &["/plugins", "/openapi.json", "/healthz", "/readyz", "/metrics", "/web"];
+const RESERVED: &[&str] = &[
+    "/plugins",
+    "/openapi.json",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/web",
+];
 
 /// Built-in plugins never served, whatever their manifests say.
 const NEVER_SERVED: &[&str] = &["db-test", "http-probe"];
@@ -199,8 +206,8 @@ impl Catalog {
     /// Loads one plugin with what was approved; `None` for a built-in that
     /// offers nothing over HTTP.
     fn load(&self, source: &Source, fingerprint: Fingerprint) -> anyhow::Result<Option<Served>> {
-        let http = plugins::approved_http(self.plugins_dir.as_deref(), source)
-            .map_err(|f| f.error)?;
+        let http =
+            plugins::approved_http(self.plugins_dir.as_deref(), source).map_err(|f| f.error)?;
         if matches!(source.origin, Origin::BuiltIn(_)) && http.is_empty() {
             return Ok(None);
         }
@@ -209,7 +216,9 @@ impl Catalog {
         let mut exports = BTreeMap::new();
         for name in &http.exports {
             let func = plugin.function(name).map_err(|e| {
-                anyhow::anyhow!("its approval offers {name} over HTTP, which it does not export: {e}")
+                anyhow::anyhow!(
+                    "its approval offers {name} over HTTP, which it does not export: {e}"
+                )
             })?;
             exports.insert(name.clone(), func);
         }
@@ -219,8 +228,14 @@ impl Catalog {
                     "its approval serves it at {prefix}, but it does not export wasi:http/incoming-handler"
                 );
             }
-            if RESERVED.iter().any(|r| prefix == r || prefix.starts_with(&format!("{r}/"))) {
-                anyhow::bail!("its prefix {prefix} is plinth's own ({})", RESERVED.join(", "));
+            if RESERVED
+                .iter()
+                .any(|r| prefix == r || prefix.starts_with(&format!("{r}/")))
+            {
+                anyhow::bail!(
+                    "its prefix {prefix} is plinth's own ({})",
+                    RESERVED.join(", ")
+                );
             }
         }
         Ok(Some(Served {

@@ -221,14 +221,7 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     }
     announce(&format!("plinth serve: listening on {scheme}://{api_addr}"));
 
-    let background = Background::start(
-        ctx,
-        db,
-        catalog,
-        metrics,
-        &args,
-        stop_rx.clone(),
-    );
+    let background = Background::start(ctx, db, catalog, metrics, &args, stop_rx.clone());
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections; finishing calls in flight");
@@ -240,9 +233,7 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     // until it ends (a call whose client went away runs on to its end).
     let grace = Duration::from_millis(args.shutdown_timeout_ms);
     let connections = limits.connections.acquire_many(args.max_connections);
-    let calls = app
-        .in_flight
-        .acquire_many(args.max_in_flight);
+    let calls = app.in_flight.acquire_many(args.max_in_flight);
     let drained = tokio::time::timeout(grace, async {
         let held = connections.await;
         let calls = calls.await;
@@ -251,7 +242,10 @@ async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<bool> {
     .await
     .is_ok();
     if !drained {
-        tracing::warn!(?grace, "calls still in flight at the shutdown bound; they are cut (nothing they wrote is kept)");
+        tracing::warn!(
+            ?grace,
+            "calls still in flight at the shutdown bound; they are cut (nothing they wrote is kept)"
+        );
     }
     background.stop().await;
     announce("plinth serve: stopped");
@@ -267,7 +261,9 @@ fn check_public_url(url: &str) -> Result<String> {
         Some(rest)
             if !rest.is_empty()
                 && !rest.starts_with('/')
-                && !url.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#') =>
+                && !url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#') =>
         {
             Ok(url.trim_end_matches('/').to_string())
         }
@@ -330,7 +326,12 @@ impl Background {
                 move || {
                     match delivery.deliver_due(&db) {
                         Ok(Some(r)) if r.sent + r.retrying + r.failed > 0 => {
-                            tracing::info!(sent = r.sent, retrying = r.retrying, failed = r.failed, "mail pass");
+                            tracing::info!(
+                                sent = r.sent,
+                                retrying = r.retrying,
+                                failed = r.failed,
+                                "mail pass"
+                            );
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %format!("{e:#}"), "mail pass failed"),

@@ -27,10 +27,7 @@ pub fn document(served: &HashMap<String, Arc<Served>>) -> Value {
                     add_server_responses(responses, err);
                 }
             }
-            paths.insert(
-                format!("/plugins/{name}/{export}"),
-                json!({ "post": op }),
-            );
+            paths.insert(format!("/plugins/{name}/{export}"), json!({ "post": op }));
         }
     }
     json!({
@@ -68,14 +65,38 @@ fn add_server_responses(responses: &mut Map<String, Value>, err: Option<Value>) 
         None => error_ref.clone(),
     };
     for (status, description, schema) in [
-        ("400", "The body is not JSON, or the arguments do not fit the export's types (the field is named)", error_ref.clone()),
-        ("404", "No such plugin or export is served", error_ref.clone()),
+        (
+            "400",
+            "The body is not JSON, or the arguments do not fit the export's types (the field is named)",
+            error_ref.clone(),
+        ),
+        (
+            "404",
+            "No such plugin or export is served",
+            error_ref.clone(),
+        ),
         ("408", "The body was not sent in time", error_ref.clone()),
-        ("413", "The body is over the server's cap", error_ref.clone()),
+        (
+            "413",
+            "The body is over the server's cap",
+            error_ref.clone(),
+        ),
         ("415", "The body is not JSON", error_ref.clone()),
-        ("429", "The export's error rate-limited (see Retry-After)", either(&err)),
-        ("500", "The plugin trapped or could not commit (nothing was kept), or the export's error internal", either(&err)),
-        ("503", "Too many calls in flight, or the call ran out of time, memory or rows (nothing was kept), or the export's error busy; see Retry-After", either(&err)),
+        (
+            "429",
+            "The export's error rate-limited (see Retry-After)",
+            either(&err),
+        ),
+        (
+            "500",
+            "The plugin trapped or could not commit (nothing was kept), or the export's error internal",
+            either(&err),
+        ),
+        (
+            "503",
+            "Too many calls in flight, or the call ran out of time, memory or rows (nothing was kept), or the export's error busy; see Retry-After",
+            either(&err),
+        ),
     ] {
         if status == "429" && err.is_none() {
             continue;

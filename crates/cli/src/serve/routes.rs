@@ -64,10 +64,16 @@ pub struct RequestId(pub String);
 /// The plugins' API and its description.
 pub fn api_router(app: Shared) -> Router {
     Router::new()
-        .route("/plugins/{plugin}/{export}", post(call_export).fallback(method_not_allowed))
+        .route(
+            "/plugins/{plugin}/{export}",
+            post(call_export).fallback(method_not_allowed),
+        )
         .route("/openapi.json", get(openapi))
         .fallback(wasi_http)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), request_log))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            request_log,
+        ))
         .with_state(app)
 }
 
@@ -77,7 +83,10 @@ pub fn admin_router(app: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), request_log))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            request_log,
+        ))
         .with_state(app)
 }
 
@@ -170,7 +179,10 @@ fn request_id(req_id: Option<&RequestId>) -> String {
 fn error(status: StatusCode, kind: &str, message: impl Into<String>, id: &str) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         json!({ "error": kind, "message": message.into(), "request_id": id }).to_string(),
     )
         .into_response()
@@ -229,7 +241,12 @@ async fn wasi_http(State(app): State<Shared>, req: Request) -> Response {
         None => below,
     };
     let Ok(uri) = target.parse::<axum::http::Uri>() else {
-        return error(StatusCode::BAD_REQUEST, "bad-request", "not a valid path", &id);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "not a valid path",
+            &id,
+        );
     };
     let mut builder = axum::http::Request::builder()
         .method(req.method().clone())
@@ -244,10 +261,17 @@ async fn wasi_http(State(app): State<Shared>, req: Request) -> Response {
         Err(r) => return r(&id),
     };
     let Ok(request) = builder.body(body) else {
-        return error(StatusCode::BAD_REQUEST, "bad-request", "not a valid request", &id);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "not a valid request",
+            &id,
+        );
     };
     let plugin = served.plugin.clone();
-    let max = app.max_body_bytes.max(plinth_host::DEFAULT_HTTP_RESPONSE_BYTES);
+    let max = app
+        .max_body_bytes
+        .max(plinth_host::DEFAULT_HTTP_RESPONSE_BYTES);
     let result = in_call_slot(
         &app,
         &id,
@@ -318,7 +342,12 @@ async fn in_call_slot<R: Send + 'static>(
     // hands the worker's other tasks to a new thread.)
     tokio::task::spawn_blocking(run).await.map_err(|e| {
         tracing::error!(error = %e, "the blocking task running the call failed");
-        error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the call failed", id)
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the call failed",
+            id,
+        )
     })
 }
 
@@ -359,7 +388,12 @@ async fn call_export(
         .get::<super::listen::Peer>()
         .map(|p| p.0.ip());
     let Some(served) = app.catalog.get(&plugin_name) else {
-        return error(StatusCode::NOT_FOUND, "not-found", "no such plugin is served", &id);
+        return error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such plugin is served",
+            &id,
+        );
     };
     let Some(func) = served.exports.get(&export).cloned() else {
         return error(
@@ -420,7 +454,12 @@ async fn call_export(
             }
             Err(()) => {
                 return with_retry_after(
-                    error(StatusCode::SERVICE_UNAVAILABLE, "busy", "retry shortly", &id),
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "busy",
+                        "retry shortly",
+                        &id,
+                    ),
                     1,
                 );
             }
@@ -502,7 +541,9 @@ async fn read_body(
     if declared.is_some_and(|len| len > cap as u64) {
         return Err(too_large);
     }
-    let share = declared.map_or(cap, |len| len as usize).clamp(1, cap.max(1));
+    let share = declared
+        .map_or(cap, |len| len as usize)
+        .clamp(1, cap.max(1));
     let share = u32::try_from(share).unwrap_or(u32::MAX);
     let Ok(reserved) = app.body_budget.clone().try_acquire_many_owned(share) else {
         app.metrics.overloaded();
@@ -511,11 +552,19 @@ async fn read_body(
     let limited = http_body_util::Limited::new(req.into_body(), cap);
     match tokio::time::timeout(app.body_timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok((collected.to_bytes(), reserved)),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             Err(too_large)
         }
         Ok(Err(_)) => Err(Box::new(|id: &str| {
-            error(StatusCode::BAD_REQUEST, "bad-request", "the body could not be read", id)
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "the body could not be read",
+                id,
+            )
         })),
         Err(_) => Err(Box::new(|id: &str| {
             error(
@@ -568,7 +617,10 @@ fn answer(values: &[Val], id: &str) -> Response {
     };
     let response = (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_string(),
     )
         .into_response();
@@ -631,7 +683,10 @@ fn failure_kind(e: &plinth_host::Error) -> (StatusCode, &'static str, &'static s
 async fn openapi(State(app): State<Shared>) -> Response {
     let doc = super::openapi::document(&app.catalog.snapshot());
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         doc.to_string(),
     )
         .into_response()
@@ -651,7 +706,10 @@ async fn readyz(State(app): State<Shared>) -> Response {
     )
     .await;
     let (db_ok, db_state) = match database {
-        Ok(Ok(Ok(version))) => (true, json!({ "reachable": true, "schema_version": version })),
+        Ok(Ok(Ok(version))) => (
+            true,
+            json!({ "reachable": true, "schema_version": version }),
+        ),
         Ok(Ok(Err(e))) => {
             tracing::warn!(error = %e, "readiness: the database does not answer");
             (false, json!({ "reachable": false }))
@@ -684,7 +742,10 @@ async fn readyz(State(app): State<Shared>) -> Response {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_string(),
     )
         .into_response()
@@ -702,4 +763,3 @@ async fn metrics(State(app): State<Shared>) -> Response {
     )
         .into_response()
 }
-

@@ -60,7 +60,10 @@ pub fn router(app: Shared, options: WebOptions) -> Router {
         .route("/web/sign-in", get(sign_in_page).post(sign_in))
         .route("/web/me", get(me))
         .route("/web/sign-out", axum::routing::post(sign_out))
-        .route("/web/sign-out-everywhere", axum::routing::post(sign_out_everywhere))
+        .route(
+            "/web/sign-out-everywhere",
+            axum::routing::post(sign_out_everywhere),
+        )
         .route("/web/change-password", axum::routing::post(change_password))
         .route("/web/verify", get(verify_page).post(verify))
         .route("/web/reset", get(reset_request_page).post(reset_request))
@@ -68,17 +71,27 @@ pub fn router(app: Shared, options: WebOptions) -> Router {
         .route("/web/{*rest}", axum::routing::any(no_such_page))
         .method_not_allowed_fallback(wrong_method)
         // Every answer under the pages carries their headers, errors too.
-        .layer(axum::middleware::map_response(|mut r: Response| async move {
-            secure(r.headers_mut());
-            r
-        }))
+        .layer(axum::middleware::map_response(
+            |mut r: Response| async move {
+                secure(r.headers_mut());
+                r
+            },
+        ))
         .layer(axum::Extension(options))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), super::routes::request_log))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::routes::request_log,
+        ))
         .with_state(app)
 }
 
 async fn no_such_page() -> Response {
-    page(StatusCode::NOT_FOUND, "Not found", "<p>There is no such page.</p>", &[])
+    page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "<p>There is no such page.</p>",
+        &[],
+    )
 }
 
 async fn wrong_method() -> Response {
@@ -149,7 +162,10 @@ fn page(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> Resp
     );
     let mut response = (status, html).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     secure(h);
     for c in cookies {
         if let Ok(v) = HeaderValue::from_str(c) {
@@ -170,8 +186,14 @@ fn secure(h: &mut HeaderMap) {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // No Referer to other sites (a reset token in a page's URL stays
     // here); this site's own form posts keep their Origin.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
@@ -204,14 +226,27 @@ fn csrf_token(headers: &HeaderMap, options: WebOptions) -> (String, Option<Strin
 }
 
 fn csrf_field(token: &str) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(token))
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(token)
+    )
 }
 
 /// A form page: its CSRF field, and the cookie when it is new.
-fn form_page(headers: &HeaderMap, options: WebOptions, title: &str, form: impl FnOnce(&str) -> String) -> Response {
+fn form_page(
+    headers: &HeaderMap,
+    options: WebOptions,
+    title: &str,
+    form: impl FnOnce(&str) -> String,
+) -> Response {
     let (token, set) = csrf_token(headers, options);
     let body = form(&csrf_field(&token));
-    page(StatusCode::OK, title, &body, &set.into_iter().collect::<Vec<_>>())
+    page(
+        StatusCode::OK,
+        title,
+        &body,
+        &set.into_iter().collect::<Vec<_>>(),
+    )
 }
 
 /// A form post, checked: where it comes from, its size, its CSRF token.
@@ -244,20 +279,33 @@ async fn posted(req: Request, options: WebOptions) -> Result<(HeaderMap, Posted)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(page(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Refused", "<p>Not a form.</p>", &[]));
+        return Err(page(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Refused",
+            "<p>Not a form.</p>",
+            &[],
+        ));
     }
     let limited = http_body_util::Limited::new(req.into_body(), MAX_FORM_BYTES);
-    let bytes = match tokio::time::timeout(std::time::Duration::from_secs(10), limited.collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        _ => {
-            return Err(page(StatusCode::PAYLOAD_TOO_LARGE, "Refused", "<p>The form is too large.</p>", &[]));
-        }
-    };
+    let bytes =
+        match tokio::time::timeout(std::time::Duration::from_secs(10), limited.collect()).await {
+            Ok(Ok(c)) => c.to_bytes(),
+            _ => {
+                return Err(page(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Refused",
+                    "<p>The form is too large.</p>",
+                    &[],
+                ));
+            }
+        };
     let fields: Vec<(String, String)> = form_urlencoded(&bytes);
     let posted = Posted { fields };
     let expected = cookie(&headers, options, CSRF);
     let ok = match expected {
-        Some(cookie) if cookie.len() == 32 => constant_time_eq(cookie.as_bytes(), posted.get("csrf").as_bytes()),
+        Some(cookie) if cookie.len() == 32 => {
+            constant_time_eq(cookie.as_bytes(), posted.get("csrf").as_bytes())
+        }
         _ => false,
     };
     if !ok {
@@ -350,7 +398,9 @@ async fn limited(
             let mut r = page(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
-                &format!("<p role=\"alert\">Too many attempts from here or for this account; try again in {seconds} seconds.</p>"),
+                &format!(
+                    "<p role=\"alert\">Too many attempts from here or for this account; try again in {seconds} seconds.</p>"
+                ),
                 &[],
             );
             if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
@@ -418,17 +468,50 @@ async fn call<T: Send + 'static>(
 /// What a person is told of an auth error.
 fn message(e: &AuthError) -> (StatusCode, String) {
     match e {
-        AuthError::InvalidInput(why) => (StatusCode::UNPROCESSABLE_ENTITY, format!("Please check the form: {why}.")),
-        AuthError::WeakPassword(why) => (StatusCode::UNPROCESSABLE_ENTITY, format!("Choose another password: {why}.")),
-        AuthError::NameTaken => (StatusCode::UNPROCESSABLE_ENTITY, "That name is taken.".into()),
-        AuthError::EmailTaken => (StatusCode::UNPROCESSABLE_ENTITY, "That email address has an account; sign in instead.".into()),
-        AuthError::InvalidCredentials => (StatusCode::UNPROCESSABLE_ENTITY, "Wrong email address or password.".into()),
-        AuthError::InvalidToken => (StatusCode::UNPROCESSABLE_ENTITY, "This link is not valid any more (used, expired or mistyped).".into()),
-        AuthError::SessionExpired => (StatusCode::UNAUTHORIZED, "Your session has ended; sign in again.".into()),
-        AuthError::RateLimited(s) => (StatusCode::TOO_MANY_REQUESTS, format!("Too many attempts; try again in {s} seconds.")),
-        AuthError::Locked => (StatusCode::FORBIDDEN, "Sign-in is locked for this account; reset the password.".into()),
-        AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "The service is busy; try again.".into()),
-        AuthError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong; nothing was changed.".into()),
+        AuthError::InvalidInput(why) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Please check the form: {why}."),
+        ),
+        AuthError::WeakPassword(why) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Choose another password: {why}."),
+        ),
+        AuthError::NameTaken => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That name is taken.".into(),
+        ),
+        AuthError::EmailTaken => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That email address has an account; sign in instead.".into(),
+        ),
+        AuthError::InvalidCredentials => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Wrong email address or password.".into(),
+        ),
+        AuthError::InvalidToken => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This link is not valid any more (used, expired or mistyped).".into(),
+        ),
+        AuthError::SessionExpired => (
+            StatusCode::UNAUTHORIZED,
+            "Your session has ended; sign in again.".into(),
+        ),
+        AuthError::RateLimited(s) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many attempts; try again in {s} seconds."),
+        ),
+        AuthError::Locked => (
+            StatusCode::FORBIDDEN,
+            "Sign-in is locked for this account; reset the password.".into(),
+        ),
+        AuthError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is busy; try again.".into(),
+        ),
+        AuthError::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong; nothing was changed.".into(),
+        ),
     }
 }
 
@@ -437,7 +520,10 @@ fn error_page(e: &AuthError, title: &str, back: &str) -> Response {
     let mut r = page(
         status,
         title,
-        &format!("<p role=\"alert\">{}</p>\n<p><a href=\"{back}\">Back</a></p>", escape(&text)),
+        &format!(
+            "<p role=\"alert\">{}</p>\n<p><a href=\"{back}\">Back</a></p>",
+            escape(&text)
+        ),
         &[],
     );
     if let AuthError::RateLimited(s) = e
@@ -462,11 +548,20 @@ async fn style() -> Response {
 async fn status(State(app): State<Shared>) -> Response {
     let db = app.db.clone();
     let probe = tokio::task::spawn_blocking(move || {
-        (db.schema_version(), db.mail_queued(), db.dialect().to_string())
+        (
+            db.schema_version(),
+            db.mail_queued(),
+            db.dialect().to_string(),
+        )
     })
     .await;
     let (connected, version, queued, dialect) = match probe {
-        Ok((Ok(v), q, d)) => (true, v.to_string(), q.map_or("?".into(), |n| n.to_string()), d),
+        Ok((Ok(v), q, d)) => (
+            true,
+            v.to_string(),
+            q.map_or("?".into(), |n| n.to_string()),
+            d,
+        ),
         Ok((Err(_), _, d)) => (false, "?".into(), "?".into(), d),
         Err(_) => (false, "?".into(), "?".into(), "?".into()),
     };
@@ -496,7 +591,11 @@ async fn status(State(app): State<Shared>) -> Response {
     }
     let body = format!(
         "<section aria-labelledby=\"db\"><h2 id=\"db\">Database</h2>\n<p>Connection: <strong id=\"connection\">{}</strong></p>\n<p>Backend: <span id=\"backend\">{}</span> · schema version <span id=\"schema-version\">{}</span></p>\n<p>Mail waiting in the outbox: <span id=\"outbox\">{}</span></p></section>\n<section aria-labelledby=\"plugins\"><h2 id=\"plugins\">Plugins</h2>\n<table><thead><tr><th scope=\"col\">Plugin</th><th scope=\"col\">Granted</th><th scope=\"col\">Offered over HTTP</th></tr></thead><tbody>\n{rows}</tbody></table></section>",
-        if connected { "connected" } else { "not reachable" },
+        if connected {
+            "connected"
+        } else {
+            "not reachable"
+        },
         escape(&dialect),
         escape(&version),
         escape(&queued),
@@ -504,7 +603,10 @@ async fn status(State(app): State<Shared>) -> Response {
     page(StatusCode::OK, "Status", &body, &[])
 }
 
-async fn sign_up_page(axum::Extension(o): axum::Extension<WebOptions>, headers: HeaderMap) -> Response {
+async fn sign_up_page(
+    axum::Extension(o): axum::Extension<WebOptions>,
+    headers: HeaderMap,
+) -> Response {
     form_page(&headers, o, "Sign up", |csrf| {
         format!(
             "<form method=\"post\" action=\"/web/sign-up\">{csrf}\n<label for=\"name\">Name</label><input id=\"name\" name=\"name\" autocomplete=\"username\" required autofocus>\n<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\n<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" minlength=\"8\" required>\n<button type=\"submit\">Sign up</button></form>"
@@ -512,7 +614,11 @@ async fn sign_up_page(axum::Extension(o): axum::Extension<WebOptions>, headers: 
     })
 }
 
-async fn sign_up(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn sign_up(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let ip = peer(&req);
     let (_, form) = match posted(req, o).await {
         Ok(p) => p,
@@ -521,7 +627,11 @@ async fn sign_up(State(app): State<Shared>, axum::Extension(o): axum::Extension<
     if let Some(r) = limited(&app, ip, "sign-up", Some(form.get("email"))).await {
         return r;
     }
-    let (name, email, password) = (form.get("name").to_string(), form.get("email").to_string(), form.get("password").to_string());
+    let (name, email, password) = (
+        form.get("name").to_string(),
+        form.get("email").to_string(),
+        form.get("password").to_string(),
+    );
     match call(&app, move |a| a.sign_up(&name, &email, &password)).await {
         Ok(Ok(user)) => page(
             StatusCode::OK,
@@ -538,7 +648,10 @@ async fn sign_up(State(app): State<Shared>, axum::Extension(o): axum::Extension<
     }
 }
 
-async fn sign_in_page(axum::Extension(o): axum::Extension<WebOptions>, headers: HeaderMap) -> Response {
+async fn sign_in_page(
+    axum::Extension(o): axum::Extension<WebOptions>,
+    headers: HeaderMap,
+) -> Response {
     form_page(&headers, o, "Sign in", |csrf| {
         format!(
             "<form method=\"post\" action=\"/web/sign-in\">{csrf}\n<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required autofocus>\n<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\n<button type=\"submit\">Sign in</button></form>\n<p><a href=\"/web/reset\">Forgot the password?</a></p>"
@@ -546,7 +659,11 @@ async fn sign_in_page(axum::Extension(o): axum::Extension<WebOptions>, headers: 
     })
 }
 
-async fn sign_in(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn sign_in(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let ip = peer(&req);
     let (headers, form) = match posted(req, o).await {
         Ok(p) => p,
@@ -555,7 +672,10 @@ async fn sign_in(State(app): State<Shared>, axum::Extension(o): axum::Extension<
     if let Some(r) = limited(&app, ip, "sign-in", Some(form.get("email"))).await {
         return r;
     }
-    let (email, password) = (form.get("email").to_string(), form.get("password").to_string());
+    let (email, password) = (
+        form.get("email").to_string(),
+        form.get("password").to_string(),
+    );
     let old = cookie(&headers, o, SESSION);
     match call(&app, move |a| {
         let signed = a.sign_in(&email, &password)?;
@@ -577,7 +697,11 @@ async fn sign_in(State(app): State<Shared>, axum::Extension(o): axum::Extension<
 }
 
 /// `GET /web/me`: who is signed in, and what they can do.
-async fn me(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, headers: HeaderMap) -> Response {
+async fn me(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    headers: HeaderMap,
+) -> Response {
     let Some(token) = cookie(&headers, o, SESSION) else {
         return redirect("/web/sign-in", &[]);
     };
@@ -587,7 +711,11 @@ async fn me(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOp
                 "<p>Signed in as <strong id=\"who\">{}</strong> (<span id=\"email\">{}</span>, {}).</p>\n<form method=\"post\" action=\"/web/sign-out\">{csrf}<button type=\"submit\">Sign out</button></form>\n<form method=\"post\" action=\"/web/sign-out-everywhere\">{csrf}<button type=\"submit\">Sign out everywhere</button></form>\n<h2>Change the password</h2>\n<form method=\"post\" action=\"/web/change-password\">{csrf}\n<label for=\"current\">Current password</label><input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\n<label for=\"new\">New password</label><input id=\"new\" name=\"new\" type=\"password\" autocomplete=\"new-password\" minlength=\"8\" required>\n<button type=\"submit\">Change it</button></form>",
                 escape(&info.user.name),
                 escape(&info.user.email),
-                if info.user.email_verified { "verified" } else { "not verified yet" }
+                if info.user.email_verified {
+                    "verified"
+                } else {
+                    "not verified yet"
+                }
             )
         }),
         Ok(Err(_)) => redirect("/web/sign-in", &[set_cookie(o, SESSION, "", Some(0))]),
@@ -595,7 +723,11 @@ async fn me(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOp
     }
 }
 
-async fn sign_out(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn sign_out(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let (headers, _) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -608,7 +740,11 @@ async fn sign_out(State(app): State<Shared>, axum::Extension(o): axum::Extension
     redirect("/web/sign-in", &[set_cookie(o, SESSION, "", Some(0))])
 }
 
-async fn sign_out_everywhere(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn sign_out_everywhere(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let (headers, _) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -621,7 +757,11 @@ async fn sign_out_everywhere(State(app): State<Shared>, axum::Extension(o): axum
     redirect("/web/sign-in", &[set_cookie(o, SESSION, "", Some(0))])
 }
 
-async fn change_password(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn change_password(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let (headers, form) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -650,7 +790,11 @@ fn query_token(uri: &axum::http::Uri) -> String {
         .unwrap_or_default()
 }
 
-async fn verify_page(axum::Extension(o): axum::Extension<WebOptions>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+async fn verify_page(
+    axum::Extension(o): axum::Extension<WebOptions>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     let token = query_token(&uri);
     form_page(&headers, o, "Verify your email address", |csrf| {
         format!(
@@ -660,7 +804,11 @@ async fn verify_page(axum::Extension(o): axum::Extension<WebOptions>, headers: H
     })
 }
 
-async fn verify(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn verify(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let (_, form) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -670,7 +818,10 @@ async fn verify(State(app): State<Shared>, axum::Extension(o): axum::Extension<W
         Ok(Ok(user)) => page(
             StatusCode::OK,
             "Address verified",
-            &format!("<p><strong id=\"verified\">{}</strong> is verified.</p>\n<p><a href=\"/web/sign-in\">Sign in</a></p>", escape(&user.email)),
+            &format!(
+                "<p><strong id=\"verified\">{}</strong> is verified.</p>\n<p><a href=\"/web/sign-in\">Sign in</a></p>",
+                escape(&user.email)
+            ),
             &[],
         ),
         Ok(Err(e)) => error_page(&e, "Verify your email address", "/web/sign-in"),
@@ -678,7 +829,10 @@ async fn verify(State(app): State<Shared>, axum::Extension(o): axum::Extension<W
     }
 }
 
-async fn reset_request_page(axum::Extension(o): axum::Extension<WebOptions>, headers: HeaderMap) -> Response {
+async fn reset_request_page(
+    axum::Extension(o): axum::Extension<WebOptions>,
+    headers: HeaderMap,
+) -> Response {
     form_page(&headers, o, "Reset the password", |csrf| {
         format!(
             "<form method=\"post\" action=\"/web/reset\">{csrf}\n<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required autofocus>\n<button type=\"submit\">Send me a link</button></form>"
@@ -686,7 +840,11 @@ async fn reset_request_page(axum::Extension(o): axum::Extension<WebOptions>, hea
     })
 }
 
-async fn reset_request(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn reset_request(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let ip = peer(&req);
     let (_, form) = match posted(req, o).await {
         Ok(p) => p,
@@ -709,7 +867,11 @@ async fn reset_request(State(app): State<Shared>, axum::Extension(o): axum::Exte
     }
 }
 
-async fn reset_page(axum::Extension(o): axum::Extension<WebOptions>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+async fn reset_page(
+    axum::Extension(o): axum::Extension<WebOptions>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     let token = query_token(&uri);
     form_page(&headers, o, "Choose a new password", |csrf| {
         format!(
@@ -719,7 +881,11 @@ async fn reset_page(axum::Extension(o): axum::Extension<WebOptions>, headers: He
     })
 }
 
-async fn reset(State(app): State<Shared>, axum::Extension(o): axum::Extension<WebOptions>, req: Request) -> Response {
+async fn reset(
+    State(app): State<Shared>,
+    axum::Extension(o): axum::Extension<WebOptions>,
+    req: Request,
+) -> Response {
     let (_, form) = match posted(req, o).await {
         Ok(p) => p,
         Err(r) => return r,

@@ -53,12 +53,18 @@ impl Driver {
             find(&["chromium", "chromium-browser", "google-chrome"]),
         ) else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                bail!("chromium and chromium-driver are needed under CI (apt-get install chromium chromium-driver)");
+                bail!(
+                    "chromium and chromium-driver are needed under CI (apt-get install chromium chromium-driver)"
+                );
             }
-            super::tools::say("\n!!! SKIPPED: no chromium/chromedriver; the browser test did not run !!!\n");
+            super::tools::say(
+                "\n!!! SKIPPED: no chromium/chromedriver; the browser test did not run !!!\n",
+            );
             return Ok(None);
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -120,8 +126,15 @@ impl Driver {
     }
 
     fn element(&mut self, css: &str) -> Result<String> {
-        let v = self.cmd("POST", "element", json!({"using": "css selector", "value": css}))?;
-        Ok(v[ELEMENT].as_str().with_context(|| format!("no {css}"))?.to_string())
+        let v = self.cmd(
+            "POST",
+            "element",
+            json!({"using": "css selector", "value": css}),
+        )?;
+        Ok(v[ELEMENT]
+            .as_str()
+            .with_context(|| format!("no {css}"))?
+            .to_string())
     }
 
     fn type_into(&mut self, css: &str, text: &str) -> Result<()> {
@@ -172,7 +185,11 @@ impl Driver {
 
     fn url(&mut self) -> Result<String> {
         self.source()?;
-        Ok(self.cmd("GET", "url", Value::Null)?.as_str().unwrap_or_default().to_string())
+        Ok(self
+            .cmd("GET", "url", Value::Null)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     fn script(&mut self, code: &str) -> Result<Value> {
@@ -220,7 +237,10 @@ fn decode_base64(text: &str) -> Result<Vec<u8>> {
     };
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         acc = (acc << 6) | value(c).context("not base64")?;
         bits += 6;
         if bits >= 8 {
@@ -245,9 +265,15 @@ fn mailed_link(dir: &Path, subject: &str) -> Result<String> {
         }
     }
     let (_, text) = newest.context("no mail")?;
-    let mut lines = text.lines().skip_while(|l| !l.starts_with("or open this link:"));
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.starts_with("or open this link:"));
     lines.next();
-    Ok(lines.next().context("no link in the mail")?.trim().to_string())
+    Ok(lines
+        .next()
+        .context("no link in the mail")?
+        .trim()
+        .to_string())
 }
 
 /// A server on another origin that records the headers of the first
@@ -293,7 +319,10 @@ fn the_account_journey_in_a_real_browser() -> Result<()> {
     ensure!(after.contains("Check your mail"), "{after}");
     // The verification link from the recorded mail.
     let link = mailed_link(&mail, "Verify")?;
-    ensure!(link.starts_with(&format!("{base}/web/verify?token=")), "{link}");
+    ensure!(
+        link.starts_with(&format!("{base}/web/verify?token=")),
+        "{link}"
+    );
     b.go(&link)?;
     b.shot("2-verify")?;
     b.click("button[type=submit]")?;
@@ -320,7 +349,11 @@ fn the_account_journey_in_a_real_browser() -> Result<()> {
     // The status page.
     b.go(&format!("{base}/"))?;
     let status = b.source()?;
-    ensure!(status.contains("id=\"connection\">connected<") && status.contains("id=\"schema-version\">6<"), "{status}");
+    ensure!(
+        status.contains("id=\"connection\">connected<")
+            && status.contains("id=\"schema-version\">6<"),
+        "{status}"
+    );
     b.shot("4-status")?;
     // Reset the password through the mailed link; the session ends.
     b.go(&format!("{base}/web/reset"))?;
@@ -331,16 +364,24 @@ fn the_account_journey_in_a_real_browser() -> Result<()> {
     b.go(&link)?;
     // Leaving the page for another site takes no Referer with the token.
     let (port, seen) = third_party()?;
-    b.script(&format!("window.location.href = 'http://localhost:{port}/elsewhere'; return 1"))?;
+    b.script(&format!(
+        "window.location.href = 'http://localhost:{port}/elsewhere'; return 1"
+    ))?;
     let request = seen.recv_timeout(Duration::from_secs(10))?;
-    ensure!(!request.contains(&reset) && !request.to_ascii_lowercase().contains("referer"), "{request}");
+    ensure!(
+        !request.contains(&reset) && !request.to_ascii_lowercase().contains("referer"),
+        "{request}"
+    );
     b.go(&link)?;
     b.type_into("#new", "an entirely new passphrase")?;
     b.shot("5-reset")?;
     b.click("button[type=submit]")?;
     ensure!(b.source()?.contains("Password changed"));
     b.go(&format!("{base}/web/me"))?;
-    ensure!(b.url()?.ends_with("/web/sign-in"), "the old session survived the reset");
+    ensure!(
+        b.url()?.ends_with("/web/sign-in"),
+        "the old session survived the reset"
+    );
     // Sign in with the new password, then sign out.
     b.type_into("#email", "ada@example.com")?;
     b.type_into("#password", "an entirely new passphrase")?;

@@ -32,9 +32,7 @@ fn install_misbehave(data: &Path, name: &str, extra: &str) -> Result<()> {
     std::fs::copy(guest.wasm, &wasm)?;
     std::fs::write(
         src.join(format!("{name}.toml")),
-        format!(
-            "name = \"{name}\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n{extra}"
-        ),
+        format!("name = \"{name}\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n{extra}"),
     )?;
     tools::stdout(
         tools::plinth(data)?
@@ -44,7 +42,8 @@ fn install_misbehave(data: &Path, name: &str, extra: &str) -> Result<()> {
     Ok(())
 }
 
-const SLOW: &str = "[limits]\nmemory-mib = 32\ntime-ms = 3000\n[http]\nexports = [\"write-then\"]\n";
+const SLOW: &str =
+    "[limits]\nmemory-mib = 32\ntime-ms = 3000\n[http]\nexports = [\"write-then\"]\n";
 
 #[test]
 fn exports_answer_typed_json_and_their_errors_as_4xx() -> Result<()> {
@@ -55,15 +54,32 @@ fn exports_answer_typed_json_and_their_errors_as_4xx() -> Result<()> {
     ensure!(up.header("x-request-id").is_some_and(|id| id.len() == 32));
     ensure!(up.header("content-type") == Some("application/json"));
     let user = up.json()?;
-    ensure!(user["ok"]["name"] == "ada" && user["ok"]["email-verified"] == false, "{user}");
+    ensure!(
+        user["ok"]["name"] == "ada" && user["ok"]["email-verified"] == false,
+        "{user}"
+    );
     // The export's own error: 422 with the variant as JSON.
     let again = s.call("auth", "sign-up", signup("ada2", "ada@example.com", PW))?;
-    ensure!(again.status == 422 && again.json()? == json!({"err": "email-taken"}), "{again:?}");
+    ensure!(
+        again.status == 422 && again.json()? == json!({"err": "email-taken"}),
+        "{again:?}"
+    );
     let weak = s.call("auth", "sign-up", signup("bob", "bob@example.com", "short"))?;
-    ensure!(weak.status == 422 && weak.json()?["err"]["weak-password"].is_string(), "{weak:?}");
-    let wrong = s.call("auth", "sign-in", json!({"email": "ada@example.com", "password": "nope nope nope"}))?;
+    ensure!(
+        weak.status == 422 && weak.json()?["err"]["weak-password"].is_string(),
+        "{weak:?}"
+    );
+    let wrong = s.call(
+        "auth",
+        "sign-in",
+        json!({"email": "ada@example.com", "password": "nope nope nope"}),
+    )?;
     ensure!(wrong.status == 422 && wrong.json()? == json!({"err": "invalid-credentials"}));
-    let signed = s.ok("auth", "sign-in", json!({"email": "ada@example.com", "password": PW}))?;
+    let signed = s.ok(
+        "auth",
+        "sign-in",
+        json!({"email": "ada@example.com", "password": PW}),
+    )?;
     let token = signed["token"].as_str().context("no token")?.to_string();
     let who = s.ok("auth", "validate-session", json!({"token": token}))?;
     ensure!(who["user"]["name"] == "ada", "{who}");
@@ -80,7 +96,11 @@ fn exports_answer_typed_json_and_their_errors_as_4xx() -> Result<()> {
     // Throttled: the fifth failure on, 429 with Retry-After.
     let mut limited = None;
     for _ in 0..12 {
-        let a = s.call("auth", "sign-in", json!({"email": "ada@example.com", "password": "wrong wrong wrong"}))?;
+        let a = s.call(
+            "auth",
+            "sign-in",
+            json!({"email": "ada@example.com", "password": "wrong wrong wrong"}),
+        )?;
         if a.status == 429 {
             limited = Some(a);
             break;
@@ -88,12 +108,18 @@ fn exports_answer_typed_json_and_their_errors_as_4xx() -> Result<()> {
         ensure!(a.status == 422, "{a:?}");
     }
     let limited = limited.context("sign-in never rate-limited")?;
-    let secs: u64 = limited.header("retry-after").context("no Retry-After")?.parse()?;
+    let secs: u64 = limited
+        .header("retry-after")
+        .context("no Retry-After")?
+        .parse()?;
     ensure!(secs >= 1 && limited.json()?["err"]["rate-limited"].as_u64() == Some(secs));
     // Headers and query strings a client may put secrets in.
     let with_secrets = s
         .client()
-        .post(format!("{}/plugins/auth/validate-session?token=query-secret-123", s.base))
+        .post(format!(
+            "{}/plugins/auth/validate-session?token=query-secret-123",
+            s.base
+        ))
         .header("content-type", "application/json")
         .header("authorization", "Bearer header-secret-456")
         .header("cookie", "session=cookie-secret-789")
@@ -102,10 +128,18 @@ fn exports_answer_typed_json_and_their_errors_as_4xx() -> Result<()> {
     ensure!(with_secrets.status().as_u16() == 422);
     // The log names each request once, with its id, and holds no secret.
     let log = s.log_text();
-    for secret in ["query-secret-123", "header-secret-456", "cookie-secret-789", "body-secret-000"] {
+    for secret in [
+        "query-secret-123",
+        "header-secret-456",
+        "cookie-secret-789",
+        "body-secret-000",
+    ] {
         ensure!(!log.contains(secret), "the log holds {secret}: {log}");
     }
-    ensure!(log.contains(up.header("x-request-id").unwrap_or("?")), "{log}");
+    ensure!(
+        log.contains(up.header("x-request-id").unwrap_or("?")),
+        "{log}"
+    );
     for secret in [PW, "nope nope nope", &token, "wrong wrong wrong"] {
         ensure!(!log.contains(secret), "the log holds a secret: {secret}");
     }
@@ -115,7 +149,10 @@ fn exports_answer_typed_json_and_their_errors_as_4xx() -> Result<()> {
 #[test]
 fn bad_requests_are_refused_naming_the_field_and_write_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let s = Start::new(dir.path()).arg("--max-body-bytes").arg("4096").spawn()?;
+    let s = Start::new(dir.path())
+        .arg("--max-body-bytes")
+        .arg("4096")
+        .spawn()?;
     let db = dir.path().join("plinth.db");
     let bad = |a: &server::Answer, status: u16, needle: &str| -> Result<()> {
         ensure!(a.status == status, "expected {status}: {a:?}");
@@ -126,18 +163,69 @@ fn bad_requests_are_refused_naming_the_field_and_write_nothing() -> Result<()> {
         Ok(())
     };
     let path = "/plugins/auth/sign-up";
-    bad(&s.post_raw(path, "application/json", b"{\"name\": ".to_vec())?, 400, "not JSON")?;
-    bad(&s.post_raw(path, "application/json", b"[1, 2]".to_vec())?, 400, "")?;
-    bad(&s.call("auth", "sign-up", json!({"name": 5, "email": "a@example.com", "password": PW}))?, 400, "name")?;
-    bad(&s.call("auth", "sign-up", json!({"name": "a", "email": "a@example.com"}))?, 400, "password")?;
-    bad(&s.call("auth", "sign-up", json!({"name": "a", "email": "a@example.com", "password": PW, "admin": true}))?, 400, "admin")?;
+    bad(
+        &s.post_raw(path, "application/json", b"{\"name\": ".to_vec())?,
+        400,
+        "not JSON",
+    )?;
+    bad(
+        &s.post_raw(path, "application/json", b"[1, 2]".to_vec())?,
+        400,
+        "",
+    )?;
+    bad(
+        &s.call(
+            "auth",
+            "sign-up",
+            json!({"name": 5, "email": "a@example.com", "password": PW}),
+        )?,
+        400,
+        "name",
+    )?;
+    bad(
+        &s.call(
+            "auth",
+            "sign-up",
+            json!({"name": "a", "email": "a@example.com"}),
+        )?,
+        400,
+        "password",
+    )?;
+    bad(
+        &s.call(
+            "auth",
+            "sign-up",
+            json!({"name": "a", "email": "a@example.com", "password": PW, "admin": true}),
+        )?,
+        400,
+        "admin",
+    )?;
     bad(&s.call("auth", "update-profile", json!({"session-token": "x", "changes": {"name": null, "avatar": "burn", "bio": "keep"}}))?, 400, "avatar")?;
     // SQL-looking strings are strings: typed, bound, refused by the plugin's rules.
-    let sqlish = s.call("auth", "sign-up", signup("x'; DROP TABLE users; --", "x@example.com", PW))?;
-    ensure!(sqlish.status == 422 && sqlish.json()?["err"]["invalid-input"].is_string(), "{sqlish:?}");
+    let sqlish = s.call(
+        "auth",
+        "sign-up",
+        signup("x'; DROP TABLE users; --", "x@example.com", PW),
+    )?;
+    ensure!(
+        sqlish.status == 422 && sqlish.json()?["err"]["invalid-input"].is_string(),
+        "{sqlish:?}"
+    );
     // A form post (what a cross-site page can send without asking) is not JSON.
-    bad(&s.post_raw(path, "application/x-www-form-urlencoded", b"name=a".to_vec())?, 415, "JSON")?;
-    bad(&s.post_raw(path, "text/plain", b"{}".to_vec())?, 415, "JSON")?;
+    bad(
+        &s.post_raw(
+            path,
+            "application/x-www-form-urlencoded",
+            b"name=a".to_vec(),
+        )?,
+        415,
+        "JSON",
+    )?;
+    bad(
+        &s.post_raw(path, "text/plain", b"{}".to_vec())?,
+        415,
+        "JSON",
+    )?;
     // A body that does not say what it is (a cross-site fetch of a blob).
     let untyped = s
         .client()
@@ -146,8 +234,13 @@ fn bad_requests_are_refused_naming_the_field_and_write_nothing() -> Result<()> {
         .send()?;
     ensure!(untyped.status().as_u16() == 415, "{untyped:?}");
     // Over the cap: by its length, and when sent in chunks with no length.
-    let big = json!({"name": "a".repeat(5000), "email": "a@example.com", "password": PW}).to_string();
-    bad(&s.post_raw(path, "application/json", big.clone().into_bytes())?, 413, "4096")?;
+    let big =
+        json!({"name": "a".repeat(5000), "email": "a@example.com", "password": PW}).to_string();
+    bad(
+        &s.post_raw(path, "application/json", big.clone().into_bytes())?,
+        413,
+        "4096",
+    )?;
     let chunks = vec![Ok::<_, std::io::Error>(big.into_bytes())];
     let chunked = s
         .client()
@@ -158,7 +251,11 @@ fn bad_requests_are_refused_naming_the_field_and_write_nothing() -> Result<()> {
     ensure!(chunked.status().as_u16() == 413, "{chunked:?}");
     // Unknown plugins and exports, built-ins not exposed, other methods.
     bad(&s.call("nobody", "sign-up", json!({}))?, 404, "plugin")?;
-    bad(&s.call("auth", "drop-everything", json!({}))?, 404, "drop-everything")?;
+    bad(
+        &s.call("auth", "drop-everything", json!({}))?,
+        404,
+        "drop-everything",
+    )?;
     bad(&s.call("db-test", "run-all", json!({}))?, 404, "plugin")?;
     bad(&s.get("/plugins/auth/sign-up")?, 405, "POST")?;
     bad(&s.get("/plugins")?, 404, "")?;
@@ -202,8 +299,15 @@ fn a_plugin_that_traps_spins_or_eats_memory_answers_without_its_internals() -> R
     install_misbehave(dir.path(), "slow", SLOW)?;
     let s = Start::new(dir.path()).spawn()?;
     let db = dir.path().join("plinth.db");
-    let ok = s.call("slow", "write-then", json!({"name": "kept", "then": "return-normally"}))?;
-    ensure!(ok.status == 200 && ok.json()? == json!({"ok": "returned"}), "{ok:?}");
+    let ok = s.call(
+        "slow",
+        "write-then",
+        json!({"name": "kept", "then": "return-normally"}),
+    )?;
+    ensure!(
+        ok.status == 200 && ok.json()? == json!({"ok": "returned"}),
+        "{ok:?}"
+    );
     for (then, status, kind) in [
         (json!("trap"), 500, "trap"),
         (json!("loop-forever"), 503, "timed-out"),
@@ -212,17 +316,28 @@ fn a_plugin_that_traps_spins_or_eats_memory_answers_without_its_internals() -> R
         let a = s.call("slow", "write-then", json!({"name": "lost", "then": then}))?;
         ensure!(a.status == status, "{then}: {a:?}");
         let v = a.json()?;
-        ensure!(v["error"] == kind && v["request_id"].as_str() == a.header("x-request-id"), "{v}");
+        ensure!(
+            v["error"] == kind && v["request_id"].as_str() == a.header("x-request-id"),
+            "{v}"
+        );
         // Nothing internal: no backtrace, no wasm function, no file.
         for internal in ["wasm", "backtrace", "panicked", ".rs", "misbehave"] {
-            ensure!(!a.text.contains(internal), "{then}: {internal} in {}", a.text);
+            ensure!(
+                !a.text.contains(internal),
+                "{then}: {internal} in {}",
+                a.text
+            );
         }
         if status == 503 {
             ensure!(a.header("retry-after") == Some("1"), "{a:?}");
         }
         // The details are in the log, under the request id.
         let id = v["request_id"].as_str().unwrap_or("?").to_string();
-        ensure!(s.log_text().lines().any(|l| l.contains(&id) && l.contains("call failed")));
+        ensure!(
+            s.log_text()
+                .lines()
+                .any(|l| l.contains(&id) && l.contains("call failed"))
+        );
     }
     let conn = rusqlite::Connection::open(&db)?;
     let names: Vec<String> = conn
@@ -244,9 +359,18 @@ fn a_plugin_that_traps_spins_or_eats_memory_answers_without_its_internals() -> R
 fn calls_past_the_limit_in_flight_answer_503_with_retry_after() -> Result<()> {
     let dir = tempfile::tempdir()?;
     install_misbehave(dir.path(), "slow", SLOW)?;
-    let s = Start::new(dir.path()).arg("--max-in-flight").arg("1").spawn()?;
+    let s = Start::new(dir.path())
+        .arg("--max-in-flight")
+        .arg("1")
+        .spawn()?;
     std::thread::scope(|scope| -> Result<()> {
-        let busy = scope.spawn(|| s.call("slow", "write-then", json!({"name": "", "then": {"sleep": 1500}})));
+        let busy = scope.spawn(|| {
+            s.call(
+                "slow",
+                "write-then",
+                json!({"name": "", "then": {"sleep": 1500}}),
+            )
+        });
         // Once the first is in flight, the next is refused at once.
         eventually(Duration::from_secs(5), || {
             let m = s.admin_get("/metrics")?.text;
@@ -254,20 +378,38 @@ fn calls_past_the_limit_in_flight_answer_503_with_retry_after() -> Result<()> {
         })?;
         let refused = eventually(Duration::from_secs(5), || {
             let started = Instant::now();
-            let a = s.call("slow", "write-then", json!({"name": "", "then": "return-normally"}))?;
+            let a = s.call(
+                "slow",
+                "write-then",
+                json!({"name": "", "then": "return-normally"}),
+            )?;
             Ok((a.status == 503).then_some((a, started.elapsed())))
         })
         .with_context(|| s.log_text())?;
         let (a, took) = refused;
-        ensure!(a.header("retry-after") == Some("1") && a.json()?["error"] == "overloaded", "{a:?}");
-        ensure!(took < Duration::from_millis(1000), "refused only after {took:?}");
+        ensure!(
+            a.header("retry-after") == Some("1") && a.json()?["error"] == "overloaded",
+            "{a:?}"
+        );
+        ensure!(
+            took < Duration::from_millis(1000),
+            "refused only after {took:?}"
+        );
         let first = busy.join().map_err(|_| anyhow::anyhow!("panicked"))??;
         ensure!(first.status == 200, "{first:?}");
         Ok(())
     })?;
-    let after = s.call("slow", "write-then", json!({"name": "", "then": "return-normally"}))?;
+    let after = s.call(
+        "slow",
+        "write-then",
+        json!({"name": "", "then": "return-normally"}),
+    )?;
     ensure!(after.status == 200, "{after:?}");
-    ensure!(s.admin_get("/metrics")?.text.contains("plinth_overload_refusals_total 1"));
+    ensure!(
+        s.admin_get("/metrics")?
+            .text
+            .contains("plinth_overload_refusals_total 1")
+    );
     Ok(())
 }
 
@@ -300,10 +442,17 @@ fn slow_clients_are_cut_off_and_others_are_served_meanwhile() -> Result<()> {
             ensure!(text.starts_with("HTTP/1.1 408"), "slow body: {text:?}");
         } else {
             // Closed (hyper answers 408 or nothing), never a request handled.
-            ensure!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "slow headers: {text:?}");
+            ensure!(
+                text.is_empty() || text.starts_with("HTTP/1.1 408"),
+                "slow headers: {text:?}"
+            );
         }
     }
-    ensure!(started.elapsed() < Duration::from_secs(5), "cut off only after {:?}", started.elapsed());
+    ensure!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off only after {:?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -315,11 +464,24 @@ fn admin_endpoints_answer_on_their_own_address() -> Result<()> {
     ensure!(s.admin_get("/healthz")?.status == 200);
     let ready = s.admin_get("/readyz")?;
     let v = ready.json()?;
-    ensure!(ready.status == 200 && v["database"]["reachable"] == true && v["plugins"] == json!(["auth"]), "{v}");
-    ensure!(v["database"]["schema_version"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    ensure!(
+        ready.status == 200
+            && v["database"]["reachable"] == true
+            && v["plugins"] == json!(["auth"]),
+        "{v}"
+    );
+    ensure!(
+        v["database"]["schema_version"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{v}"
+    );
     s.ok("auth", "sign-up", signup("ada", "ada@example.com", PW))?;
     let m = s.admin_get("/metrics")?;
-    ensure!(m.header("content-type").is_some_and(|c| c.starts_with("application/openmetrics-text")));
+    ensure!(
+        m.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text"))
+    );
     for needle in [
         "plinth_plugin_calls_total{plugin=\"auth\",export=\"sign-up\",outcome=\"ok\"} 1",
         "plinth_plugin_call_duration_seconds_bucket{",
@@ -351,18 +513,26 @@ fn mail_is_delivered_and_expired_sessions_removed_on_their_own() -> Result<()> {
     s.ok("auth", "sign-up", signup("ada", "ada@example.com", PW))?;
     let mail = dir.path().join("mail");
     eventually(Duration::from_secs(10), || {
-        Ok(std::fs::read_dir(&mail).ok().and_then(|d| (d.count() == 1).then_some(())))
+        Ok(std::fs::read_dir(&mail)
+            .ok()
+            .and_then(|d| (d.count() == 1).then_some(())))
     })?;
     // A session that expired an hour ago is removed without anyone asking.
     let db = dir.path().join("plinth.db");
-    s.ok("auth", "sign-in", json!({"email": "ada@example.com", "password": PW}))?;
+    s.ok(
+        "auth",
+        "sign-in",
+        json!({"email": "ada@example.com", "password": PW}),
+    )?;
     let expired = {
         let conn = rusqlite::Connection::open(&db)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute("UPDATE sessions SET expires_at = unixepoch() - 3600", [])?
     };
     ensure!(expired == 1);
-    eventually(Duration::from_secs(10), || Ok((rows(&db, "sessions")? == 0).then_some(())))?;
+    eventually(Duration::from_secs(10), || {
+        Ok((rows(&db, "sessions")? == 0).then_some(()))
+    })?;
     Ok(())
 }
 
@@ -407,13 +577,25 @@ fn openapi_describes_every_exposed_export_and_validates() -> Result<()> {
     ensure!(doc["openapi"] == "3.1.0");
     let paths = doc["paths"].as_object().context("no paths")?;
     ensure!(paths.len() == 12, "{:?}", paths.keys().collect::<Vec<_>>());
-    ensure!(paths.keys().all(|p| p.starts_with("/plugins/auth/") || p == "/plugins/slow/write-then"));
+    ensure!(
+        paths
+            .keys()
+            .all(|p| p.starts_with("/plugins/auth/") || p == "/plugins/slow/write-then")
+    );
     let sign_in = &doc["paths"]["/plugins/auth/sign-in"]["post"];
-    ensure!(sign_in["requestBody"]["content"]["application/json"]["schema"]["required"] == json!(["email", "password"]), "{sign_in}");
+    ensure!(
+        sign_in["requestBody"]["content"]["application/json"]["schema"]["required"]
+            == json!(["email", "password"]),
+        "{sign_in}"
+    );
     ensure!(sign_in["responses"]["422"].is_object() && sign_in["responses"]["200"].is_object());
     // The variant behaviour of the misbehave plugin, as a oneOf.
-    let then = &doc["paths"]["/plugins/slow/write-then"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["then"];
-    ensure!(then["oneOf"].as_array().is_some_and(|a| a.len() >= 5), "{then}");
+    let then = &doc["paths"]["/plugins/slow/write-then"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"]["then"];
+    ensure!(
+        then["oneOf"].as_array().is_some_and(|a| a.len() >= 5),
+        "{then}"
+    );
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&doc)?)?;
     match tools::openapi_validator()? {
@@ -451,7 +633,10 @@ fn openapi_describes_every_exposed_export_and_validates() -> Result<()> {
 fn a_replaced_plugin_is_reloaded_while_calls_run_on() -> Result<()> {
     let dir = tempfile::tempdir()?;
     install_misbehave(dir.path(), "hot", SLOW)?;
-    let s = Start::new(dir.path()).arg("--reload-interval-ms").arg("100").spawn()?;
+    let s = Start::new(dir.path())
+        .arg("--reload-interval-ms")
+        .arg("100")
+        .spawn()?;
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
         // Calls keep running through the reload, some of them across it.
@@ -460,7 +645,11 @@ fn a_replaced_plugin_is_reloaded_while_calls_run_on() -> Result<()> {
                 scope.spawn(|| -> Result<u32> {
                     let mut n = 0;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let a = s.call("hot", "write-then", json!({"name": "", "then": {"sleep": 150}}))?;
+                        let a = s.call(
+                            "hot",
+                            "write-then",
+                            json!({"name": "", "then": {"sleep": 150}}),
+                        )?;
                         match a.status {
                             200 => n += 1,
                             // Once the new build serves, this export is gone.
@@ -481,12 +670,19 @@ fn a_replaced_plugin_is_reloaded_while_calls_run_on() -> Result<()> {
             src.join("hot.toml"),
             "name = \"hot\"\n[grants]\n\"plinth:database/users\" = \"read\"\n[http]\nexports = [\"greet\"]\n",
         )?;
-        tools::stdout(tools::plinth(dir.path())?.args(["plugin", "install", "--yes"]).arg(src.join("hot.wasm")))?;
+        tools::stdout(
+            tools::plinth(dir.path())?
+                .args(["plugin", "install", "--yes"])
+                .arg(src.join("hot.wasm")),
+        )?;
         let greeting = eventually(Duration::from_secs(20), || {
             let a = s.call("hot", "greet", json!({"email": "ada@example.com"}))?;
             Ok((a.status == 200).then_some(a))
         })?;
-        ensure!(greeting.json()?.as_str().is_some_and(|g| g.contains("ada")), "{greeting:?}");
+        ensure!(
+            greeting.json()?.as_str().is_some_and(|g| g.contains("ada")),
+            "{greeting:?}"
+        );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut total = 0;
         for c in callers {
@@ -495,7 +691,11 @@ fn a_replaced_plugin_is_reloaded_while_calls_run_on() -> Result<()> {
         ensure!(total >= 2, "only {total} calls ran");
         Ok(())
     })?;
-    let gone = s.call("hot", "write-then", json!({"name": "", "then": "return-normally"}))?;
+    let gone = s.call(
+        "hot",
+        "write-then",
+        json!({"name": "", "then": "return-normally"}),
+    )?;
     ensure!(gone.status == 404, "{gone:?}");
     ensure!(s.log_text().contains("reloaded"), "{}", s.log_text());
     Ok(())
@@ -505,25 +705,47 @@ fn a_replaced_plugin_is_reloaded_while_calls_run_on() -> Result<()> {
 fn sigterm_finishes_calls_in_flight_then_exits() -> Result<()> {
     let dir = tempfile::tempdir()?;
     install_misbehave(dir.path(), "slow", SLOW)?;
-    let mut s = Start::new(dir.path()).arg("--mail-interval-ms").arg("100").spawn()?;
+    let mut s = Start::new(dir.path())
+        .arg("--mail-interval-ms")
+        .arg("100")
+        .spawn()?;
     s.ok("auth", "sign-up", signup("ada", "ada@example.com", PW))?;
     let addr = s.addr().to_string();
     let in_flight = std::thread::scope(|scope| -> Result<server::Answer> {
-        let call = scope.spawn(|| s.call("slow", "write-then", json!({"name": "late", "then": {"sleep": 1500}})));
+        let call = scope.spawn(|| {
+            s.call(
+                "slow",
+                "write-then",
+                json!({"name": "late", "then": {"sleep": 1500}}),
+            )
+        });
         std::thread::sleep(Duration::from_millis(400));
         s.signal("TERM")?;
         call.join().map_err(|_| anyhow::anyhow!("panicked"))?
     })?;
-    ensure!(in_flight.status == 200, "the call in flight was cut: {in_flight:?}");
+    ensure!(
+        in_flight.status == 200,
+        "the call in flight was cut: {in_flight:?}"
+    );
     let code = s.wait(Duration::from_secs(15))?;
     ensure!(code == Some(0), "exit {code:?}: {}", s.log_text());
     ensure!(s.printed().iter().any(|l| l.contains("stopped")));
-    ensure!(TcpStream::connect(&addr).is_err(), "still accepting after it stopped");
+    ensure!(
+        TcpStream::connect(&addr).is_err(),
+        "still accepting after it stopped"
+    );
     ensure!(rows(&dir.path().join("plinth.db"), "users")? == 2);
     // The mail was delivered once, and is not delivered again by the next host.
-    let count = || std::fs::read_dir(dir.path().join("mail")).map(|d| d.count()).unwrap_or(0);
+    let count = || {
+        std::fs::read_dir(dir.path().join("mail"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
     ensure!(count() == 1, "{} mails", count());
-    let next = Start::new(dir.path()).arg("--mail-interval-ms").arg("100").spawn()?;
+    let next = Start::new(dir.path())
+        .arg("--mail-interval-ms")
+        .arg("100")
+        .spawn()?;
     std::thread::sleep(Duration::from_millis(500));
     ensure!(count() == 1, "delivered again: {} mails", count());
     drop(next);
@@ -533,7 +755,8 @@ fn sigterm_finishes_calls_in_flight_then_exits() -> Result<()> {
 #[test]
 fn tls_from_certificate_files() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_file, cert.cert.pem())?;
     std::fs::write(&key_file, cert.key_pair.serialize_pem())?;
@@ -548,7 +771,10 @@ fn tls_from_certificate_files() -> Result<()> {
     let client = reqwest::blocking::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes())?)
         .build()?;
-    let url = format!("https://localhost:{}/plugins/auth/sign-up", s.addr().rsplit(':').next().unwrap_or("0"));
+    let url = format!(
+        "https://localhost:{}/plugins/auth/sign-up",
+        s.addr().rsplit(':').next().unwrap_or("0")
+    );
     let r = client
         .post(url)
         .json(&signup("ada", "ada@example.com", PW))
@@ -570,13 +796,16 @@ fn tls_from_certificate_files() -> Result<()> {
         .timeout(Duration::from_secs(60))
         .output()?;
     ensure!(out.status.code() == Some(1), "{out:?}");
-    ensure!(String::from_utf8_lossy(&out.stderr).contains("do not go together"), "{out:?}");
+    ensure!(
+        String::from_utf8_lossy(&out.stderr).contains("do not go together"),
+        "{out:?}"
+    );
     Ok(())
 }
 
+mod browser;
 mod postgres;
 mod web;
-mod browser;
 
 #[test]
 fn install_shows_what_is_offered_over_http_and_refuses_what_is_not_exported() -> Result<()> {
@@ -585,18 +814,37 @@ fn install_shows_what_is_offered_over_http_and_refuses_what_is_not_exported() ->
     let wasm = dir.path().join("shown.wasm");
     std::fs::copy(guest.wasm, &wasm)?;
     let toml = dir.path().join("shown.toml");
-    std::fs::write(&toml, format!("name = \"shown\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n{SLOW}"))?;
-    let out = tools::stdout(tools::plinth(dir.path())?.args(["plugin", "install", "--yes"]).arg(&wasm))?;
-    ensure!(out.contains("over HTTP (plinth serve): POST /plugins/shown/write-then"), "{out}");
+    std::fs::write(
+        &toml,
+        format!("name = \"shown\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n{SLOW}"),
+    )?;
+    let out = tools::stdout(
+        tools::plinth(dir.path())?
+            .args(["plugin", "install", "--yes"])
+            .arg(&wasm),
+    )?;
+    ensure!(
+        out.contains("over HTTP (plinth serve): POST /plugins/shown/write-then"),
+        "{out}"
+    );
     let approval = std::fs::read_to_string(dir.path().join("plugins/shown.approved.toml"))?;
-    ensure!(approval.contains("[http]") && approval.contains("\"write-then\""), "{approval}");
+    ensure!(
+        approval.contains("[http]") && approval.contains("\"write-then\""),
+        "{approval}"
+    );
     std::fs::write(
         &toml,
         "name = \"shown\"\n[grants]\n\"plinth:database/users\" = \"read-write\"\n[http]\nexports = [\"write-then\", \"no-such-export\"]\n",
     )?;
-    let refused = tools::plinth(dir.path())?.args(["plugin", "install", "--yes"]).arg(&wasm).output()?;
+    let refused = tools::plinth(dir.path())?
+        .args(["plugin", "install", "--yes"])
+        .arg(&wasm)
+        .output()?;
     let err = String::from_utf8_lossy(&refused.stderr);
-    ensure!(refused.status.code() == Some(2) && err.contains("no-such-export"), "{err}");
+    ensure!(
+        refused.status.code() == Some(2) && err.contains("no-such-export"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -608,8 +856,10 @@ fn install_http_guest(data: &Path, guest: &str, name: &str, prefix: &str) -> Res
     std::fs::create_dir_all(&src)?;
     let wasm = src.join(format!("{name}.wasm"));
     std::fs::copy(g.wasm, &wasm)?;
-    let manifest = std::fs::read_to_string(g.manifest)?
-        .replace(&format!("name = \"{guest}\""), &format!("name = \"{name}\""));
+    let manifest = std::fs::read_to_string(g.manifest)?.replace(
+        &format!("name = \"{guest}\""),
+        &format!("name = \"{name}\""),
+    );
     std::fs::write(
         src.join(format!("{name}.toml")),
         format!("{manifest}\n[http]\nprefix = \"{prefix}\"\n"),
@@ -628,8 +878,15 @@ fn install_http_guest(data: &Path, guest: &str, name: &str, prefix: &str) -> Res
             }
         }
     }
-    let out = tools::stdout(tools::plinth(data)?.args(["plugin", "install", "--yes"]).arg(&wasm))?;
-    ensure!(out.contains(&format!("its wasi:http handler at {prefix}")), "{out}");
+    let out = tools::stdout(
+        tools::plinth(data)?
+            .args(["plugin", "install", "--yes"])
+            .arg(&wasm),
+    )?;
+    ensure!(
+        out.contains(&format!("its wasi:http handler at {prefix}")),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -640,15 +897,29 @@ fn a_wasi_http_plugin_serves_its_json_api_and_a_trap_keeps_nothing() -> Result<(
     install_http_guest(dir.path(), "http-probe", "probe", "/apps/probe")?;
     let s = Start::new(dir.path()).spawn()?;
     // Its own JSON API below its prefix, its writes committed.
-    let added = s.post_raw("/apps/notes/notes", "application/json", br#"{"title": "first", "body": "hello"}"#.to_vec())?;
+    let added = s.post_raw(
+        "/apps/notes/notes",
+        "application/json",
+        br#"{"title": "first", "body": "hello"}"#.to_vec(),
+    )?;
     ensure!(added.status == 201, "{added:?}");
     let note = added.json()?;
     let id = note["id"].as_i64().context("no id")?;
     let one = s.get(&format!("/apps/notes/notes/{id}"))?;
-    ensure!(one.status == 200 && one.json()?["title"] == "first", "{one:?}");
+    ensure!(
+        one.status == 200 && one.json()?["title"] == "first",
+        "{one:?}"
+    );
     let list = s.get("/apps/notes/notes?full=1")?;
-    ensure!(list.status == 200 && list.json()?.as_array().is_some_and(|a| a.len() == 1), "{list:?}");
-    ensure!(s.post_raw("/apps/notes/notes", "application/json", b"{".to_vec())?.status == 400);
+    ensure!(
+        list.status == 200 && list.json()?.as_array().is_some_and(|a| a.len() == 1),
+        "{list:?}"
+    );
+    ensure!(
+        s.post_raw("/apps/notes/notes", "application/json", b"{".to_vec())?
+            .status
+            == 400
+    );
     ensure!(s.get("/apps/notes/notes/999")?.status == 404);
     // Not under another prefix, nor beside it.
     ensure!(s.get("/apps/notesx/notes")?.status == 404);
@@ -657,9 +928,15 @@ fn a_wasi_http_plugin_serves_its_json_api_and_a_trap_keeps_nothing() -> Result<(
     // answer never reaches the client.
     ensure!(s.get("/apps/probe/write")?.status == 200);
     let trapped = s.get("/apps/probe/write-then-trap")?;
-    ensure!(trapped.status == 500 && trapped.json()?["error"] == "trap", "{trapped:?}");
+    ensure!(
+        trapped.status == 500 && trapped.json()?["error"] == "trap",
+        "{trapped:?}"
+    );
     let spun = s.get("/apps/probe/write-then-spin")?;
-    ensure!(spun.status == 503 && spun.json()?["error"] == "timed-out", "{spun:?}");
+    ensure!(
+        spun.status == 503 && spun.json()?["error"] == "timed-out",
+        "{spun:?}"
+    );
     let count = s.get("/apps/probe/count")?;
     ensure!(count.text == "1", "{count:?}");
     // No network for plugins.
@@ -667,9 +944,16 @@ fn a_wasi_http_plugin_serves_its_json_api_and_a_trap_keeps_nothing() -> Result<(
     ensure!(out.text.contains("HttpRequestDenied"), "{out:?}");
     // The log shows the prefix's first segment, not the plugin's own paths.
     let log = s.log_text();
-    ensure!(!log.contains("write-then-trap") && log.contains("path=/apps/…"), "{log}");
+    ensure!(
+        !log.contains("write-then-trap") && log.contains("path=/apps/…"),
+        "{log}"
+    );
     // And the export API describes none of it.
-    ensure!(s.get("/openapi.json")?.json()?["paths"].as_object().is_some_and(|p| p.keys().all(|k| k.starts_with("/plugins/auth/"))));
+    ensure!(
+        s.get("/openapi.json")?.json()?["paths"]
+            .as_object()
+            .is_some_and(|p| p.keys().all(|k| k.starts_with("/plugins/auth/")))
+    );
     Ok(())
 }
 
@@ -686,10 +970,12 @@ fn prefixes_that_are_plinths_own_or_taken_are_refused() -> Result<()> {
     ensure!(s.get("/apps/x/count")?.status == 200);
     ensure!(s.get("/metrics")?.text.contains("plinth_plugins_loaded"));
     let log = s.log_text();
-    ensure!(log.contains("served by aaa") && log.contains("plinth's own"), "{log}");
+    ensure!(
+        log.contains("served by aaa") && log.contains("plinth's own"),
+        "{log}"
+    );
     Ok(())
 }
-
 
 /// Sends a call on a raw connection and closes it before the answer.
 fn abandon(addr: &str, body: &str) -> Result<()> {
@@ -710,25 +996,52 @@ fn abandon(addr: &str, body: &str) -> Result<()> {
 fn calls_whose_clients_went_away_still_hold_their_slots_and_are_logged() -> Result<()> {
     let dir = tempfile::tempdir()?;
     install_misbehave(dir.path(), "slow", SLOW)?;
-    let s = Start::new(dir.path()).arg("--max-in-flight").arg("2").spawn()?;
+    let s = Start::new(dir.path())
+        .arg("--max-in-flight")
+        .arg("2")
+        .spawn()?;
     let spin = json!({"name": "", "then": "loop-forever"}).to_string();
     for _ in 0..4 {
         abandon(s.addr(), &spin)?;
     }
-    let next = s.call("slow", "write-then", json!({"name": "", "then": "return-normally"}))?;
-    ensure!(next.status == 503 && next.json()?["error"] == "overloaded", "{next:?}");
-    ensure!(s.admin_get("/metrics")?.text.contains("plinth_plugin_calls_in_flight 2"));
+    let next = s.call(
+        "slow",
+        "write-then",
+        json!({"name": "", "then": "return-normally"}),
+    )?;
+    ensure!(
+        next.status == 503 && next.json()?["error"] == "overloaded",
+        "{next:?}"
+    );
+    ensure!(
+        s.admin_get("/metrics")?
+            .text
+            .contains("plinth_plugin_calls_in_flight 2")
+    );
     // Once they reached their time limit, slots are free again.
     eventually(Duration::from_secs(15), || {
-        let a = s.call("slow", "write-then", json!({"name": "", "then": "return-normally"}))?;
+        let a = s.call(
+            "slow",
+            "write-then",
+            json!({"name": "", "then": "return-normally"}),
+        )?;
         Ok((a.status == 200).then_some(()))
     })?;
     let log = s.log_text();
     ensure!(
-        log.lines().filter(|l| l.contains("status=499") && l.contains("went away")).count() >= 2,
+        log.lines()
+            .filter(|l| l.contains("status=499") && l.contains("went away"))
+            .count()
+            >= 2,
         "{log}"
     );
-    ensure!(log.lines().filter(|l| l.contains("ran past its time limit")).count() >= 2, "{log}");
+    ensure!(
+        log.lines()
+            .filter(|l| l.contains("ran past its time limit"))
+            .count()
+            >= 2,
+        "{log}"
+    );
     Ok(())
 }
 
@@ -738,17 +1051,33 @@ fn sigterm_waits_for_calls_whose_clients_went_away_and_cuts_at_the_bound() -> Re
     install_misbehave(dir.path(), "slow", SLOW)?;
     // Within the bound: the abandoned call ends, and is kept.
     let mut s = Start::new(dir.path()).spawn()?;
-    abandon(s.addr(), &json!({"name": "abandoned", "then": {"sleep": 1500}}).to_string())?;
+    abandon(
+        s.addr(),
+        &json!({"name": "abandoned", "then": {"sleep": 1500}}).to_string(),
+    )?;
     let started = Instant::now();
     s.signal("TERM")?;
     ensure!(s.wait(Duration::from_secs(20))? == Some(0));
-    ensure!(started.elapsed() >= Duration::from_millis(1000), "exited after {:?}", started.elapsed());
+    ensure!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "exited after {:?}",
+        started.elapsed()
+    );
     ensure!(!s.log_text().contains("panicked"), "{}", s.log_text());
     ensure!(rows(&dir.path().join("plinth.db"), "users")? == 1);
     // Past the bound: cut, nothing of it kept, no panic, exit 0.
-    let mut s = Start::new(dir.path()).arg("--shutdown-timeout-ms").arg("300").spawn()?;
+    let mut s = Start::new(dir.path())
+        .arg("--shutdown-timeout-ms")
+        .arg("300")
+        .spawn()?;
     let answer = std::thread::scope(|scope| -> Result<()> {
-        let call = scope.spawn(|| s.call("slow", "write-then", json!({"name": "cut", "then": {"sleep": 2900}})));
+        let call = scope.spawn(|| {
+            s.call(
+                "slow",
+                "write-then",
+                json!({"name": "cut", "then": {"sleep": 2900}}),
+            )
+        });
         eventually(Duration::from_secs(5), || {
             let m = s.admin_get("/metrics")?.text;
             Ok(m.contains("plinth_plugin_calls_in_flight 1").then_some(()))
@@ -761,8 +1090,14 @@ fn sigterm_waits_for_calls_whose_clients_went_away_and_cuts_at_the_bound() -> Re
     answer?;
     ensure!(s.wait(Duration::from_secs(10))? == Some(0));
     let log = s.log_text();
-    ensure!(log.contains("they are cut") && !log.contains("panicked"), "{log}");
-    ensure!(rows(&dir.path().join("plinth.db"), "users")? == 1, "the cut call's write was kept: {log}");
+    ensure!(
+        log.contains("they are cut") && !log.contains("panicked"),
+        "{log}"
+    );
+    ensure!(
+        rows(&dir.path().join("plinth.db"), "users")? == 1,
+        "the cut call's write was kept: {log}"
+    );
     Ok(())
 }
 
@@ -780,11 +1115,22 @@ fn bodies_held_at_once_are_bounded() -> Result<()> {
     let mut holder = TcpStream::connect(s.addr())?;
     holder.write_all(b"POST /plugins/auth/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{")?;
     std::thread::sleep(Duration::from_millis(200));
-    let refused = s.call("auth", "sign-in", json!({"email": "a@example.com", "password": PW}))?;
-    ensure!(refused.status == 503 && refused.header("retry-after") == Some("1"), "{refused:?}");
+    let refused = s.call(
+        "auth",
+        "sign-in",
+        json!({"email": "a@example.com", "password": PW}),
+    )?;
+    ensure!(
+        refused.status == 503 && refused.header("retry-after") == Some("1"),
+        "{refused:?}"
+    );
     drop(holder);
     eventually(Duration::from_secs(5), || {
-        let a = s.call("auth", "sign-in", json!({"email": "a@example.com", "password": PW}))?;
+        let a = s.call(
+            "auth",
+            "sign-in",
+            json!({"email": "a@example.com", "password": PW}),
+        )?;
         Ok((a.status == 422).then_some(()))
     })?;
     Ok(())
@@ -808,7 +1154,11 @@ fn a_client_holding_the_write_lock_back_to_back_does_not_starve_others() -> Resu
         let hog = scope.spawn(|| -> Result<u32> {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let a = s.call("hog", "write-then", json!({"name": format!("hog{n}"), "then": {"sleep": 250}}))?;
+                let a = s.call(
+                    "hog",
+                    "write-then",
+                    json!({"name": format!("hog{n}"), "then": {"sleep": 250}}),
+                )?;
                 ensure!(a.status == 200, "{a:?}");
                 n += 1;
             }
@@ -818,7 +1168,11 @@ fn a_client_holding_the_write_lock_back_to_back_does_not_starve_others() -> Resu
         let signers: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| {
-                    s.call("auth", "sign-in", json!({"email": "ada@example.com", "password": PW}))
+                    s.call(
+                        "auth",
+                        "sign-in",
+                        json!({"email": "ada@example.com", "password": PW}),
+                    )
                 })
             })
             .collect();

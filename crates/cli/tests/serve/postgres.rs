@@ -53,7 +53,11 @@ fn two_hosts_on_postgresql_behave_as_one() -> Result<()> {
     })?;
     std::thread::sleep(Duration::from_millis(500));
     let all = tokens(&[da.path(), db.path()], "Verify")?;
-    ensure!(all.len() == 1, "the verification mail was delivered {} times", all.len());
+    ensure!(
+        all.len() == 1,
+        "the verification mail was delivered {} times",
+        all.len()
+    );
     let token = token[0].clone();
     // The token is consumed once, however the two hosts race for it.
     let (ra, rb) = std::thread::scope(|s| {
@@ -69,18 +73,30 @@ fn two_hosts_on_postgresql_behave_as_one() -> Result<()> {
     statuses.sort();
     ensure!(statuses == [200, 422], "{ra:?} {rb:?}");
     // A session made through one host is valid through the other.
-    let signed = a.ok("auth", "sign-in", json!({"email": "ada@example.com", "password": PW}))?;
+    let signed = a.ok(
+        "auth",
+        "sign-in",
+        json!({"email": "ada@example.com", "password": PW}),
+    )?;
     let session = signed["token"].as_str().context("no token")?;
     let who = b.ok("auth", "validate-session", json!({"token": session}))?;
     ensure!(who["user"]["email-verified"] == true, "{who}");
     b.ok("auth", "sign-out", json!({"token": session}))?;
-    ensure!(a.call("auth", "validate-session", json!({"token": session}))?.status == 422);
+    ensure!(
+        a.call("auth", "validate-session", json!({"token": session}))?
+            .status
+            == 422
+    );
     // Throttling counts both hosts' failures.
     let mut failures = 0;
     let mut limited = false;
     for i in 0..12 {
         let host = if i % 2 == 0 { &a } else { &b };
-        let r = host.call("auth", "sign-in", json!({"email": "ada@example.com", "password": "wrong wrong wrong"}))?;
+        let r = host.call(
+            "auth",
+            "sign-in",
+            json!({"email": "ada@example.com", "password": "wrong wrong wrong"}),
+        )?;
         match r.status {
             422 => failures += 1,
             429 => {
@@ -90,7 +106,10 @@ fn two_hosts_on_postgresql_behave_as_one() -> Result<()> {
             _ => anyhow::bail!("{r:?}"),
         }
     }
-    ensure!(limited && failures == 5, "limited: {limited} after {failures} failures");
+    ensure!(
+        limited && failures == 5,
+        "limited: {limited} after {failures} failures"
+    );
     Ok(())
 }
 
@@ -115,7 +134,11 @@ fn a_host_killed_under_load_loses_no_write_it_acknowledged() -> Result<()> {
                     while !stop.load(Ordering::Relaxed) {
                         let name = format!("w{w}x{i}");
                         i += 1;
-                        match a.call("writer", "write-then", json!({"name": name, "then": "return-normally"})) {
+                        match a.call(
+                            "writer",
+                            "write-then",
+                            json!({"name": name, "then": "return-normally"}),
+                        ) {
                             Ok(r) if r.status == 200 => acked.push(name),
                             // Refused or cut by the kill: not acknowledged.
                             _ => {
@@ -139,7 +162,11 @@ fn a_host_killed_under_load_loses_no_write_it_acknowledged() -> Result<()> {
         }
         Ok(all)
     })?;
-    ensure!(acknowledged.len() >= 20, "only {} writes under load", acknowledged.len());
+    ensure!(
+        acknowledged.len() >= 20,
+        "only {} writes under load",
+        acknowledged.len()
+    );
     let name = plinth_pg_cluster::database_name(&url);
     let stored: BTreeSet<String> = cluster
         .psql(name, "SELECT name FROM users WHERE name LIKE 'w%x%'")?
@@ -148,9 +175,17 @@ fn a_host_killed_under_load_loses_no_write_it_acknowledged() -> Result<()> {
         .filter(|l| !l.is_empty())
         .collect();
     let lost: Vec<_> = acknowledged.difference(&stored).collect();
-    ensure!(lost.is_empty(), "{} acknowledged writes lost: {lost:?}", lost.len());
+    ensure!(
+        lost.is_empty(),
+        "{} acknowledged writes lost: {lost:?}",
+        lost.len()
+    );
     // The other host serves on.
-    let r = b.call("writer", "write-then", json!({"name": "after", "then": "return-normally"}))?;
+    let r = b.call(
+        "writer",
+        "write-then",
+        json!({"name": "after", "then": "return-normally"}),
+    )?;
     ensure!(r.status == 200, "{r:?}");
     Ok(())
 }
@@ -162,7 +197,14 @@ fn web_rate_limits_hold_across_two_hosts() -> Result<()> {
         return Ok(());
     };
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let start = |d: &Path| Start::new(d).db(&url).arg("--web").arg("--rate-limit").arg("3").spawn();
+    let start = |d: &Path| {
+        Start::new(d)
+            .db(&url)
+            .arg("--web")
+            .arg("--rate-limit")
+            .arg("3")
+            .spawn()
+    };
     let (a, b) = (start(da.path())?, start(db.path())?);
     let statuses = super::web::sign_in_statuses(&[&a.base, &b.base], 5)?;
     ensure!(statuses == [422, 422, 422, 429, 429], "{statuses:?}");

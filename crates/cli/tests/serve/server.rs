@@ -187,7 +187,12 @@ impl Server {
     /// The `ok` of an auth call, or an error with the answer.
     pub fn ok(&self, plugin: &str, export: &str, args: Value) -> Result<Value> {
         let a = self.call(plugin, export, args)?;
-        ensure!(a.status == 200, "{plugin}.{export}: {} {}", a.status, a.text);
+        ensure!(
+            a.status == 200,
+            "{plugin}.{export}: {} {}",
+            a.status,
+            a.text
+        );
         Ok(a.json()?["ok"].clone())
     }
 

@@ -83,7 +83,12 @@ impl Browser {
 
     /// Posts a form the way the page's own form would (same origin), with
     /// the CSRF token the page carried.
-    fn post(&mut self, path: &str, fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Result<Page> {
+    fn post(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        extra: &[(&str, &str)],
+    ) -> Result<Page> {
         let body: String = fields
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -108,7 +113,9 @@ impl Browser {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             b' ' => "+".to_string(),
             b => format!("%{b:02X}"),
         })
@@ -117,7 +124,10 @@ fn encode(s: &str) -> String {
 
 /// The CSRF token a page's form carries.
 fn csrf(page: &Page) -> Result<String> {
-    let at = page.text.find("name=\"csrf\" value=\"").context("no CSRF field")?;
+    let at = page
+        .text
+        .find("name=\"csrf\" value=\"")
+        .context("no CSRF field")?;
     let rest = &page.text[at + 19..];
     Ok(rest[..rest.find('"').context("unterminated")?].to_string())
 }
@@ -158,62 +168,184 @@ fn the_account_journey_through_the_pages() -> Result<()> {
     let mut b = Browser::new(&s.base)?;
     // The status page: connected, the schema version, auth with its grants.
     let status = b.get("/")?;
-    ensure!(status.status == 200 && status.text.contains("id=\"connection\">connected<"), "{}", status.text);
-    ensure!(status.text.contains("id=\"schema-version\">6<") && status.text.contains("plinth:database/users"));
+    ensure!(
+        status.status == 200 && status.text.contains("id=\"connection\">connected<"),
+        "{}",
+        status.text
+    );
+    ensure!(
+        status.text.contains("id=\"schema-version\">6<")
+            && status.text.contains("plinth:database/users")
+    );
     // Sign up.
     let form = b.get("/web/sign-up")?;
     let token = csrf(&form)?;
     ensure!(b.cookie("plinth_csrf") == Some(token.as_str()));
-    let up = b.post("/web/sign-up", &[("csrf", &token), ("name", "ada"), ("email", "ada@example.com"), ("password", PW)], &[])?;
-    ensure!(up.status == 200 && up.text.contains("Check your mail"), "{}", up.text);
+    let up = b.post(
+        "/web/sign-up",
+        &[
+            ("csrf", &token),
+            ("name", "ada"),
+            ("email", "ada@example.com"),
+            ("password", PW),
+        ],
+        &[],
+    )?;
+    ensure!(
+        up.status == 200 && up.text.contains("Check your mail"),
+        "{}",
+        up.text
+    );
     // The link's page consumes nothing; its form does, once.
     let verify = mailed_token(&mail, "Verify")?;
     let page = b.get(&format!("/web/verify?token={verify}"))?;
     ensure!(page.status == 200 && page.text.contains(&verify));
     let done = b.post("/web/verify", &[("csrf", &token), ("token", &verify)], &[])?;
-    ensure!(done.status == 200 && done.text.contains("is verified"), "{}", done.text);
+    ensure!(
+        done.status == 200 && done.text.contains("is verified"),
+        "{}",
+        done.text
+    );
     let again = b.post("/web/verify", &[("csrf", &token), ("token", &verify)], &[])?;
-    ensure!(again.status == 422, "the token was consumed twice: {}", again.text);
+    ensure!(
+        again.status == 422,
+        "the token was consumed twice: {}",
+        again.text
+    );
     // Sign in: a session cookie, HttpOnly, SameSite=Lax, not Secure over plain HTTP.
     b.get("/web/sign-in")?;
-    let signed = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", PW)], &[])?;
-    ensure!(signed.status == 303 && signed.headers.get("location").is_some_and(|l| l == "/web/me"));
-    let set = b.set.iter().rev().find(|c| c.starts_with("plinth_session=")).context("no session cookie")?;
-    ensure!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/") && !set.contains("Secure"), "{set}");
-    let first = b.cookie("plinth_session").context("no session")?.to_string();
+    let signed = b.post(
+        "/web/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "ada@example.com"),
+            ("password", PW),
+        ],
+        &[],
+    )?;
+    ensure!(
+        signed.status == 303
+            && signed
+                .headers
+                .get("location")
+                .is_some_and(|l| l == "/web/me")
+    );
+    let set = b
+        .set
+        .iter()
+        .rev()
+        .find(|c| c.starts_with("plinth_session="))
+        .context("no session cookie")?;
+    ensure!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Lax")
+            && set.contains("Path=/")
+            && !set.contains("Secure"),
+        "{set}"
+    );
+    let first = b
+        .cookie("plinth_session")
+        .context("no session")?
+        .to_string();
     let me = b.get("/web/me")?;
-    ensure!(me.status == 200 && me.text.contains("id=\"who\">ada<") && me.text.contains("verified"), "{}", me.text);
+    ensure!(
+        me.status == 200 && me.text.contains("id=\"who\">ada<") && me.text.contains("verified"),
+        "{}",
+        me.text
+    );
     // Signing in again rotates the session: a new id, the old one ended.
-    let _ = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", PW)], &[])?;
-    let second = b.cookie("plinth_session").context("no session")?.to_string();
+    let _ = b.post(
+        "/web/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "ada@example.com"),
+            ("password", PW),
+        ],
+        &[],
+    )?;
+    let second = b
+        .cookie("plinth_session")
+        .context("no session")?
+        .to_string();
     ensure!(second != first, "the session was not rotated");
     let mut stale = Browser::new(&s.base)?;
     stale.cookies.push(("plinth_session".into(), first));
-    ensure!(stale.get("/web/me")?.status == 303, "the old session still works");
+    ensure!(
+        stale.get("/web/me")?.status == 303,
+        "the old session still works"
+    );
     // Reset the password through the mailed link: every session ends.
     b.get("/web/reset")?;
-    let asked = b.post("/web/reset", &[("csrf", &token), ("email", "ada@example.com")], &[])?;
+    let asked = b.post(
+        "/web/reset",
+        &[("csrf", &token), ("email", "ada@example.com")],
+        &[],
+    )?;
     ensure!(asked.status == 200 && asked.text.contains("on its way"));
     let reset = mailed_token(&mail, "Reset")?;
     let page = b.get(&format!("/web/reset/confirm?token={reset}"))?;
-    ensure!(page.headers.get("referrer-policy").is_some_and(|v| v == "same-origin"));
-    let changed = b.post("/web/reset/confirm", &[("csrf", &token), ("token", &reset), ("new", "an entirely new passphrase")], &[])?;
-    ensure!(changed.status == 200 && changed.text.contains("Password changed"), "{}", changed.text);
+    ensure!(
+        page.headers
+            .get("referrer-policy")
+            .is_some_and(|v| v == "same-origin")
+    );
+    let changed = b.post(
+        "/web/reset/confirm",
+        &[
+            ("csrf", &token),
+            ("token", &reset),
+            ("new", "an entirely new passphrase"),
+        ],
+        &[],
+    )?;
+    ensure!(
+        changed.status == 200 && changed.text.contains("Password changed"),
+        "{}",
+        changed.text
+    );
     let mut old = Browser::new(&s.base)?;
     old.cookies.push(("plinth_session".into(), second));
-    ensure!(old.get("/web/me")?.status == 303, "a session outlived the reset");
+    ensure!(
+        old.get("/web/me")?.status == 303,
+        "a session outlived the reset"
+    );
     // Sign in with the new password, change it (a new session), sign out.
-    let _ = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", "an entirely new passphrase")], &[])?;
-    let third = b.cookie("plinth_session").context("no session")?.to_string();
-    let changed = b.post("/web/change-password", &[("csrf", &token), ("current", "an entirely new passphrase"), ("new", "yet another long passphrase")], &[])?;
+    let _ = b.post(
+        "/web/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "ada@example.com"),
+            ("password", "an entirely new passphrase"),
+        ],
+        &[],
+    )?;
+    let third = b
+        .cookie("plinth_session")
+        .context("no session")?
+        .to_string();
+    let changed = b.post(
+        "/web/change-password",
+        &[
+            ("csrf", &token),
+            ("current", "an entirely new passphrase"),
+            ("new", "yet another long passphrase"),
+        ],
+        &[],
+    )?;
     ensure!(changed.status == 303);
-    let fourth = b.cookie("plinth_session").context("no session")?.to_string();
+    let fourth = b
+        .cookie("plinth_session")
+        .context("no session")?
+        .to_string();
     ensure!(fourth != third, "the session was not rotated by the change");
     let out = b.post("/web/sign-out", &[("csrf", &token)], &[])?;
     ensure!(out.status == 303 && b.set.last().is_some_and(|c| c.contains("Max-Age=0")));
     let mut after = Browser::new(&s.base)?;
     after.cookies.push(("plinth_session".into(), fourth));
-    ensure!(after.get("/web/me")?.status == 303, "the session outlived sign-out");
+    ensure!(
+        after.get("/web/me")?.status == 303,
+        "the session outlived sign-out"
+    );
     Ok(())
 }
 
@@ -223,29 +355,71 @@ fn cross_site_and_tokenless_form_posts_are_refused() -> Result<()> {
     let s = Start::new(dir.path()).arg("--web").spawn()?;
     let mut b = Browser::new(&s.base)?;
     let token = csrf(&b.get("/web/sign-up")?)?;
-    let fields = [("csrf", token.as_str()), ("name", "eve"), ("email", "eve@example.com"), ("password", PW)];
+    let fields = [
+        ("csrf", token.as_str()),
+        ("name", "eve"),
+        ("email", "eve@example.com"),
+        ("password", PW),
+    ];
     // A form on another site posting here.
     let cross = b.post("/web/sign-up", &fields, &[("sec-fetch-site", "cross-site")])?;
     ensure!(cross.status == 403, "{}", cross.text);
-    let origin = b.post("/web/sign-up", &fields, &[("origin", "http://evil.example")])?;
+    let origin = b.post(
+        "/web/sign-up",
+        &fields,
+        &[("origin", "http://evil.example")],
+    )?;
     ensure!(origin.status == 403);
     // Without the token, or with another one.
     let none = b.post("/web/sign-up", &fields[1..], &[])?;
     ensure!(none.status == 403);
-    let wrong = b.post("/web/sign-up", &[("csrf", "0123456789abcdef0123456789abcdef"), ("name", "eve"), ("email", "eve@example.com"), ("password", PW)], &[])?;
+    let wrong = b.post(
+        "/web/sign-up",
+        &[
+            ("csrf", "0123456789abcdef0123456789abcdef"),
+            ("name", "eve"),
+            ("email", "eve@example.com"),
+            ("password", PW),
+        ],
+        &[],
+    )?;
     ensure!(wrong.status == 403);
     // A browser with no CSRF cookie (another site's form cannot set ours).
     let mut fresh = Browser::new(&s.base)?;
     let bare = fresh.post("/web/sign-up", &fields, &[])?;
     ensure!(bare.status == 403);
-    ensure!(super::rows(&dir.path().join("plinth.db"), "users")? == 0, "a refused form wrote");
+    ensure!(
+        super::rows(&dir.path().join("plinth.db"), "users")? == 0,
+        "a refused form wrote"
+    );
     // Every page carries the security headers.
     let page = b.get("/web/sign-in")?;
-    let csp = page.headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
-    ensure!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline") && !csp.contains("script-src"), "{csp}");
-    ensure!(page.headers.get("x-frame-options").is_some_and(|v| v == "DENY"));
-    ensure!(page.headers.get("referrer-policy").is_some_and(|v| v == "same-origin"));
-    ensure!(page.headers.get("x-content-type-options").is_some_and(|v| v == "nosniff"));
+    let csp = page
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ensure!(
+        csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("script-src"),
+        "{csp}"
+    );
+    ensure!(
+        page.headers
+            .get("x-frame-options")
+            .is_some_and(|v| v == "DENY")
+    );
+    ensure!(
+        page.headers
+            .get("referrer-policy")
+            .is_some_and(|v| v == "same-origin")
+    );
+    ensure!(
+        page.headers
+            .get("x-content-type-options")
+            .is_some_and(|v| v == "nosniff")
+    );
     // Without --web there are no pages.
     let plain = Start::new(dir.path()).spawn()?;
     ensure!(Browser::new(&plain.base)?.get("/web/sign-in")?.status == 404);
@@ -268,12 +442,46 @@ fn over_tls_the_session_cookie_is_secure_and_host_prefixed() -> Result<()> {
         .spawn()?;
     let mut b = Browser::new(&s.base)?;
     let token = csrf(&b.get("/web/sign-up")?)?;
-    ensure!(b.set.iter().any(|c| c.starts_with("__Host-plinth_csrf=") && c.contains("Secure")), "{:?}", b.set);
-    b.post("/web/sign-up", &[("csrf", &token), ("name", "ada"), ("email", "ada@example.com"), ("password", PW)], &[])?;
-    let signed = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", PW)], &[])?;
+    ensure!(
+        b.set
+            .iter()
+            .any(|c| c.starts_with("__Host-plinth_csrf=") && c.contains("Secure")),
+        "{:?}",
+        b.set
+    );
+    b.post(
+        "/web/sign-up",
+        &[
+            ("csrf", &token),
+            ("name", "ada"),
+            ("email", "ada@example.com"),
+            ("password", PW),
+        ],
+        &[],
+    )?;
+    let signed = b.post(
+        "/web/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "ada@example.com"),
+            ("password", PW),
+        ],
+        &[],
+    )?;
     ensure!(signed.status == 303, "{}", signed.text);
-    let set = b.set.iter().rev().find(|c| c.starts_with("__Host-plinth_session=")).context("no session cookie")?;
-    ensure!(set.contains("Secure") && set.contains("HttpOnly") && set.contains("Path=/") && !set.contains("Domain"), "{set}");
+    let set = b
+        .set
+        .iter()
+        .rev()
+        .find(|c| c.starts_with("__Host-plinth_session="))
+        .context("no session cookie")?;
+    ensure!(
+        set.contains("Secure")
+            && set.contains("HttpOnly")
+            && set.contains("Path=/")
+            && !set.contains("Domain"),
+        "{set}"
+    );
     Ok(())
 }
 
@@ -290,18 +498,56 @@ fn costly_forms_are_limited_per_client_and_per_account() -> Result<()> {
     let mut b = Browser::new(&s.base)?;
     let token = csrf(&b.get("/web/sign-in")?)?;
     for _ in 0..3 {
-        let p = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", "wrong wrong wrong")], &[])?;
+        let p = b.post(
+            "/web/sign-in",
+            &[
+                ("csrf", &token),
+                ("email", "ada@example.com"),
+                ("password", "wrong wrong wrong"),
+            ],
+            &[],
+        )?;
         ensure!(p.status == 422, "{}", p.text);
     }
-    let limited = b.post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", "wrong wrong wrong")], &[])?;
+    let limited = b.post(
+        "/web/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "ada@example.com"),
+            ("password", "wrong wrong wrong"),
+        ],
+        &[],
+    )?;
     ensure!(limited.status == 429, "{}", limited.text);
-    let secs: u64 = limited.headers.get("retry-after").context("no Retry-After")?.to_str()?.parse()?;
+    let secs: u64 = limited
+        .headers
+        .get("retry-after")
+        .context("no Retry-After")?
+        .to_str()?
+        .parse()?;
     ensure!((1..=600).contains(&secs), "{secs}");
     // The same address, another account: still this client's limit.
-    let other = b.post("/web/sign-in", &[("csrf", &token), ("email", "bob@example.com"), ("password", "wrong wrong wrong")], &[])?;
+    let other = b.post(
+        "/web/sign-in",
+        &[
+            ("csrf", &token),
+            ("email", "bob@example.com"),
+            ("password", "wrong wrong wrong"),
+        ],
+        &[],
+    )?;
     ensure!(other.status == 429);
     // Sign-up has a count of its own.
-    let up = b.post("/web/sign-up", &[("csrf", &token), ("name", "ada"), ("email", "ada@example.com"), ("password", PW)], &[])?;
+    let up = b.post(
+        "/web/sign-up",
+        &[
+            ("csrf", &token),
+            ("name", "ada"),
+            ("email", "ada@example.com"),
+            ("password", PW),
+        ],
+        &[],
+    )?;
     ensure!(up.status == 200, "{}", up.text);
     Ok(())
 }
@@ -309,7 +555,10 @@ fn costly_forms_are_limited_per_client_and_per_account() -> Result<()> {
 /// Wrong-password sign-in posts of one account, alternating between the
 /// servers at `bases`: each answer's status.
 pub fn sign_in_statuses(bases: &[&str], n: usize) -> Result<Vec<u16>> {
-    let mut browsers = bases.iter().map(|b| Browser::new(b)).collect::<Result<Vec<_>>>()?;
+    let mut browsers = bases
+        .iter()
+        .map(|b| Browser::new(b))
+        .collect::<Result<Vec<_>>>()?;
     let mut tokens = Vec::new();
     for b in &mut browsers {
         tokens.push(csrf(&b.get("/web/sign-in")?)?);
@@ -318,7 +567,15 @@ pub fn sign_in_statuses(bases: &[&str], n: usize) -> Result<Vec<u16>> {
     for i in 0..n {
         let k = i % browsers.len();
         let token = tokens[k].clone();
-        let p = browsers[k].post("/web/sign-in", &[("csrf", &token), ("email", "ada@example.com"), ("password", "wrong wrong wrong")], &[])?;
+        let p = browsers[k].post(
+            "/web/sign-in",
+            &[
+                ("csrf", &token),
+                ("email", "ada@example.com"),
+                ("password", "wrong wrong wrong"),
+            ],
+            &[],
+        )?;
         statuses.push(p.status);
     }
     Ok(statuses)
@@ -329,7 +586,11 @@ pub fn sign_in_statuses(bases: &[&str], n: usize) -> Result<Vec<u16>> {
 #[test]
 fn a_burst_of_requests_and_the_json_api_do_not_get_past_the_limits() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let s = Start::new(dir.path()).arg("--web").arg("--rate-limit").arg("3").spawn()?;
+    let s = Start::new(dir.path())
+        .arg("--web")
+        .arg("--rate-limit")
+        .arg("3")
+        .spawn()?;
     let mut b = Browser::new(&s.base)?;
     let token = csrf(&b.get("/web/reset")?)?;
     let cookie = b.cookie_header();
@@ -355,10 +616,20 @@ fn a_burst_of_requests_and_the_json_api_do_not_get_past_the_limits() -> Result<(
             .collect::<Result<Vec<u16>>>()
     })?;
     let through = statuses.iter().filter(|s| **s == 200).count();
-    ensure!(through == 3 && statuses.iter().all(|s| [200, 429].contains(s)), "{statuses:?}");
+    ensure!(
+        through == 3 && statuses.iter().all(|s| [200, 429].contains(s)),
+        "{statuses:?}"
+    );
     // The same request through the JSON API, from the same client: refused too.
-    let api = s.call("auth", "request-password-reset", serde_json::json!({"email": "other@example.com"}))?;
-    ensure!(api.status == 429 && api.header("retry-after").is_some(), "{api:?}");
+    let api = s.call(
+        "auth",
+        "request-password-reset",
+        serde_json::json!({"email": "other@example.com"}),
+    )?;
+    ensure!(
+        api.status == 429 && api.header("retry-after").is_some(),
+        "{api:?}"
+    );
     Ok(())
 }
 
@@ -368,7 +639,12 @@ fn opaque_or_other_scheme_origins_are_refused_and_errors_carry_the_headers() -> 
     let s = Start::new(dir.path()).arg("--web").spawn()?;
     let mut b = Browser::new(&s.base)?;
     let token = csrf(&b.get("/web/sign-up")?)?;
-    let fields = [("csrf", token.as_str()), ("name", "eve"), ("email", "eve@example.com"), ("password", PW)];
+    let fields = [
+        ("csrf", token.as_str()),
+        ("name", "eve"),
+        ("email", "eve@example.com"),
+        ("password", PW),
+    ];
     let null = b.post("/web/sign-up", &fields, &[("origin", "null")])?;
     ensure!(null.status == 403, "{}", null.text);
     let https = format!("https://{}", s.addr());
@@ -380,7 +656,11 @@ fn opaque_or_other_scheme_origins_are_refused_and_errors_carry_the_headers() -> 
     for (path, status) in [("/web/nowhere", 404), ("/web/sign-out", 405)] {
         let p = b.get(path)?;
         ensure!(p.status == status, "{path}: {}", p.status);
-        ensure!(p.headers.get("content-security-policy").is_some() && p.headers.get("x-frame-options").is_some(), "{path}");
+        ensure!(
+            p.headers.get("content-security-policy").is_some()
+                && p.headers.get("x-frame-options").is_some(),
+            "{path}"
+        );
     }
     // The pages' requests are logged with an id.
     ensure!(b.get("/web/sign-in")?.headers.get("x-request-id").is_some());
