@@ -315,22 +315,33 @@ fn found(value: &Json) -> String {
     }
 }
 
+/// The WIT name of a scalar type (`bool`, `u32`, `f64`, `char`,
+/// `string`…); `None` for a compound one.
+pub fn scalar_name(ty: &Type) -> Option<&'static str> {
+    Some(match ty {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        _ => return None,
+    })
+}
+
 /// A WIT type's name, one level deep (`list<…>`, `record`), for errors.
 fn short(ty: &Type) -> String {
+    if let Some(name) = scalar_name(ty) {
+        return name.into();
+    }
     match ty {
-        Type::Bool => "bool".into(),
-        Type::S8 => "s8".into(),
-        Type::U8 => "u8".into(),
-        Type::S16 => "s16".into(),
-        Type::U16 => "u16".into(),
-        Type::S32 => "s32".into(),
-        Type::U32 => "u32".into(),
-        Type::S64 => "s64".into(),
-        Type::U64 => "u64".into(),
-        Type::Float32 => "f32".into(),
-        Type::Float64 => "f64".into(),
-        Type::Char => "char".into(),
-        Type::String => "string".into(),
         Type::List(_) => "list".into(),
         Type::FixedLengthList(l) => format!("list of {}", l.len()),
         Type::Map(_) => "map".into(),
@@ -346,6 +357,8 @@ fn short(ty: &Type) -> String {
         Type::Future(_) => "future".into(),
         Type::Stream(_) => "stream".into(),
         Type::ErrorContext => "error-context".into(),
+        // Scalars are named above.
+        _ => String::new(),
     }
 }
 

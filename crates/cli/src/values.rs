@@ -23,20 +23,10 @@ pub fn wave(val: &Val) -> String {
 /// A WIT-like name for a type, records and variants spelled out one level.
 pub fn type_name(ty: &Type, depth: usize) -> String {
     let inner = |t: &Type| type_name(t, depth + 1);
+    if let Some(name) = plinth_host::json::scalar_name(ty) {
+        return name.into();
+    }
     match ty {
-        Type::Bool => "bool".into(),
-        Type::S8 => "s8".into(),
-        Type::U8 => "u8".into(),
-        Type::S16 => "s16".into(),
-        Type::U16 => "u16".into(),
-        Type::S32 => "s32".into(),
-        Type::U32 => "u32".into(),
-        Type::S64 => "s64".into(),
-        Type::U64 => "u64".into(),
-        Type::Float32 => "f32".into(),
-        Type::Float64 => "f64".into(),
-        Type::Char => "char".into(),
-        Type::String => "string".into(),
         Type::List(l) => format!("list<{}>", inner(&l.ty())),
         Type::Option(o) => format!("option<{}>", inner(&o.ty())),
         Type::Result(r) => {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::PW;
 use super::server::Start;
-use super::web::mailed_token;
+use super::web::{mailed_token, newest_mail};
 
 /// The element key of the WebDriver protocol.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -255,16 +255,7 @@ fn decode_base64(text: &str) -> Result<Vec<u8>> {
 /// The link in the newest mail in `dir` about `subject` (the line after
 /// "or open this link:").
 fn mailed_link(dir: &Path, subject: &str) -> Result<String> {
-    mailed_token(dir, subject)?;
-    let mut newest: Option<(std::time::SystemTime, String)> = None;
-    for e in std::fs::read_dir(dir)?.flatten() {
-        let text = std::fs::read_to_string(e.path())?;
-        let at = e.metadata()?.modified()?;
-        if text.contains(subject) && newest.as_ref().is_none_or(|(t, _)| at > *t) {
-            newest = Some((at, text));
-        }
-    }
-    let (_, text) = newest.context("no mail")?;
+    let text = newest_mail(dir, subject)?;
     let mut lines = text
         .lines()
         .skip_while(|l| !l.starts_with("or open this link:"));

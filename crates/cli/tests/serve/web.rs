@@ -132,14 +132,15 @@ fn csrf(page: &Page) -> Result<String> {
     Ok(rest[..rest.find('"').context("unterminated")?].to_string())
 }
 
-/// The token in the newest mail in `dir` about `subject`.
-pub fn mailed_token(dir: &std::path::Path, subject: &str) -> Result<String> {
+/// The text of the newest mail in `dir` about `subject` that carries a
+/// token, once one has been delivered.
+pub fn newest_mail(dir: &std::path::Path, subject: &str) -> Result<String> {
     eventually(Duration::from_secs(10), || {
         let mut newest: Option<(std::time::SystemTime, String)> = None;
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let text = std::fs::read_to_string(e.path())?;
-                if !text.contains(subject) {
+                if !text.contains(subject) || !text.contains("token: ") {
                     continue;
                 }
                 let at = e.metadata()?.modified()?;
@@ -148,12 +149,17 @@ pub fn mailed_token(dir: &std::path::Path, subject: &str) -> Result<String> {
                 }
             }
         }
-        Ok(newest.and_then(|(_, text)| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("token: "))
-                .map(|t| t.trim().to_string())
-        }))
+        Ok(newest.map(|(_, text)| text))
     })
+}
+
+/// The token in the newest mail in `dir` about `subject`.
+pub fn mailed_token(dir: &std::path::Path, subject: &str) -> Result<String> {
+    newest_mail(dir, subject)?
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .map(|t| t.trim().to_string())
+        .context("no token in the mail")
 }
 
 #[test]
