@@ -113,7 +113,8 @@ impl Catalog {
         let current = self.snapshot();
         let mut next: HashMap<String, Arc<Served>> = HashMap::new();
         let mut changed = false;
-        for source in plugins::list(self.plugins_dir.as_deref()) {
+        let sources = plugins::list(self.plugins_dir.as_deref());
+        for source in &sources {
             if NEVER_SERVED.contains(&source.name.as_str()) {
                 continue;
             }
@@ -186,11 +187,7 @@ impl Catalog {
         self.failed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|name, _| {
-                plugins::list(self.plugins_dir.as_deref())
-                    .iter()
-                    .any(|s| &s.name == name)
-            });
+            .retain(|name, _| sources.iter().any(|s| &s.name == name));
         if changed {
             *self
                 .served
