@@ -118,7 +118,7 @@ impl Catalog {
             if NEVER_SERVED.contains(&source.name.as_str()) {
                 continue;
             }
-            let Some(fingerprint) = fingerprint(&source, self.plugins_dir.as_deref()) else {
+            let Some(fingerprint) = fingerprint(source, self.plugins_dir.as_deref()) else {
                 continue;
             };
             if let Some(old) = current.get(&source.name)
@@ -139,7 +139,7 @@ impl Catalog {
                 }
                 continue;
             }
-            let loaded = self.load(&source, fingerprint.clone()).and_then(|served| {
+            let loaded = self.load(source, fingerprint.clone()).and_then(|served| {
                 // One plugin per prefix: one already serving it keeps it.
                 if let Some(prefix) = served.as_ref().and_then(|s| s.prefix.as_deref()) {
                     let holder = next.iter().chain(current.iter()).find(|(other, s)| {
