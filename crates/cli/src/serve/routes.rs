@@ -258,7 +258,7 @@ async fn wasi_http(State(app): State<Shared>, req: Request) -> Response {
     }
     let (body, reserved) = match read_body(&app, req).await {
         Ok(b) => b,
-        Err(r) => return r(&id),
+        Err(r) => return closing(r(&id)),
     };
     let Ok(request) = builder.body(body) else {
         return error(
@@ -417,7 +417,7 @@ async fn call_export(
     }
     let (body, reserved) = match read_body(&app, req).await {
         Ok(b) => b,
-        Err(r) => return r(&id),
+        Err(r) => return closing(r(&id)),
     };
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -515,6 +515,16 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 type Refusal = Box<dyn FnOnce(&str) -> Response + Send>;
+
+/// A refusal of a body that was not read to its end: the connection closes
+/// after it (what is left of the body must not be read as a next request,
+/// and the client must not send one on it).
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
 
 /// The body, read within the cap and the time allowed, with the share of
 /// the buffering budget it holds (its length, or the cap when it does not
