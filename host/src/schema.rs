@@ -38,7 +38,7 @@ pub const MAX_MIGRATIONS: usize = 1000;
 /// The dialects' directory names.
 const DIALECTS: [(&str, Dialect); 2] = [
     ("sqlite", Dialect::Sqlite),
-    ("postgresql", Dialect::Postgresql),
+    ("postgresql", Dialect::Postgres),
 ];
 
 /// A plugin's migrations, per dialect (empty: it keeps no tables of its own).
@@ -59,7 +59,7 @@ impl Migrations {
     /// The list for `dialect`.
     pub fn for_dialect(&self, dialect: Dialect) -> &[PluginMigration] {
         match dialect {
-            Dialect::Postgresql => &self.postgresql,
+            Dialect::Postgres => &self.postgresql,
             _ => &self.sqlite,
         }
     }
@@ -199,7 +199,7 @@ impl Migrations {
                 migrations.push(PluginMigration { version, name, sql });
             }
             match dialect {
-                Dialect::Postgresql => out.postgresql = migrations,
+                Dialect::Postgres => out.postgresql = migrations,
                 _ => out.sqlite = migrations,
             }
         }

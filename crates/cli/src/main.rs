@@ -643,7 +643,7 @@ fn print_schema(runtime: &Runtime, name: &str, shipped: &plinth_host::Migrations
 
 fn dialect_of(name: &str) -> plinth_store::Dialect {
     if name == "postgresql" {
-        plinth_store::Dialect::Postgresql
+        plinth_store::Dialect::Postgres
     } else {
         plinth_store::Dialect::Sqlite
     }

@@ -170,6 +170,7 @@ impl EngineError {
 
     /// An engine error described by `message` (what the server said, where
     /// the error's own text says less).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn described(
         message: String,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -211,42 +212,8 @@ impl std::error::Error for EngineError {
     }
 }
 
-impl From<rusqlite::Error> for EngineError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::new(e)
-    }
-}
-
 impl Error {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidInput(msg.into())
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    /// Classifies SQLite's answer: busy and locked become [`Error::Busy`], a
-    /// unique constraint becomes [`Error::Conflict`] naming the column, a
-    /// foreign key failure becomes [`Error::NotFound`] (the referenced user is
-    /// missing), and no rows becomes [`Error::NotFound`].
-    fn from(err: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        match &err {
-            rusqlite::Error::QueryReturnedNoRows => Error::NotFound,
-            rusqlite::Error::SqliteFailure(e, msg) => match e.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy,
-                ErrorCode::ConstraintViolation => {
-                    let msg = msg.as_deref().unwrap_or("");
-                    if msg.starts_with("FOREIGN KEY") {
-                        Error::NotFound
-                    } else if let Some(field) = UniqueField::from_constraint_message(msg) {
-                        Error::Conflict(field)
-                    } else {
-                        Error::Engine(err.into())
-                    }
-                }
-                _ => Error::Engine(err.into()),
-            },
-            _ => Error::Engine(err.into()),
-        }
     }
 }

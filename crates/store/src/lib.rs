@@ -32,8 +32,9 @@
 //! ```
 
 mod attempts;
-mod backend;
 mod clock;
+mod domain;
+mod engine;
 mod error;
 pub mod limits;
 pub mod migrations;
@@ -42,7 +43,9 @@ pub mod names;
 mod outbox;
 pub mod plugin;
 pub mod pool;
+#[cfg(feature = "postgres")]
 mod postgres;
+mod quota;
 mod sessions;
 pub mod sql;
 mod sqlite;
@@ -55,18 +58,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use attempts::Failures;
-pub use backend::{MailQueued, PoolStatus};
 pub use clock::{Clock, Timestamp};
+pub use domain::MailQueued;
+pub use engine::PoolStatus;
 pub use error::{EngineError, Error, Result};
 pub use model::{
     FieldChange, NewUser, ProfileChanges, Session, Token, TokenKind, UniqueField, User,
 };
 pub use outbox::{DueMail, Mail, MailStatus, OutboxMessage, TableCount};
-pub use postgres::PostgresOptions;
 pub use sqlite::APPLICATION_ID;
 pub use unit::Unit;
 
-use backend::Backend;
+use engine::Backend;
 
 /// What a commit promises once it has returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,6 +132,51 @@ impl Default for Options {
     }
 }
 
+/// Settings of the PostgreSQL backend beyond [`Options`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// How long connecting to the server may take (default 5 s).
+    pub connect_timeout: Duration,
+    /// Threads of the runtime that drives the pool's connections (default
+    /// 1). They only move bytes between sockets and the calling threads,
+    /// which run the statements; one keeps up with many connections, and a
+    /// second made each round trip cost more CPU in wake-ups between the
+    /// two than it saved (docs/BENCHMARKS.md).
+    pub io_threads: usize,
+    /// How long the server keeps a transaction that its host left idle —
+    /// a host that died mid-call — before ending it and its locks (default
+    /// 60 s).
+    pub idle_transaction_timeout: Duration,
+    /// Run even when plinth's database user is a superuser (default: such
+    /// a user is refused). A superuser's session can do anything on the
+    /// server — read and write its files, run programs as its OS user,
+    /// become any role — so a fault anywhere in the plugin sandbox would
+    /// hand all of that to a plugin. Plugin statements run in sessions of
+    /// their own roles either way; this only says the operator accepts the
+    /// risk for plinth's own sessions.
+    pub allow_superuser: bool,
+    /// Tests only: the process aborts, as a host killed there would, right
+    /// after this step of a two-phase commit (`"decided"`: the plugin's
+    /// transaction prepared and the decision row written, the host's
+    /// transaction not committed; `"committed"`: the host's transaction
+    /// committed, the plugin's still prepared).
+    #[doc(hidden)]
+    pub abort_commit_after: Option<&'static str>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            io_threads: 1,
+            idle_transaction_timeout: Duration::from_secs(60),
+            allow_superuser: false,
+            abort_commit_after: None,
+        }
+    }
+}
+
 /// Which SQL engine a database runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -136,14 +184,14 @@ pub enum Dialect {
     /// An SQLite file, in this process.
     Sqlite,
     /// A PostgreSQL server, shared by every host connected to it.
-    Postgresql,
+    Postgres,
 }
 
 impl std::fmt::Display for Dialect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Dialect::Sqlite => "sqlite",
-            Dialect::Postgresql => "postgresql",
+            Dialect::Postgres => "postgresql",
         })
     }
 }
@@ -279,14 +327,28 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::InvalidPath`] for a URL that does not parse.
+    /// [`Error::InvalidPath`] too when this build has no PostgreSQL
+    /// support (the `postgres` cargo feature, on by default).
     pub fn connect_deferred(url: &str, options: Options, pg: PostgresOptions) -> Result<Self> {
-        let backend = postgres::Postgres::new(url, options.clone(), pg)?;
-        Ok(Self::new(
-            Location::Server(backend.display_url().to_string()),
-            Dialect::Postgresql,
-            &options,
-            Box::new(backend),
-        ))
+        #[cfg(feature = "postgres")]
+        {
+            let backend = postgres::Postgres::new(url, options.clone(), pg)?;
+            Ok(Self::new(
+                Location::Server(backend.display_url().to_string()),
+                Dialect::Postgres,
+                &options,
+                Box::new(backend),
+            ))
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (url, options, pg);
+            Err(Error::InvalidPath {
+                path: "postgres://…".into(),
+                reason: "this build of plinth has no PostgreSQL support (the `postgres` feature)"
+                    .into(),
+            })
+        }
     }
 
     /// A database named by `target`: a PostgreSQL URL (see

@@ -3,7 +3,7 @@
 //! and marks it sent — scrubbing the body, which may carry a token — or
 //! failed for now (retried later) or for good (scrubbed too).
 
-use crate::backend::MailQueued;
+use crate::domain::MailQueued;
 use crate::limits::{MAX_EMAIL_BYTES, MAX_MAIL_BODY_BYTES, MAX_MAIL_SUBJECT_BYTES, check_len};
 use crate::{Db, Error, Result, Timestamp, Unit};
 

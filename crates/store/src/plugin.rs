@@ -425,20 +425,13 @@ impl Unit {
                 let bytes = self.tx().plugin_bytes(plugin)?;
                 self.usage.insert(
                     plugin.to_string(),
-                    Some(crate::unit::Usage {
-                        start: bytes,
-                        now: bytes,
-                    }),
+                    Some(crate::quota::Usage::recorded(bytes)),
                 );
                 bytes
             }
         };
         let after = used.saturating_add_signed(adding);
-        if after > quota {
-            return Err(KvError::TooLarge(format!(
-                "the plugin's data would take {after} bytes; its quota is {quota}"
-            )));
-        }
+        crate::quota::check(after, quota).map_err(KvError::TooLarge)?;
         Ok(Some(after))
     }
 

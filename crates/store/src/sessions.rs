@@ -1,6 +1,6 @@
 //! Sessions.
 
-use crate::backend::saturating_u32;
+use crate::engine::saturating_u32;
 use crate::limits::{check_id, check_ttl};
 use crate::{Result, Session, Unit};
 

@@ -171,6 +171,7 @@ impl Answers {
 
     /// Adds the rows of `run`, one run's rows read on their own under the
     /// same budget (their bytes counted again here, against the whole).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn append_run(&mut self, run: Answers) -> Result<(), SqlError> {
         self.take(run.taken)?;
         self.rows.values.extend(run.rows.values);

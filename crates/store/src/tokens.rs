@@ -1,6 +1,6 @@
 //! Email verification and password reset tokens: one implementation, two tables.
 
-use crate::backend::saturating_u32;
+use crate::engine::saturating_u32;
 use crate::limits::{check_id, check_ttl};
 use crate::{Result, Token, TokenKind, Unit};
 

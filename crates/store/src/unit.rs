@@ -5,15 +5,7 @@ use std::time::Instant;
 
 use crate::Db;
 use crate::Result;
-use crate::backend::Tx;
-
-/// What a plugin's data takes, for its quota: as recorded when the unit
-/// first needed it, and now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Usage {
-    pub(crate) start: u64,
-    pub(crate) now: u64,
-}
+use crate::engine::Tx;
 
 /// One unit of work: what it writes commits together on
 /// [`commit`](Unit::commit) or not at all. Dropping an uncommitted unit
@@ -40,7 +32,7 @@ pub struct Unit {
     /// Bytes each plugin's data takes as this unit sees it, once a write
     /// under a quota needed it (kept up to date by the unit's writes, and
     /// recorded at commit).
-    pub(crate) usage: HashMap<String, Option<Usage>>,
+    pub(crate) usage: HashMap<String, Option<crate::quota::Usage>>,
 }
 
 impl Unit {
@@ -105,11 +97,7 @@ impl Unit {
     /// writes are then rolled back.
     pub fn commit(mut self) -> Result<()> {
         for (plugin, usage) in &self.usage {
-            if let Some(u) = usage
-                && u.now != u.start
-            {
-                let delta = i64::try_from(u.now).unwrap_or(i64::MAX)
-                    - i64::try_from(u.start).unwrap_or(i64::MAX);
+            if let Some(delta) = usage.as_ref().and_then(crate::quota::Usage::change) {
                 self.tx.add_plugin_bytes(plugin, delta)?;
             }
         }

@@ -1,6 +1,6 @@
 //! Users and their password hashes.
 
-use crate::backend::{ProfileRow, UserKey, UserRow};
+use crate::domain::{ProfileRow, UserKey, UserRow};
 use crate::limits::{
     MAX_AVATAR_BYTES, MAX_BIO_BYTES, MAX_EMAIL_BYTES, MAX_NAME_BYTES, MAX_PASSWORD_HASH_BYTES,
     check_id, check_len,

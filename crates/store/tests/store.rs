@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use plinth_store::migrations::{self, MIGRATIONS, Migration};
+use plinth_store::migrations::{self, Migration, SQLITE};
 use plinth_store::{
     Clock, Db, Error, FieldChange, MailStatus, NewUser, Options, ProfileChanges, TokenKind,
     UniqueField,
@@ -105,7 +105,7 @@ mod migrations_ {
 
     #[test]
     fn the_shipped_list_is_numbered_in_order() -> Result<()> {
-        migrations::validate(MIGRATIONS)?;
+        migrations::validate(SQLITE)?;
         Ok(())
     }
 
@@ -164,7 +164,7 @@ mod migrations_ {
         };
         let db = Db::open(&path)?;
         let conn = Connection::open(&path)?;
-        let version = migrations::migrate(&path, MIGRATIONS, START)?;
+        let version = migrations::migrate(&path, SQLITE, START)?;
         assert_eq!(version, migrations::latest_version());
         assert_eq!(db.schema_version()?, version);
         let after: i64 = conn.query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))?;
@@ -176,7 +176,7 @@ mod migrations_ {
     fn a_later_migration_applies_on_top_of_populated_v1_data_and_loses_nothing() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("old.db");
-        assert_eq!(migrations::migrate(&path, &MIGRATIONS[..1], START)?, 1);
+        assert_eq!(migrations::migrate(&path, &SQLITE[..1], START)?, 1);
         let conn = Connection::open(&path)?;
         conn.execute_batch("PRAGMA foreign_keys = ON")?;
         conn.execute_batch(
@@ -186,7 +186,7 @@ mod migrations_ {
              INSERT INTO email_verification_tokens VALUES ('e1', 'u1', 1, 99999999999);
              INSERT INTO password_reset_tokens VALUES ('r1', 'u1', 1, 99999999999);",
         )?;
-        let mut later: Vec<Migration> = MIGRATIONS[..1].to_vec();
+        let mut later: Vec<Migration> = SQLITE[..1].to_vec();
         later.push(Migration {
             version: 2,
             description: "test: a column and a table",
@@ -216,7 +216,7 @@ mod migrations_ {
     fn the_shipped_migrations_apply_on_top_of_populated_v1_data() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v1.db");
-        migrations::migrate(&path, &MIGRATIONS[..1], START)?;
+        migrations::migrate(&path, &SQLITE[..1], START)?;
         let conn = Connection::open(&path)?;
         conn.execute_batch(
             "INSERT INTO users (uuid, name, email, password_hash, created_at, updated_at)
@@ -238,7 +238,7 @@ mod migrations_ {
     fn a_failing_migration_rolls_back_and_keeps_the_old_version() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("db");
-        let mut list: Vec<Migration> = MIGRATIONS[..1].to_vec();
+        let mut list: Vec<Migration> = SQLITE[..1].to_vec();
         list.push(Migration {
             version: 2,
             description: "broken",
@@ -315,7 +315,7 @@ mod migrations_ {
         let empty = dir.path().join("empty.db");
         std::fs::write(&empty, b"")?;
         let v1 = dir.path().join("v1.db");
-        migrations::migrate(&v1, &MIGRATIONS[..1], START)?;
+        migrations::migrate(&v1, &SQLITE[..1], START)?;
         for path in [dir.path().join("new.db"), empty, v1] {
             Db::open(&path)?;
             let id: i32 =
@@ -383,7 +383,7 @@ mod migrations_ {
                 .prepare("SELECT version FROM schema_version ORDER BY version")?
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+            let all: Vec<u32> = SQLITE.iter().map(|m| m.version).collect();
             assert_eq!(versions, all, "round {round}: each step once");
             let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
             assert_eq!(mode, "wal", "round {round}");
@@ -434,7 +434,7 @@ mod migrations_ {
                 .prepare("SELECT version FROM schema_version ORDER BY version")?
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+            let all: Vec<u32> = SQLITE.iter().map(|m| m.version).collect();
             assert_eq!(versions, all, "round {round}: each step once");
         }
         Ok(())
@@ -655,7 +655,7 @@ mod look_alike_names {
     fn earlier_colliding_names_are_kept_and_no_new_one_joins_them() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v3.db");
-        migrations::migrate(&path, &MIGRATIONS[..3], START)?;
+        migrations::migrate(&path, &SQLITE[..3], START)?;
         Connection::open(&path)?.execute_batch(
             "INSERT INTO users (uuid, name, email, password_hash, created_at, updated_at) VALUES
                  ('u1', 'admin', 'a@example.com', '', 1, 1),
@@ -1170,7 +1170,7 @@ mod outbox_and_attempts {
     fn the_queue_migration_scrubs_mail_recorded_before_it() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("v2.db");
-        migrations::migrate(&path, &MIGRATIONS[..2], START)?;
+        migrations::migrate(&path, &SQLITE[..2], START)?;
         Connection::open(&path)?.execute_batch(
             "INSERT INTO outbox (recipient, subject, body, created_at)
                  VALUES ('a@example.com', 'Reset your password', 'token: live', 5)",

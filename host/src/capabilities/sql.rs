@@ -159,7 +159,7 @@ impl sql::Host for DbView<'_> {
         self.check(DIALECT)
             .map_err(|e| wasmtime::Error::msg(e.to_string()))?;
         Ok(match self.ctx().db().dialect() {
-            plinth_store::Dialect::Postgresql => types::Dialect::Postgresql,
+            plinth_store::Dialect::Postgres => types::Dialect::Postgresql,
             _ => types::Dialect::Sqlite,
         })
     }

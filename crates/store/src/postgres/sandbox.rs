@@ -41,7 +41,10 @@ use tokio_postgres::NoTls;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use super::{Access, CANCEL_GRACE, PgTx, Postgres};
+use super::Postgres;
+use super::errors::classify as classify_host;
+use super::tx::{CANCEL_GRACE, PgTx, Want as HostWant};
+use crate::engine::{Access, Arg};
 use crate::sql::{Answers, Namespace, SqlError, SqlOutcome, SqlValue, Want};
 
 /// The functions a plugin's SQL may call on PostgreSQL.
@@ -353,36 +356,30 @@ impl Visitor for Names {
     }
 }
 
-/// A value bound to a parameter of whatever type the server inferred.
-#[derive(Debug)]
-pub(crate) struct Param<'a>(pub(crate) &'a SqlValue);
-
-impl ToSql for Param<'_> {
+/// A value bound to a parameter of whatever type the server inferred: a
+/// plugin's as plinth's own.
+impl ToSql for Arg<'_> {
     fn to_sql(
         &self,
         ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         let bad = || -> Box<dyn std::error::Error + Sync + Send> {
-            format!("a {} cannot be passed as {ty}", kind(self.0)).into()
+            format!("a {} cannot be passed as {ty}", kind(self)).into()
         };
-        match (self.0, ty) {
-            (SqlValue::Null, _) => Ok(IsNull::Yes),
-            (SqlValue::Integer(n), &Type::INT8) => n.to_sql(ty, out),
-            (SqlValue::Integer(n), &Type::INT4) => {
-                i32::try_from(*n).map_err(|_| bad())?.to_sql(ty, out)
-            }
-            (SqlValue::Integer(n), &Type::INT2) => {
-                i16::try_from(*n).map_err(|_| bad())?.to_sql(ty, out)
-            }
-            (SqlValue::Integer(n), &Type::BOOL) => (*n != 0).to_sql(ty, out),
+        match (*self, ty) {
+            (Arg::Null, _) => Ok(IsNull::Yes),
+            (Arg::Int(n), &Type::INT8) => n.to_sql(ty, out),
+            (Arg::Int(n), &Type::INT4) => i32::try_from(n).map_err(|_| bad())?.to_sql(ty, out),
+            (Arg::Int(n), &Type::INT2) => i16::try_from(n).map_err(|_| bad())?.to_sql(ty, out),
+            (Arg::Int(n), &Type::BOOL) => (n != 0).to_sql(ty, out),
             #[allow(clippy::cast_precision_loss)]
-            (SqlValue::Integer(n), &Type::FLOAT8) => (*n as f64).to_sql(ty, out),
-            (SqlValue::Real(x), &Type::FLOAT8) => x.to_sql(ty, out),
+            (Arg::Int(n), &Type::FLOAT8) => (n as f64).to_sql(ty, out),
+            (Arg::Real(x), &Type::FLOAT8) => x.to_sql(ty, out),
             #[allow(clippy::cast_possible_truncation)]
-            (SqlValue::Real(x), &Type::FLOAT4) => (*x as f32).to_sql(ty, out),
-            (SqlValue::Text(t), ty) if is_text(ty) => t.as_str().to_sql(ty, out),
-            (SqlValue::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            (Arg::Real(x), &Type::FLOAT4) => (x as f32).to_sql(ty, out),
+            (Arg::Text(t), ty) if is_text(ty) => t.to_sql(ty, out),
+            (Arg::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
             _ => Err(bad()),
         }
     }
@@ -405,13 +402,13 @@ fn is_text(ty: &Type) -> bool {
     .contains(ty)
 }
 
-fn kind(v: &SqlValue) -> &'static str {
+fn kind(v: &Arg<'_>) -> &'static str {
     match v {
-        SqlValue::Null => "null",
-        SqlValue::Integer(_) => "integer",
-        SqlValue::Real(_) => "real",
-        SqlValue::Text(_) => "text",
-        SqlValue::Blob(_) => "blob",
+        Arg::Null => "null",
+        Arg::Int(_) => "integer",
+        Arg::Real(_) => "real",
+        Arg::Text(_) => "text",
+        Arg::Blob(_) => "blob",
     }
 }
 
@@ -677,7 +674,7 @@ async fn run_once(
     want: Want,
     budget: u64,
 ) -> Result<Run, Failed> {
-    let values: Vec<Param<'_>> = params.iter().map(Param).collect();
+    let values: Vec<Arg<'_>> = params.iter().map(Arg::from).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
     match want {
         Want::Rows => {
@@ -771,7 +768,7 @@ impl Postgres {
                 &[],
             )
             .await
-            .map_err(super::classify)?
+            .map_err(classify_host)?
             .get(0);
         if prepared == 0 {
             return Err(setup(
@@ -781,10 +778,7 @@ impl Postgres {
                     .into(),
             ));
         }
-        client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(super::classify)?;
+        client.batch_execute("BEGIN").await.map_err(classify_host)?;
         let done = async {
             client
                 .execute(
@@ -860,7 +854,7 @@ impl Postgres {
                 client
                     .batch_execute("COMMIT")
                     .await
-                    .map_err(super::classify)?;
+                    .map_err(classify_host)?;
                 Ok(secret)
             }
             Ok(Err(e)) => {
@@ -869,7 +863,7 @@ impl Postgres {
             }
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK").await;
-                Err(super::classify(e))
+                Err(classify_host(e))
             }
         }
     }
@@ -889,7 +883,7 @@ impl Postgres {
                 &[],
             )
             .await
-            .map_err(super::classify)?;
+            .map_err(classify_host)?;
         let now = self.inner.options.clock.now();
         for row in prepared {
             let gid: String = row.get(0);
@@ -911,12 +905,12 @@ impl Postgres {
                     &[&gid],
                 )
                 .await
-                .map_err(super::classify)?
+                .map_err(classify_host)?
                 .get(0);
             let Some(secret) = client
                 .query_opt("SELECT secret FROM plugin_roles WHERE role = $1", &[&owner])
                 .await
-                .map_err(super::classify)?
+                .map_err(classify_host)?
                 .map(|r| r.get::<_, String>(0))
             else {
                 continue;
@@ -932,11 +926,11 @@ impl Postgres {
             session
                 .batch_execute(&format!("{verb} '{gid_literal}'"))
                 .await
-                .map_err(super::classify)?;
+                .map_err(classify_host)?;
             client
                 .execute("DELETE FROM plugin_commits WHERE gid = $1", &[&gid])
                 .await
-                .map_err(super::classify)?;
+                .map_err(classify_host)?;
         }
         Ok(())
     }
@@ -974,6 +968,7 @@ impl PgTx {
         each: &[&[SqlValue]],
         want: Want,
         many: bool,
+        used: &mut Option<crate::quota::Usage>,
     ) -> Result<Answers, SqlError> {
         let schema = schema_of(ns)?;
         let statements = checked(sql, many)?;
@@ -985,8 +980,9 @@ impl PgTx {
         let session = self.session(ns.plugin(), &schema)?;
         let mut last = Answers::new(ns.result_budget());
         for (text, writes) in &statements {
-            let measure = *writes && ns.quota().is_some();
-            last = self.one_plugin_statement(ns, session, text, each, want, measure)?;
+            // Under a quota a statement that may write is measured.
+            let measured = (*writes && ns.quota().is_some()).then_some(&mut *used);
+            last = self.one_plugin_statement(ns, session, text, each, want, measured)?;
             if *writes {
                 self.sessions[session].wrote = true;
                 if want == Want::Rows {
@@ -1033,8 +1029,9 @@ impl PgTx {
         sql: &str,
         each: &[&[SqlValue]],
         want: Want,
-        measure: bool,
+        mut measured: Option<&mut Option<crate::quota::Usage>>,
     ) -> Result<Answers, SqlError> {
+        let measure = measured.is_some();
         let lost = || {
             SqlError::Internal("the plugin's session was lost; its writes were rolled back".into())
         };
@@ -1043,7 +1040,7 @@ impl PgTx {
         }
         let budget = match self.deadline {
             Some(_) => {
-                let budget = crate::backend::wait_budget(self.deadline, Duration::MAX);
+                let budget = crate::engine::wait_budget(self.deadline, Duration::MAX);
                 if budget.is_zero() {
                     return Err(SqlError::TimedOut);
                 }
@@ -1105,19 +1102,23 @@ impl PgTx {
                 s.broken = true;
                 return Err(SqlError::TimedOut);
             }
-            Ok(Ok((answer, size))) => match (size, ns.quota()) {
-                (Some(size), Some(quota)) if size.saturating_add(kv_bytes) > quota => {
-                    let size = size.saturating_add(kv_bytes);
+            Ok(Ok((answer, size))) => {
+                // What the plugin's data takes now: its schema and its keys.
+                let after = size.map(|size| size.saturating_add(kv_bytes));
+                if let (Some(after), Some(quota)) = (after, ns.quota())
+                    && let Err(refusal) = crate::quota::check(after, quota)
+                {
                     self.session_batch(session, undo)?;
-                    return Err(SqlError::TooLarge(format!(
-                        "the plugin's data would take {size} bytes; its quota is {quota}"
-                    )));
+                    return Err(SqlError::TooLarge(refusal));
                 }
-                _ => {
-                    self.session_batch(session, "RELEASE SAVEPOINT plinth_plugin")?;
-                    Ok(answer)
+                self.session_batch(session, "RELEASE SAVEPOINT plinth_plugin")?;
+                if let (Some(after), Some(Some(u))) =
+                    (after, measured.as_mut().map(|used| used.as_mut()))
+                {
+                    u.now = after;
                 }
-            },
+                Ok(answer)
+            }
             Ok(Err(failed)) => {
                 let error = match &failed {
                     Failed::Server(e) if e.is_closed() => {
@@ -1191,7 +1192,7 @@ impl PgTx {
                 if let Err(e) = self.pg.run(s.client.batch_execute(end)) {
                     s.broken = true;
                     if s.wrote {
-                        kept = Err(super::classify(e));
+                        kept = Err(classify_host(e));
                     }
                 } else {
                     s.open = false;
@@ -1216,7 +1217,7 @@ impl PgTx {
             self.run(
                 "INSERT INTO plugin_commits (gid, plugin, decision, at) VALUES ($1, $2, 'commit', $3)",
                 &[gid, &plugin, &now],
-                super::Want::Count,
+                HostWant::Count,
                 Access::Lock,
             )?;
         }
@@ -1229,7 +1230,7 @@ impl PgTx {
                 s.broken = true;
                 self.rollback_prepared(&prepared);
                 self.end_sessions();
-                return Err(super::classify(e));
+                return Err(classify_host(e));
             }
             s.open = false;
         }
@@ -1255,7 +1256,7 @@ impl PgTx {
             let _ = self.run(
                 "DELETE FROM plugin_commits WHERE gid = $1",
                 &[gid],
-                super::Want::Count,
+                HostWant::Count,
                 Access::Read,
             );
         }
@@ -1294,7 +1295,7 @@ mod tests {
     use anyhow::ensure;
 
     use super::*;
-    use crate::backend::Backend;
+    use crate::engine::Backend;
 
     /// What a plugin's session sets for itself — by a road the parse would
     /// refuse, run here on the session as the plugin's role — is gone when

@@ -1,9 +1,10 @@
 //! The embedded backend: one SQLite file, WAL, a per-thread pool of
 //! connections. The default.
 
-mod ops;
+mod errors;
+pub(crate) mod migrations;
 mod sandbox;
-mod unit;
+mod tx;
 mod writers;
 
 use std::path::{Path, PathBuf};
@@ -12,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::backend::{Backend, OpenOnce, Tx, V1_TABLES, require_current};
-use crate::{Error, Options, Result, migrations, pool};
+use crate::engine::{Backend, OpenOnce, Tx, V1_TABLES, require_current};
+use crate::{Error, Options, Result, pool};
 
-pub(crate) use unit::SqliteTx;
+pub(crate) use tx::SqliteTx;
 
 /// `PRAGMA application_id` of a plinth database: `plnt` in ASCII. SQLite's
 /// own way of saying which application a file belongs to.
@@ -167,7 +168,7 @@ impl Sqlite {
         }
         if self.inner.options.migrate {
             let now = self.inner.options.clock.now();
-            migrations::apply_locked(conn, migrations::MIGRATIONS, now).map_err(Kept)?;
+            migrations::apply_locked(conn, crate::migrations::SQLITE, now).map_err(Kept)?;
         }
         Ok(())
     }
@@ -266,9 +267,9 @@ impl Backend for Sqlite {
         self.inner.open.is_open() || self.inner.path.exists()
     }
 
-    fn pool_status(&self) -> crate::backend::PoolStatus {
+    fn pool_status(&self) -> crate::engine::PoolStatus {
         let idle = self.inner.idle.len();
-        crate::backend::PoolStatus {
+        crate::engine::PoolStatus {
             idle,
             open: idle,
             max: self.inner.options.max_idle_connections,
@@ -355,7 +356,7 @@ fn is_current(conn: &Connection, path: &Path) -> Result<bool> {
         .map_err(open_err)
         .and_then(|id| {
             Ok(id == APPLICATION_ID
-                && migrations::version_of(conn)? == migrations::latest_version())
+                && migrations::version_of(conn)? == crate::migrations::latest_version())
         });
     conn.execute_batch("ROLLBACK")?;
     current

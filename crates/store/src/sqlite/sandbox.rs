@@ -20,8 +20,8 @@ use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
 
 use super::SqliteTx;
+use crate::quota::Usage;
 use crate::sql::{Answers, Namespace, SqlError, SqlOutcome, SqlValue, Want};
-use crate::unit::Usage;
 
 /// The functions a plugin's SQL may call: SQLite's core scalar, aggregate,
 /// date and JSON functions and FTS5's; not `load_extension`, not the ones
@@ -758,7 +758,7 @@ fn classify(e: rusqlite::Error, refusal: &Refusal) -> SqlError {
     }
 }
 
-fn value(v: ValueRef<'_>) -> SqlValue {
+pub(crate) fn value(v: ValueRef<'_>) -> SqlValue {
     match v {
         ValueRef::Null => SqlValue::Null,
         ValueRef::Integer(n) => SqlValue::Integer(n),
@@ -775,14 +775,7 @@ fn value(v: ValueRef<'_>) -> SqlValue {
 
 impl rusqlite::ToSql for SqlValue {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, ValueRef as V};
-        Ok(ToSqlOutput::Borrowed(match self {
-            SqlValue::Null => V::Null,
-            SqlValue::Integer(n) => V::Integer(*n),
-            SqlValue::Real(x) => V::Real(*x),
-            SqlValue::Text(t) => V::Text(t.as_bytes()),
-            SqlValue::Blob(b) => V::Blob(b),
-        }))
+        Ok(super::tx::bound(crate::engine::Arg::from(self)))
     }
 }
 
@@ -864,12 +857,10 @@ impl SqliteTx {
                 let before = match *used {
                     Some(u) => u.now,
                     None => {
-                        let bytes =
-                            crate::backend::Tx::plugin_bytes(self, ns.plugin()).map_err(store)?;
-                        *used = Some(Usage {
-                            start: bytes,
-                            now: bytes,
-                        });
+                        let bytes = (self as &mut dyn crate::engine::Tx)
+                            .plugin_bytes(ns.plugin())
+                            .map_err(store)?;
+                        *used = Some(Usage::recorded(bytes));
                         bytes
                     }
                 };
@@ -904,13 +895,9 @@ impl SqliteTx {
             (Ok(_), Some((quota, before, pages_before))) => match self.bytes_in_use(false) {
                 Ok(pages_after) => {
                     let after = before.saturating_add_signed(pages_after - pages_before);
-                    if after <= quota {
-                        Ok(Some(after))
-                    } else {
-                        Err(SqlError::TooLarge(format!(
-                            "the plugin's data would take {after} bytes; its quota is {quota}"
-                        )))
-                    }
+                    crate::quota::check(after, quota)
+                        .map(|()| Some(after))
+                        .map_err(SqlError::TooLarge)
                 }
                 Err(e) => Err(e),
             },
@@ -940,39 +927,19 @@ impl SqliteTx {
         }
     }
 
-    /// What each plugin (or only `plugin`) keeps: its recorded version, its
-    /// tables' pages (SQLite's `dbstat`), its keys and values.
-    pub(crate) fn read_plugin_data(
+    /// Every b-tree whose table is a plugin's (or only `plugin`'s): its
+    /// tables, their indexes, full-text indexes' shadow tables, with the
+    /// bytes of their pages (SQLite's `dbstat`).
+    pub(crate) fn read_plugin_objects(
         &self,
         plugin: Option<&str>,
-    ) -> crate::Result<Vec<crate::plugin::PluginData>> {
+    ) -> crate::Result<Vec<(String, String, u64)>> {
         let conn = self.read()?;
-        // Everything, or one plugin's rows only (by its key's prefix, so
-        // that a quota's first count reads that plugin's rows and pages).
+        // A plugin's tables are named `plugin:table`: its own by prefix.
         let (lo, hi) = match plugin {
-            Some(p) => (p.to_string(), format!("{p}\u{0}")),
-            None => (String::new(), "\u{10FFFF}".to_string()),
-        };
-        let (table_lo, table_hi) = match plugin {
             Some(p) => (format!("{p}:"), format!("{p};")),
             None => (String::new(), "\u{10FFFF}".to_string()),
         };
-        let versions = conn
-            .prepare_cached(
-                "SELECT plugin, MAX(version) FROM plugin_migrations
-                 WHERE plugin >= ?1 AND plugin < ?2 GROUP BY plugin",
-            )?
-            .query_map((&lo, &hi), |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let keys = conn
-            .prepare_cached(
-                "SELECT plugin, COUNT(*), COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
-                 FROM plugin_keyvalue WHERE plugin >= ?1 AND plugin < ?2 GROUP BY plugin",
-            )?
-            .query_map((&lo, &hi), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        // Every b-tree whose table is a plugin's: its tables, their
-        // indexes, full-text indexes' shadow tables.
         let objects = conn
             .prepare_cached(
                 "SELECT s.name, s.tbl_name, COALESCE(d.pgsize, 0)
@@ -982,14 +949,14 @@ impl SqliteTx {
                    AND s.tbl_name >= ?1 AND s.tbl_name < ?2
                  ORDER BY s.name",
             )?
-            .query_map((&table_lo, &table_hi), |r| {
+            .query_map((&lo, &hi), |r| {
                 let name: String = r.get(0)?;
                 let table: String = r.get(1)?;
                 let owner = table.split_once(':').map_or("", |(o, _)| o).to_string();
                 Ok((owner, name, r.get(2)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(crate::plugin::gather(plugin, versions, keys, objects))
+        Ok(objects)
     }
 }
 

@@ -1,4 +1,5 @@
-//! One unit of work on one pooled SQLite connection.
+//! One unit of work on one pooled SQLite connection: the engine side of
+//! [`Tx`], plinth's statements run through the statement cache.
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -7,7 +8,7 @@ use rusqlite::Connection;
 
 use super::Sqlite;
 use super::writers::Turn;
-use crate::backend::wait_budget;
+use crate::engine::{Access, Arg, Lock, Row, Sql, Tx, wait_budget};
 use crate::{Error, Result};
 
 /// One unit of work: its reads share one read transaction (one WAL
@@ -171,5 +172,104 @@ impl Drop for SqliteTx {
             }
             self.db.release(conn);
         }
+    }
+}
+
+impl Tx for SqliteTx {
+    fn set_deadline(&mut self, deadline: Instant) {
+        SqliteTx::set_deadline(self, deadline);
+    }
+
+    fn rows_written(&self) -> u64 {
+        SqliteTx::rows_written(self)
+    }
+
+    fn is_writing(&self) -> bool {
+        SqliteTx::is_writing(self)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        SqliteTx::commit(&mut self)
+    }
+
+    fn execute(&mut self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64> {
+        let mut stmt = self.write()?.prepare_cached(sql.sqlite)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(args))? as u64)
+    }
+
+    fn query(
+        &mut self,
+        sql: &Sql,
+        args: &[Arg<'_>],
+        access: Access,
+        each: &mut dyn FnMut(&dyn Row) -> Result<()>,
+    ) -> Result<()> {
+        let conn = match access {
+            Access::Read => self.read()?,
+            Access::Write | Access::Lock => self.write()?,
+        };
+        let mut stmt = conn.prepare_cached(sql.sqlite)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            each(&SqliteRow(row))?;
+        }
+        Ok(())
+    }
+
+    /// SQLite's one lock: the file's write lock.
+    fn lock(&mut self, _: Lock<'_>) -> Result<()> {
+        self.write()?;
+        Ok(())
+    }
+
+    fn plugin_sql(
+        &mut self,
+        ns: &crate::sql::Namespace,
+        sql: &str,
+        each: &[&[crate::sql::SqlValue]],
+        want: crate::sql::Want,
+        used: &mut Option<crate::quota::Usage>,
+    ) -> std::result::Result<crate::sql::Answers, crate::sql::SqlError> {
+        self.run_plugin_sql(ns, sql, each, want, used)
+    }
+
+    fn plugin_script(
+        &mut self,
+        ns: &crate::sql::Namespace,
+        script: &str,
+        used: &mut Option<crate::quota::Usage>,
+    ) -> std::result::Result<(), crate::sql::SqlError> {
+        self.run_plugin_script(ns, script, used)
+    }
+
+    fn plugin_objects(&mut self, plugin: Option<&str>) -> Result<Vec<(String, String, u64)>> {
+        self.read_plugin_objects(plugin)
+    }
+}
+
+/// A row of a statement, read as the seam's values.
+struct SqliteRow<'a, 'b>(&'a rusqlite::Row<'b>);
+
+impl Row for SqliteRow<'_, '_> {
+    fn value(&self, i: usize) -> Result<crate::sql::SqlValue> {
+        Ok(super::sandbox::value(self.0.get_ref(i)?))
+    }
+}
+
+/// An [`Arg`] as SQLite binds it, borrowing its text or bytes.
+pub(crate) fn bound(arg: Arg<'_>) -> rusqlite::types::ToSqlOutput<'_> {
+    use rusqlite::types::{ToSqlOutput, ValueRef};
+    ToSqlOutput::Borrowed(match arg {
+        Arg::Null => ValueRef::Null,
+        Arg::Int(n) => ValueRef::Integer(n),
+        Arg::Real(x) => ValueRef::Real(x),
+        Arg::Text(t) => ValueRef::Text(t.as_bytes()),
+        Arg::Blob(b) => ValueRef::Blob(b),
+    })
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(bound(*self))
     }
 }
