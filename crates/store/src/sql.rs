@@ -489,3 +489,68 @@ pub(crate) fn kind(statement: &sqlparser::ast::Statement) -> Result<Kind, SqlErr
         }
     }
 }
+
+/// The tables a statement's foreign keys point at (`CREATE TABLE`,
+/// `ALTER TABLE … ADD`): names the sandboxes' visitors do not see as
+/// relations, and which each sandbox confines as it does those.
+pub(crate) fn foreign_tables(
+    statement: &mut sqlparser::ast::Statement,
+) -> Vec<&mut sqlparser::ast::ObjectName> {
+    use sqlparser::ast::{
+        AlterTableOperation, ColumnDef, ColumnOption, Statement, TableConstraint,
+    };
+    let mut constraints: Vec<&mut TableConstraint> = Vec::new();
+    let mut columns: Vec<&mut ColumnDef> = Vec::new();
+    match statement {
+        Statement::CreateTable(table) => {
+            constraints.extend(table.constraints.iter_mut());
+            columns.extend(table.columns.iter_mut());
+        }
+        Statement::AlterTable { operations, .. } => {
+            for operation in operations {
+                match operation {
+                    AlterTableOperation::AddColumn { column_def, .. } => columns.push(column_def),
+                    AlterTableOperation::AddConstraint { constraint, .. } => {
+                        constraints.push(constraint);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut tables = Vec::new();
+    for constraint in constraints {
+        if let TableConstraint::ForeignKey { foreign_table, .. } = constraint {
+            tables.push(foreign_table);
+        }
+    }
+    for column in columns {
+        for option in &mut column.options {
+            if let ColumnOption::ForeignKey { foreign_table, .. } = &mut option.option {
+                tables.push(foreign_table);
+            }
+        }
+    }
+    tables
+}
+
+/// The one identifier of a name a plugin uses for a table, refusing a name
+/// with a schema and the engine's own names (`own`, given the name in
+/// lowercase; `whose` says whose they are).
+pub(crate) fn plain_name<'a>(
+    name: &'a mut sqlparser::ast::ObjectName,
+    own: fn(&str) -> bool,
+    whose: &str,
+) -> Result<&'a mut sqlparser::ast::Ident, SqlError> {
+    let shown = name.to_string();
+    let [sqlparser::ast::ObjectNamePart::Identifier(ident)] = name.0.as_mut_slice() else {
+        return Err(SqlError::AccessDenied(format!(
+            "{shown}: a plugin names its tables without a schema"
+        )));
+    };
+    if own(&ident.value.to_lowercase()) {
+        return Err(SqlError::AccessDenied(format!("{}: {whose}", ident.value)));
+    }
+    Ok(ident)
+}

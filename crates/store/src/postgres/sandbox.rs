@@ -25,8 +25,7 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    ColumnOption, Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableConstraint,
-    TableFactor, Visit, Visitor,
+    Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -161,13 +160,15 @@ pub(crate) fn checked(sql: &str, many: bool) -> Result<Vec<(String, bool)>, SqlE
         )));
     }
     statements
-        .iter()
-        .map(|statement| {
-            let writes = allowed(statement)?;
+        .into_iter()
+        .map(|mut statement| {
+            let writes = allowed(&statement)?;
             if let ControlFlow::Break(e) = statement.visit(&mut Names) {
                 return Err(e);
             }
-            foreign_keys(statement)?;
+            for table in crate::sql::foreign_tables(&mut statement) {
+                check_name(table)?;
+            }
             Ok((statement.to_string(), writes))
         })
         .collect()
@@ -233,61 +234,8 @@ fn selects_into(q: &Query) -> bool {
 
 /// Refuses names a plugin may not use: any with a schema, the catalog's.
 fn check_name(name: &ObjectName) -> Result<(), SqlError> {
-    let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
-        return Err(SqlError::AccessDenied(format!(
-            "{name}: a plugin names its tables without a schema"
-        )));
-    };
-    let lower = ident.value.to_lowercase();
-    if lower.starts_with("pg_") || lower == "information_schema" {
-        return Err(SqlError::AccessDenied(format!(
-            "{}: the server's own",
-            ident.value
-        )));
-    }
-    Ok(())
-}
-
-/// Foreign keys name tables the visitor does not see as relations.
-fn foreign_keys(statement: &Statement) -> Result<(), SqlError> {
-    use sqlparser::ast::AlterTableOperation;
-    let (constraints, columns): (Vec<&TableConstraint>, Vec<&sqlparser::ast::ColumnDef>) =
-        match statement {
-            Statement::CreateTable(table) => (
-                table.constraints.iter().collect(),
-                table.columns.iter().collect(),
-            ),
-            Statement::AlterTable { operations, .. } => {
-                let mut constraints = Vec::new();
-                let mut columns = Vec::new();
-                for operation in operations {
-                    match operation {
-                        AlterTableOperation::AddColumn { column_def, .. } => {
-                            columns.push(column_def);
-                        }
-                        AlterTableOperation::AddConstraint { constraint, .. } => {
-                            constraints.push(constraint);
-                        }
-                        _ => {}
-                    }
-                }
-                (constraints, columns)
-            }
-            _ => return Ok(()),
-        };
-    for constraint in constraints {
-        if let TableConstraint::ForeignKey { foreign_table, .. } = constraint {
-            check_name(foreign_table)?;
-        }
-    }
-    for column in columns {
-        for option in &column.options {
-            if let ColumnOption::ForeignKey { foreign_table, .. } = &option.option {
-                check_name(foreign_table)?;
-            }
-        }
-    }
-    Ok(())
+    let own = |n: &str| n.starts_with("pg_") || n == "information_schema";
+    crate::sql::plain_name(&mut name.clone(), own, "the server's own").map(|_| ())
 }
 
 /// Refuses a function named with a schema or not in [`FUNCTIONS`].

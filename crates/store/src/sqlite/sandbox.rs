@@ -13,8 +13,8 @@ use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 use sqlparser::ast::{
-    AlterTableOperation, ColumnDef, ColumnOption, Expr, Ident, ObjectName, ObjectNamePart, Query,
-    RenameTableNameKind, Statement, TableConstraint, Visit, VisitMut, Visitor, VisitorMut,
+    AlterTableOperation, Expr, Ident, ObjectName, ObjectNamePart, Query, RenameTableNameKind,
+    Statement, Visit, VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -222,51 +222,22 @@ fn namespace_statement(
                 rename(name, &prefix)?;
             }
         }
-        Statement::CreateTable(table) => {
-            for constraint in &mut table.constraints {
-                rename_constraint(constraint, &prefix)?;
-            }
-            for column in &mut table.columns {
-                rename_column(column, &prefix)?;
-            }
-        }
         Statement::AlterTable { operations, .. } => {
             for operation in operations {
-                match operation {
-                    AlterTableOperation::AddColumn { column_def, .. } => {
-                        rename_column(column_def, &prefix)?;
-                    }
-                    AlterTableOperation::AddConstraint { constraint, .. } => {
-                        rename_constraint(constraint, &prefix)?;
-                    }
-                    AlterTableOperation::RenameTable {
-                        table_name: RenameTableNameKind::As(name) | RenameTableNameKind::To(name),
-                    } => rename(name, &prefix)?,
-                    _ => {}
+                if let AlterTableOperation::RenameTable {
+                    table_name: RenameTableNameKind::As(name) | RenameTableNameKind::To(name),
+                } = operation
+                {
+                    rename(name, &prefix)?;
                 }
             }
         }
         _ => {}
     }
+    for table in crate::sql::foreign_tables(statement) {
+        rename(table, &prefix)?;
+    }
     Ok((statement.to_string(), ddl))
-}
-
-/// Puts the table a column's foreign key points at into the namespace.
-fn rename_column(column: &mut ColumnDef, prefix: &str) -> Result<(), SqlError> {
-    for option in &mut column.options {
-        if let ColumnOption::ForeignKey { foreign_table, .. } = &mut option.option {
-            rename(foreign_table, prefix)?;
-        }
-    }
-    Ok(())
-}
-
-/// Puts the table a foreign-key constraint points at into the namespace.
-fn rename_constraint(constraint: &mut TableConstraint, prefix: &str) -> Result<(), SqlError> {
-    if let TableConstraint::ForeignKey { foreign_table, .. } = constraint {
-        rename(foreign_table, prefix)?;
-    }
-    Ok(())
 }
 
 /// Whether plugins may run this kind of statement; `Ok(true)` for DDL.
@@ -280,18 +251,7 @@ fn allowed(statement: &Statement) -> Result<bool, SqlError> {
 /// wherever SQLite resolves it: a CTE called `users` is the plugin's, in
 /// and out of its scope.
 fn rename(name: &mut ObjectName, prefix: &str) -> Result<(), SqlError> {
-    let [ObjectNamePart::Identifier(ident)] = name.0.as_mut_slice() else {
-        return Err(SqlError::AccessDenied(format!(
-            "{name}: a plugin names its tables without a schema"
-        )));
-    };
-    let lower = ident.value.to_lowercase();
-    if lower.starts_with("sqlite_") {
-        return Err(SqlError::AccessDenied(format!(
-            "{}: SQLite's own",
-            ident.value
-        )));
-    }
+    let ident = crate::sql::plain_name(name, |n| n.starts_with("sqlite_"), "SQLite's own")?;
     *ident = Ident::with_quote('"', format!("{prefix}{}", ident.value));
     Ok(())
 }
