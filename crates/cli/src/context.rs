@@ -130,11 +130,9 @@ impl Ctx {
     /// `link`) point at `public_url`.
     pub(crate) fn runtime_linking(&self, public_url: Option<String>) -> Result<Runtime> {
         let options = RuntimeOptions {
-            cache_dir: self.cache_dir.clone(),
             public_url,
-            ..RuntimeOptions::default()
-        }
-        .capability(plinth_testing::TEST_CAPABILITY);
+            ..self.runtime_options()
+        };
         Ok(Runtime::with_options(self.db()?, options)?)
     }
 
@@ -142,13 +140,21 @@ impl Ctx {
     /// the cache only by `Plugin::write_cache`.
     pub(crate) fn runtime_over(&self, db: Db, defer: bool) -> Result<Runtime> {
         let options = RuntimeOptions {
-            cache_dir: self.cache_dir.clone(),
             defer_cache_writes: defer,
+            ..self.runtime_options()
+        };
+        Ok(Runtime::with_options(db, options)?)
+    }
+
+    /// What every runtime of the CLI has: the compile cache, and the test
+    /// capability (for the built-in db-test only: `plugins::load` grants it
+    /// in code).
+    fn runtime_options(&self) -> RuntimeOptions {
+        RuntimeOptions {
+            cache_dir: self.cache_dir.clone(),
             ..RuntimeOptions::default()
         }
-        // For the built-in db-test only: `plugins::load` grants it in code.
-        .capability(plinth_testing::TEST_CAPABILITY);
-        Ok(Runtime::with_options(db, options)?)
+        .capability(plinth_testing::TEST_CAPABILITY)
     }
 
     /// The database, not opened yet: nothing touches the file until

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use plinth_store::Db;
 
-use super::dialect_of;
+use super::{describe_limits, dialect_of};
 use crate::context::{Ctx, Failure, Result};
 use crate::plugins;
 
@@ -95,15 +95,8 @@ pub fn run(ctx: &Ctx, path: &Path, yes: bool) -> Result<ExitCode> {
     if !any {
         println!("  no interfaces");
     }
-    let l = request.limits;
-    println!(
-        "  limits: memory {} MiB, time {} ms, {} rows per call; {} MiB of its own data",
-        l.memory_bytes >> 20,
-        l.time.as_millis(),
-        l.rows,
-        l.data_bytes >> 20
-    );
-    if let Some(t) = l.migration_time {
+    println!("  limits: {}", describe_limits(&request.limits));
+    if let Some(t) = request.limits.migration_time {
         println!("  its migrations may run for {} ms at load", t.as_millis());
     }
     for dialect in request.migrations.dialects() {

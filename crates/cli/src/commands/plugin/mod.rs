@@ -99,6 +99,17 @@ fn print_schema(runtime: &Runtime, name: &str, shipped: &plinth_host::Migrations
     Ok(())
 }
 
+/// Limits as `inspect` and `install` show them.
+fn describe_limits(l: &plinth_host::Limits) -> String {
+    format!(
+        "memory {} MiB, time {} ms, {} rows per call; {} MiB of its own data",
+        l.memory_bytes >> 20,
+        l.time.as_millis(),
+        l.rows,
+        l.data_bytes >> 20
+    )
+}
+
 fn dialect_of(name: &str) -> plinth_store::Dialect {
     if name == "postgresql" {
         plinth_store::Dialect::Postgresql
@@ -140,14 +151,7 @@ fn inspect(ctx: &Ctx, plugin: &str) -> Result<ExitCode> {
             (_, None) => "none (nothing granted)".to_string(),
         }
     );
-    let limits = p.limits();
-    println!(
-        "limits:   memory {} MiB, time {} ms, {} rows per call; {} MiB of its own data",
-        limits.memory_bytes >> 20,
-        limits.time.as_millis(),
-        limits.rows,
-        limits.data_bytes >> 20
-    );
+    println!("limits:   {}", describe_limits(&p.limits()));
     print_schema(&runtime, p.name(), &plugins::request_migrations(&source)?)?;
     match p.reuse() {
         None => println!("reuse:    none (a fresh instance for every call)"),
