@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use plinth_guests::Embedded;
 use plinth_host::{Access, Manifest, Plugin, Runtime};
 
-use crate::Failure;
+use crate::context::Failure;
 
 /// Where a plugin's component and manifest come from.
 pub enum Origin {

@@ -33,12 +33,13 @@ mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::Ctx;
+use crate::context::{self, Ctx};
 
 /// `plinth serve`'s options.
 #[derive(clap::Args, Debug, Clone)]
@@ -110,7 +111,7 @@ pub struct ServeArgs {
 }
 
 /// Runs the service until SIGTERM or SIGINT.
-pub fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+pub fn run(ctx: &Ctx, args: ServeArgs) -> context::Result<ExitCode> {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("plinth-serve")
@@ -123,7 +124,7 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         // bound means; their units of work are rolled back by the database.
         std::process::exit(0);
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serves until a signal; whether every call ended within the bound.

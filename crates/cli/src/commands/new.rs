@@ -9,8 +9,42 @@
 //! `plinth call ./NAME.wasm …` finds the manifest.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+
+use crate::context::{self, Failure};
+
+/// `plinth new`'s arguments.
+#[derive(clap::Args)]
+pub struct NewArgs {
+    /// The plugin's name: lowercase words joined by hyphens.
+    name: String,
+    /// The language it is written in.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
+    /// Where to write it.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// Writes the plugin and says how to build and call it.
+pub fn run(args: NewArgs) -> context::Result<ExitCode> {
+    let NewArgs { name, lang, dir } = args;
+    check_name(&name).map_err(Failure::usage)?;
+    let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+    let written = create(&dir, &name, lang).map_err(Failure::usage)?;
+    for path in &written {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "\nnext, in {}:\n  the tool:  {}\n  build it:  {}\n  call it:   plinth call ./{name}.wasm 'greet(\"ada@example.com\")' --approve",
+        dir.display(),
+        setup(lang),
+        build_command(&name, lang)
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
 /// A language `plinth new` writes a plugin in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,13 +64,13 @@ pub const COMPONENTIZE_QJS: &str = "0.4.5";
 
 // The Rust source and the world are the repository's template guest, built
 // and tested with the other guests.
-const WORLD: &str = include_str!("../../../guests/template/wit/world.wit");
-const MANIFEST: &str = include_str!("../templates/manifest.toml");
-const RUST_CARGO: &str = include_str!("../templates/rust/Cargo.toml");
-const RUST_LIB: &str = include_str!("../../../guests/template/src/lib.rs");
-const PYTHON_APP: &str = include_str!("../templates/python/app.py");
-const JS_PLUGIN: &str = include_str!("../templates/js/plugin.js");
-const JS_PACKAGE: &str = include_str!("../templates/js/package.json");
+const WORLD: &str = include_str!("../../../../guests/template/wit/world.wit");
+const MANIFEST: &str = include_str!("../../templates/manifest.toml");
+const RUST_CARGO: &str = include_str!("../../templates/rust/Cargo.toml");
+const RUST_LIB: &str = include_str!("../../../../guests/template/src/lib.rs");
+const PYTHON_APP: &str = include_str!("../../templates/python/app.py");
+const JS_PLUGIN: &str = include_str!("../../templates/js/plugin.js");
+const JS_PACKAGE: &str = include_str!("../../templates/js/package.json");
 
 /// Whether `name` can name a plugin, a WIT world and package, and a file:
 /// lowercase ASCII words joined by single hyphens (`user-card`), at most 64
@@ -167,7 +201,7 @@ pub fn create(dir: &Path, name: &str, lang: Lang) -> Result<Vec<PathBuf>> {
         written.push(path);
     }
     // The plinth packages the world imports from.
-    for line in crate::wit::write_packages(&dir.join("wit"))? {
+    for line in super::wit::write_packages(&dir.join("wit"))? {
         written.push(line);
     }
     Ok(written)

@@ -1,10 +1,28 @@
 //! `plinth wit DIR`: the WIT a plugin author builds against, written from the
 //! copy in this binary.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use plinth_host::wit::PACKAGES;
+
+use crate::context;
+
+/// `plinth wit`'s arguments.
+#[derive(clap::Args)]
+pub struct WitArgs {
+    /// The plugin's WIT folder, e.g. `wit`.
+    dir: PathBuf,
+}
+
+/// Writes the packages (and a starter world) and prints each file written.
+pub fn run(args: WitArgs) -> context::Result<ExitCode> {
+    for line in write(&args.dir)? {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The world written into a folder that has none: a starting point that
 /// imports exactly what it uses.
@@ -23,7 +41,7 @@ world plugin {
 
 /// Writes every package into `dir/deps/<package>/`, and `dir/world.wit` when
 /// `dir` holds no `.wit` file of its own. Returns one line per file written.
-pub fn write(dir: &Path) -> Result<Vec<String>> {
+fn write(dir: &Path) -> Result<Vec<String>> {
     let mut written: Vec<String> = write_packages(dir)?
         .into_iter()
         .map(|p| p.display().to_string())
@@ -42,7 +60,7 @@ pub fn write(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Writes every package into `dir/deps/<package>/`; returns the files.
-pub fn write_packages(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub fn write_packages(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for package in PACKAGES {
         let folder = dir.join("deps").join(package.dir);

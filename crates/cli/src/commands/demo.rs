@@ -2,10 +2,42 @@
 
 use anyhow::{Result, anyhow, bail};
 use std::path::Path;
+use std::process::ExitCode;
 
 use plinth_auth::{AuthError, AuthPlugin, AuthResult};
 use plinth_host::Runtime;
 use plinth_mail::{RecordingTransport, Retry, Sender};
+
+use crate::context::{self, Ctx, Failure};
+use crate::mail;
+
+/// Runs the journey over the database, reading the mail back from the
+/// recording folder (a scratch one when mail is held); exit 1 when a step
+/// misbehaved.
+pub fn run(ctx: &Ctx) -> context::Result<ExitCode> {
+    let runtime = ctx.runtime()?;
+    println!("database: {}", runtime.db().location());
+    let source = ctx.find_plugin("auth")?;
+    let auth = AuthPlugin::new(ctx.load_plugin(&runtime, &source, false)?)?;
+    let scratch;
+    let inbox = match &ctx.delivery {
+        mail::Delivery::Record(dir) => dir.clone(),
+        mail::Delivery::Hold => {
+            scratch = tempfile::tempdir()?;
+            scratch.path().to_path_buf()
+        }
+        mail::Delivery::Smtp(_) => {
+            return Err(Failure::usage(
+                "the demo reads its mail from the recording folder: run it without PLINTH_SMTP",
+            ));
+        }
+    };
+    Ok(if journey(&runtime, &auth, &inbox)? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
 
 struct Steps {
     n: usize,
@@ -68,7 +100,7 @@ fn mailed_token(runtime: &Runtime, inbox: &Path, to: &str, subject: &str) -> Res
         Retry::default(),
     );
     sender.deliver_due()?;
-    let text = crate::mail::newest_recorded(inbox, to)?
+    let text = mail::newest_recorded(inbox, to)?
         .ok_or_else(|| anyhow!("no mail to {to} in {}", inbox.display()))?;
     if !text.lines().any(|l| l == format!("Subject: {subject}")) {
         bail!("the newest mail to {to} is not {subject:?}");
@@ -84,8 +116,8 @@ fn mailed_token(runtime: &Runtime, inbox: &Path, to: &str, subject: &str) -> Res
     Ok(token.to_string())
 }
 
-/// Returns whether every step behaved.
-pub fn run(runtime: &Runtime, auth: &AuthPlugin, inbox: &Path) -> Result<bool> {
+/// Walks `auth` through the journey; returns whether every step behaved.
+fn journey(runtime: &Runtime, auth: &AuthPlugin, inbox: &Path) -> Result<bool> {
     let tag = {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
