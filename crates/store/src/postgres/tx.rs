@@ -300,37 +300,6 @@ impl Drop for PgTx {
 }
 
 impl PgTx {
-    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
-        self.deadline = Some(deadline);
-        self.timer = None;
-    }
-
-    pub(crate) fn commit(&mut self) -> Result<()> {
-        if self.broken {
-            return Err(Error::Unavailable(EngineError::from_message(
-                "the unit's connection was lost; its writes were rolled back",
-            )));
-        }
-        if self.sessions.iter().any(|s| s.wrote) {
-            return self.commit_with_sessions();
-        }
-        self.end_sessions();
-        if self.writing {
-            self.end("COMMIT")?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn rows_written(&self) -> u64 {
-        self.rows
-    }
-
-    pub(crate) fn is_writing(&self) -> bool {
-        self.writing
-    }
-}
-
-impl PgTx {
     pub(super) fn new(pg: Postgres) -> Self {
         Self {
             pg,
@@ -352,19 +321,32 @@ fn params<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
 
 impl Tx for PgTx {
     fn set_deadline(&mut self, deadline: Instant) {
-        PgTx::set_deadline(self, deadline);
+        self.deadline = Some(deadline);
+        self.timer = None;
     }
 
     fn rows_written(&self) -> u64 {
-        PgTx::rows_written(self)
+        self.rows
     }
 
     fn is_writing(&self) -> bool {
-        PgTx::is_writing(self)
+        self.writing
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        PgTx::commit(&mut self)
+        if self.broken {
+            return Err(Error::Unavailable(EngineError::from_message(
+                "the unit's connection was lost; its writes were rolled back",
+            )));
+        }
+        if self.sessions.iter().any(|s| s.wrote) {
+            return self.commit_with_sessions();
+        }
+        self.end_sessions();
+        if self.writing {
+            self.end("COMMIT")?;
+        }
+        Ok(())
     }
 
     fn execute(&mut self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64> {

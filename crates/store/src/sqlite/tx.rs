@@ -132,32 +132,6 @@ impl SqliteTx {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
-
-    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
-        self.deadline = Some(deadline);
-    }
-
-    pub(crate) fn rows_written(&self) -> u64 {
-        match (&self.conn, self.writing) {
-            (Some(conn), true) => conn.total_changes().saturating_sub(self.changes_at_begin),
-            _ => 0,
-        }
-    }
-
-    pub(crate) fn is_writing(&self) -> bool {
-        self.writing
-    }
-
-    pub(crate) fn commit(&mut self) -> Result<()> {
-        if self.writing || self.reading.get() {
-            self.conn()?.prepare_cached("COMMIT")?.execute([])?;
-            self.writing = false;
-            self.reading.set(false);
-            // Committed: the next writer's turn.
-            self.turn = None;
-        }
-        Ok(())
-    }
 }
 
 impl Drop for SqliteTx {
@@ -177,19 +151,29 @@ impl Drop for SqliteTx {
 
 impl Tx for SqliteTx {
     fn set_deadline(&mut self, deadline: Instant) {
-        SqliteTx::set_deadline(self, deadline);
+        self.deadline = Some(deadline);
     }
 
     fn rows_written(&self) -> u64 {
-        SqliteTx::rows_written(self)
+        match (&self.conn, self.writing) {
+            (Some(conn), true) => conn.total_changes().saturating_sub(self.changes_at_begin),
+            _ => 0,
+        }
     }
 
     fn is_writing(&self) -> bool {
-        SqliteTx::is_writing(self)
+        self.writing
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        SqliteTx::commit(&mut self)
+        if self.writing || self.reading.get() {
+            self.conn()?.prepare_cached("COMMIT")?.execute([])?;
+            self.writing = false;
+            self.reading.set(false);
+            // Committed: the next writer's turn.
+            self.turn = None;
+        }
+        Ok(())
     }
 
     fn execute(&mut self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64> {
