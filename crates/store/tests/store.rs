@@ -1282,6 +1282,60 @@ mod keyvalue {
         Ok(())
     }
 
+    /// The quota holds across calls and roads: what a plugin's SQL added to
+    /// its tables in earlier units counts against a key-value write.
+    pub fn a_key_value_write_counts_what_the_plugins_tables_took_before(f: Fixture) -> Result<()> {
+        use plinth_store::sql::SqlValue;
+        let quota = 2_000_000;
+        let a = ns("alpha")?.with_quota(Some(quota));
+        // The plugin's usage is recorded by a first write.
+        let mut unit = f.db.unit()?;
+        unit.kv_set(&a, "b", "first", b"x")?;
+        let (create, insert) = match f.db.dialect() {
+            plinth_store::Dialect::Sqlite => (
+                "CREATE TABLE blobs (body BLOB)",
+                "INSERT INTO blobs (body) VALUES (?1)",
+            ),
+            _ => (
+                "CREATE TABLE blobs (body BYTEA)",
+                "INSERT INTO blobs (body) VALUES ($1)",
+            ),
+        };
+        unit.plugin_execute(&a, create, &[])?;
+        unit.commit()?;
+        // Then its tables grow, under the quota, a unit at a time, with bytes
+        // no engine compresses.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let bytes_of = |f: &Fixture| -> Result<u64> {
+            let data = f.db.plugin_data()?;
+            Ok(data
+                .iter()
+                .find(|d| d.plugin == "alpha")
+                .map_or(0, |d| d.bytes()))
+        };
+        while bytes_of(&f)? < quota - 300_000 {
+            let chunk: Vec<u8> = (0..100_000)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed.to_le_bytes()[0]
+                })
+                .collect();
+            let mut unit = f.db.unit()?;
+            unit.plugin_execute(&a, insert, &[SqlValue::Blob(chunk)])?;
+            unit.commit()?;
+        }
+        // A value that fits beside what was recorded first, not beside what
+        // the tables take now.
+        let mut unit = f.db.unit()?;
+        assert_err!(
+            unit.kv_set(&a, "b", "big", &vec![1u8; MAX_VALUE_BYTES]),
+            KvError::TooLarge(_)
+        );
+        Ok(())
+    }
+
     pub fn list_keys_pages_through_every_key_once(f: Fixture) -> Result<()> {
         let a = ns("alpha")?;
         let n = KEYS_PER_PAGE as usize * 2 + 17;
@@ -1428,5 +1482,6 @@ on_both!(
     keyvalue::get_set_delete_and_exists_in_buckets_of_their_own,
     keyvalue::oversized_keys_and_values_are_too_large_and_write_nothing,
     keyvalue::list_keys_pages_through_every_key_once,
+    keyvalue::a_key_value_write_counts_what_the_plugins_tables_took_before,
     keyvalue::increments_and_swaps_from_many_threads_lose_nothing,
 );

@@ -926,6 +926,18 @@ impl PgTx {
             ));
         }
         let session = self.session(ns.plugin(), &schema)?;
+        if ns.quota().is_some() && used.is_none() && statements.iter().any(|(_, writes)| *writes) {
+            // What is recorded, for the unit to bring up to date at commit
+            // with what its statements measured: a key-value write in a
+            // later unit then counts what the tables took.
+            let recorded = (self as &mut dyn crate::engine::Tx)
+                .plugin_bytes(ns.plugin())
+                .map_err(|e| match e {
+                    crate::Error::Busy => SqlError::Busy,
+                    other => SqlError::Internal(other.to_string()),
+                })?;
+            *used = Some(crate::quota::Usage::recorded(recorded));
+        }
         let mut last = Answers::new(ns.result_budget());
         for (text, writes) in &statements {
             // Under a quota a statement that may write is measured.
