@@ -67,13 +67,17 @@ pub mod sql_world {
 }
 
 /// `wasi:keyvalue` 0.2.0-draft2, from the vendored WIT. Its buckets and CAS
-/// handles are host resources whose representations index the instance's
-/// open handles (`capabilities::keyvalue`).
+/// handles are entries of the instance's key-value resource table
+/// (`capabilities::keyvalue`).
 pub mod keyvalue_world {
     wasmtime::component::bindgen!({
         path: "../wit/keyvalue",
         world: "wasi:keyvalue/imports",
         imports: { default: trappable | tracing },
+        with: {
+            "wasi:keyvalue/store.bucket": crate::capabilities::keyvalue::BucketHandle,
+            "wasi:keyvalue/atomics.cas": crate::capabilities::keyvalue::CasHandle,
+        },
         trappable_error_type: {
             "wasi:keyvalue/store@0.2.0-draft2.error" => crate::capabilities::keyvalue::KvHostError,
         },

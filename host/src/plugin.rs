@@ -537,7 +537,7 @@ impl Plugin {
             }
             // Written past the limit by the call's last operation: no
             // commit; the unit rolls back when the store is dropped.
-            Ok(_) if store.data().database.rows_over_limit().is_some() => Err(Error::RowLimit {
+            Ok(_) if store.data().rows_over_limit().is_some() => Err(Error::RowLimit {
                 plugin: self.inner.meta.name.clone(),
                 function: function.to_string(),
                 limit: self.inner.limits.rows,

@@ -3,10 +3,9 @@
 //! the whole runtime, which is why only code may grant it), and
 //! `plinth:test/report` holds the record test guests report checks in.
 
-use plinth_host::capabilities::DatabaseCtx;
-use plinth_host::capability::{Capability, Function, Gate, Interface};
+use plinth_host::capabilities::clock::ClockCtx;
+use plinth_host::capability::{Capability, Function, Gate, HasView, Interface, View};
 use plinth_host::{Access, CallState};
-use wasmtime::component::HasData;
 
 use crate::bindings::db_test::plinth::test::{clock, report};
 
@@ -31,48 +30,32 @@ pub const TEST_CLOCK: Interface = Interface {
 
 /// The test capability (`plinth:test/clock` and `plinth:test/report`), for
 /// [`RuntimeOptions::capability`](plinth_host::RuntimeOptions::capability).
+/// Its host function sees the call's clock ([`ClockCtx`]) and nothing else.
 pub const TEST_CAPABILITY: Capability = Capability {
     interfaces: &[TEST_CLOCK, TEST_REPORT],
     add_to_linker: |linker| {
-        clock::add_to_linker::<CallState, TestClock>(linker, |s| TestClockView {
-            ctx: &mut s.database,
+        clock::add_to_linker::<CallState, HasView<ClockCtx>>(linker, |s| {
+            s.clock_view(&TEST_CLOCK)
         })?;
-        report::add_to_linker::<CallState, TestClock>(linker, |s| TestClockView {
-            ctx: &mut s.database,
+        report::add_to_linker::<CallState, HasView<ClockCtx>>(linker, |s| {
+            s.clock_view(&TEST_REPORT)
         })
     },
 };
 
 const ADVANCE: Access = TEST_CLOCK.access("advance");
 
-/// The [`HasData`] of the test clock.
-struct TestClock;
+impl report::Host for View<'_, ClockCtx> {}
 
-impl HasData for TestClock {
-    type Data<'a> = TestClockView<'a>;
-}
-
-/// What the test clock's host function sees of a call.
-struct TestClockView<'a> {
-    ctx: &'a mut DatabaseCtx,
-}
-
-impl report::Host for TestClockView<'_> {}
-
-impl clock::Host for TestClockView<'_> {
+impl clock::Host for View<'_, ClockCtx> {
     fn advance(&mut self, seconds: u32) -> wasmtime::Result<()> {
         // The import check refuses a plugin that imports this interface
         // without a grant; this is a second check, and a breach is a host
         // bug, so it traps.
-        if self.ctx.access(&TEST_CLOCK).is_none_or(|a| a < ADVANCE) {
-            wasmtime::bail!(
-                "plinth:test/clock is not granted to {}",
-                self.ctx.plugin_name()
-            );
-        }
+        self.check(ADVANCE)?;
         // This call's clock only: calls running beside it (other threads,
         // other hosts on PostgreSQL) keep theirs.
-        self.ctx.advance_clock(seconds);
+        self.state.advance(seconds);
         Ok(())
     }
 }

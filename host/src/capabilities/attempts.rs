@@ -24,7 +24,7 @@ pub const ATTEMPTS: Interface = Interface {
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[ATTEMPTS],
     add_to_linker: |linker| {
-        attempts::add_to_linker::<_, Database>(linker, |s| s.database.view(&ATTEMPTS))
+        attempts::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &ATTEMPTS))
     },
 };
 

@@ -22,7 +22,7 @@ pub const CREDENTIALS: Interface = Interface {
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[CREDENTIALS],
     add_to_linker: |linker| {
-        credentials::add_to_linker::<_, Database>(linker, |s| s.database.view(&CREDENTIALS))
+        credentials::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &CREDENTIALS))
     },
 };
 

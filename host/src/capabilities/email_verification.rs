@@ -32,7 +32,7 @@ pub const CAPABILITY: Capability = Capability {
     interfaces: &[EMAIL_VERIFICATION],
     add_to_linker: |linker| {
         email_verification::add_to_linker::<_, Database>(linker, |s| {
-            s.database.view(&EMAIL_VERIFICATION)
+            DbView::of(s, &EMAIL_VERIFICATION)
         })
     },
 };

@@ -23,19 +23,20 @@
 //!
 //! Grants: `read` allows `open`, `get`, `exists`, `list-keys`, `get-many`
 //! and `cas.new`/`current`; writing needs `read-write`.
-
-use std::collections::HashMap;
+//!
+//! Buckets and CAS handles are entries of a resource table of the
+//! instance's own ([`KeyValueCtx`]): at most [`MAX_HANDLES`] open at once
+//! (one more traps), and a handle the table does not hold traps.
 
 use plinth_store::plugin::KvError;
 use plinth_store::sql::Namespace;
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Resource, ResourceTable, ResourceTableError};
 
-use super::{Database, DbView, HostError};
+use super::{DbView, HostError};
 use crate::bindings::keyvalue_world::wasi::keyvalue::{atomics, batch, store};
 use crate::capability::{Capability, Function, Gate, Interface};
 use crate::grants::Access;
-use atomics::Cas;
-use store::Bucket;
+use crate::state::CallState;
 
 /// The WIT package's version.
 const VERSION: &str = "0.2.0-draft2";
@@ -87,53 +88,94 @@ pub const BATCH: Interface = Interface {
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[STORE, ATOMICS, BATCH],
     add_to_linker: |linker| {
-        store::add_to_linker::<_, Database>(linker, |s| s.database.view(&STORE))?;
-        atomics::add_to_linker::<_, Database>(linker, |s| s.database.view(&ATOMICS))?;
-        batch::add_to_linker::<_, Database>(linker, |s| s.database.view(&BATCH))
+        store::add_to_linker::<_, KeyValue>(linker, |s| KvView::of(s, &STORE))?;
+        atomics::add_to_linker::<_, KeyValue>(linker, |s| KvView::of(s, &ATOMICS))?;
+        batch::add_to_linker::<_, KeyValue>(linker, |s| KvView::of(s, &BATCH))
     },
 };
 
 /// Most buckets and CAS handles one instance may hold open.
 pub const MAX_HANDLES: usize = 1000;
 
+/// An open bucket: a `bucket` resource's entry in the table.
 #[derive(Debug)]
-enum Handle {
-    Bucket(String),
-    Cas {
-        bucket: String,
-        key: String,
-        seen: Option<Vec<u8>>,
-    },
+pub struct BucketHandle {
+    name: String,
 }
 
-/// The buckets and CAS handles of one instance, by representation.
-#[derive(Debug, Default)]
-pub struct Handles {
-    next: u32,
-    open: HashMap<u32, Handle>,
+/// A compare-and-swap handle: a `cas` resource's entry in the table, with
+/// the value the key held when it was made.
+#[derive(Debug)]
+pub struct CasHandle {
+    bucket: String,
+    key: String,
+    seen: Option<Vec<u8>>,
 }
 
-impl Handles {
-    fn insert(&mut self, handle: Handle) -> Result<u32, HostError> {
-        if self.open.len() >= MAX_HANDLES {
-            return Err(HostError::Trap(wasmtime::Error::msg(format!(
+/// The key-value side of an instance: its open buckets and CAS handles, in
+/// a resource table of their own that holds at most [`MAX_HANDLES`]. The
+/// data they reach is in the call's unit of work (the [`DbView`] beside it).
+pub struct KeyValueCtx {
+    table: ResourceTable,
+}
+
+impl Default for KeyValueCtx {
+    fn default() -> Self {
+        let mut table = ResourceTable::new();
+        // A freed entry is reused before the table grows, so this caps the
+        // handles open at once.
+        table.set_max_capacity(MAX_HANDLES);
+        Self { table }
+    }
+}
+
+impl KeyValueCtx {
+    /// Adds a handle; a trap when the instance already holds
+    /// [`MAX_HANDLES`].
+    fn push<T: Send + 'static>(&mut self, handle: T) -> Result<Resource<T>, KvHostError> {
+        self.table.push(handle).map_err(|e| match e {
+            ResourceTableError::Full => KvHostError::Trap(wasmtime::Error::msg(format!(
                 "more than {MAX_HANDLES} key-value handles open"
-            ))));
-        }
-        self.next = self.next.wrapping_add(1);
-        while self.open.contains_key(&self.next) {
-            self.next = self.next.wrapping_add(1);
-        }
-        self.open.insert(self.next, handle);
-        Ok(self.next)
+            ))),
+            other => other.into(),
+        })
     }
 
-    fn bucket(&self, rep: u32) -> wasmtime::Result<String> {
-        match self.open.get(&rep) {
-            Some(Handle::Bucket(name)) => Ok(name.clone()),
-            _ => Err(wasmtime::Error::msg("not an open bucket")),
+    /// The name of an open bucket.
+    fn bucket(&self, bucket: &Resource<BucketHandle>) -> Result<String, ResourceTableError> {
+        Ok(self.table.get(bucket)?.name.clone())
+    }
+}
+
+/// What the key-value host functions see: the database's view for their
+/// interface (the grant, the unit of work, the plugin's namespace) and the
+/// instance's handles.
+pub struct KvView<'a> {
+    db: DbView<'a>,
+    handles: &'a mut KeyValueCtx,
+}
+
+impl<'a> KvView<'a> {
+    fn of(state: &'a mut CallState, interface: &'static Interface) -> Self {
+        KvView {
+            db: DbView::new(
+                &state.plugin,
+                &mut state.database,
+                state.deadline,
+                &state.clock,
+                interface,
+            ),
+            handles: &mut state.keyvalue,
         }
     }
+}
+
+/// The [`HasData`] of `wasi:keyvalue`: its host functions run on a
+/// [`KvView`].
+pub struct KeyValue;
+
+impl HasData for KeyValue {
+    type Data<'a> = KvView<'a>;
 }
 
 /// Why a key-value host function failed.
@@ -169,23 +211,28 @@ impl From<wasmtime::Error> for KvHostError {
     }
 }
 
-impl DbView<'_> {
-    fn kv_namespace(&self) -> Result<Namespace, KvHostError> {
-        self.ctx_ref()
-            .namespace(false)
-            .map_err(|e| KvHostError::AccessDenied(e.to_string()))
-    }
-
-    /// The unit and namespace for a function needing `access`.
-    fn kv(&mut self, access: Access) -> Result<(Namespace, &mut plinth_store::Unit), KvHostError> {
-        let ns = self.kv_namespace()?;
-        Ok((ns, self.unit(access)?))
+impl From<ResourceTableError> for KvHostError {
+    /// A handle the instance does not hold (dropped, or of the other
+    /// type): a host fault, as the component model checks the guest's.
+    fn from(e: ResourceTableError) -> Self {
+        KvHostError::Trap(wasmtime::Error::new(e).context("a key-value handle"))
     }
 }
 
-impl store::Host for DbView<'_> {
-    fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, KvHostError> {
-        self.check(STORE.access("open"))?;
+impl KvView<'_> {
+    /// The unit and namespace for a function needing `access`.
+    fn kv(&mut self, access: Access) -> Result<(Namespace, &mut plinth_store::Unit), KvHostError> {
+        let ns = self
+            .db
+            .namespace(false)
+            .map_err(|e| KvHostError::AccessDenied(e.to_string()))?;
+        Ok((ns, self.db.unit(access)?))
+    }
+}
+
+impl store::Host for KvView<'_> {
+    fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, KvHostError> {
+        self.db.check(STORE.access("open"))?;
         if identifier.len() > plinth_store::plugin::MAX_BUCKET_BYTES {
             return Err(KvError::TooLarge(format!(
                 "a bucket name of {} bytes; at most {}",
@@ -194,8 +241,7 @@ impl store::Host for DbView<'_> {
             ))
             .into());
         }
-        let rep = self.ctx().kv_handles.insert(Handle::Bucket(identifier))?;
-        Ok(Resource::new_own(rep))
+        self.handles.push(BucketHandle { name: identifier })
     }
 
     fn convert_error(&mut self, err: KvHostError) -> wasmtime::Result<store::Error> {
@@ -204,7 +250,7 @@ impl store::Host for DbView<'_> {
                 store::Error::Other("busy: the database is held by other writers".into())
             }
             KvHostError::Kv(KvError::Store(e)) => {
-                tracing::error!(plugin = %self.ctx().plugin_name(), error = %e, "key-value fault");
+                tracing::error!(plugin = %self.db.plugin_name(), error = %e, "key-value fault");
                 store::Error::Other("database error; see the host's log".into())
             }
             KvHostError::Kv(e) => store::Error::Other(e.to_string()),
@@ -214,90 +260,91 @@ impl store::Host for DbView<'_> {
     }
 }
 
-impl store::HostBucket for DbView<'_> {
-    fn get(&mut self, this: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(this.rep())?;
+impl store::HostBucket for KvView<'_> {
+    fn get(
+        &mut self,
+        this: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, KvHostError> {
+        let bucket = self.handles.bucket(&this)?;
         let (ns, unit) = self.kv(STORE.access("[method]bucket.get"))?;
         Ok(unit.kv_get(&ns, &bucket, &key)?)
     }
 
     fn set(
         &mut self,
-        this: Resource<Bucket>,
+        this: Resource<BucketHandle>,
         key: String,
         value: Vec<u8>,
     ) -> Result<(), KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(this.rep())?;
+        let bucket = self.handles.bucket(&this)?;
         let (ns, unit) = self.kv(STORE.access("[method]bucket.set"))?;
         Ok(unit.kv_set(&ns, &bucket, &key, &value)?)
     }
 
-    fn delete(&mut self, this: Resource<Bucket>, key: String) -> Result<(), KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(this.rep())?;
+    fn delete(&mut self, this: Resource<BucketHandle>, key: String) -> Result<(), KvHostError> {
+        let bucket = self.handles.bucket(&this)?;
         let (ns, unit) = self.kv(STORE.access("[method]bucket.delete"))?;
         Ok(unit.kv_delete(&ns, &bucket, &key)?)
     }
 
-    fn exists(&mut self, this: Resource<Bucket>, key: String) -> Result<bool, KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(this.rep())?;
+    fn exists(&mut self, this: Resource<BucketHandle>, key: String) -> Result<bool, KvHostError> {
+        let bucket = self.handles.bucket(&this)?;
         let (ns, unit) = self.kv(STORE.access("[method]bucket.exists"))?;
         Ok(unit.kv_get(&ns, &bucket, &key)?.is_some())
     }
 
     fn list_keys(
         &mut self,
-        this: Resource<Bucket>,
+        this: Resource<BucketHandle>,
         cursor: Option<String>,
     ) -> Result<store::KeyResponse, KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(this.rep())?;
+        let bucket = self.handles.bucket(&this)?;
         let (ns, unit) = self.kv(STORE.access("[method]bucket.list-keys"))?;
         let (keys, cursor) = unit.kv_keys(&ns, &bucket, cursor.as_deref())?;
         Ok(store::KeyResponse { keys, cursor })
     }
 
-    fn drop(&mut self, rep: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.ctx().kv_handles.open.remove(&rep.rep());
+    fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.handles.table.delete(bucket)?;
         Ok(())
     }
 }
 
-impl atomics::Host for DbView<'_> {
+impl atomics::Host for KvView<'_> {
     fn increment(
         &mut self,
-        bucket: Resource<Bucket>,
+        bucket: Resource<BucketHandle>,
         key: String,
         delta: i64,
     ) -> Result<i64, KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(bucket.rep())?;
+        let bucket = self.handles.bucket(&bucket)?;
         let (ns, unit) = self.kv(ATOMICS.access("increment"))?;
         Ok(unit.kv_increment(&ns, &bucket, &key, delta)?)
     }
 
     fn swap(
         &mut self,
-        cas: Resource<Cas>,
+        cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let Some(Handle::Cas { bucket, key, seen }) = self.ctx().kv_handles.open.remove(&cas.rep())
-        else {
-            return Err(wasmtime::Error::msg("not a CAS handle"));
-        };
+        let CasHandle { bucket, key, seen } = self.handles.table.delete(cas)?;
         let outcome = self.kv(ATOMICS.access("swap")).and_then(|(ns, unit)| {
             Ok(unit.kv_swap(&ns, &bucket, &key, seen.as_deref(), &value)?)
         });
         match outcome {
             Ok(None) => Ok(Ok(())),
             Ok(Some(now)) => {
-                let rep = self
-                    .ctx()
-                    .kv_handles
-                    .insert(Handle::Cas {
+                // The table has room: the old handle's entry was just freed.
+                let fresh = self
+                    .handles
+                    .push(CasHandle {
                         bucket,
                         key,
                         seen: now,
                     })
                     .map_err(|e| wasmtime::Error::msg(e.to_string()))?;
-                Ok(Err(atomics::CasError::CasFailed(Resource::new_own(rep))))
+                Ok(Err(atomics::CasError::CasFailed(fresh)))
             }
             Err(e) => Ok(Err(atomics::CasError::StoreError(
                 store::Host::convert_error(self, e)?,
@@ -306,39 +353,36 @@ impl atomics::Host for DbView<'_> {
     }
 }
 
-impl atomics::HostCas for DbView<'_> {
-    fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Resource<Cas>, KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(bucket.rep())?;
+impl atomics::HostCas for KvView<'_> {
+    fn new(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> Result<Resource<CasHandle>, KvHostError> {
+        let bucket = self.handles.bucket(&bucket)?;
         let (ns, unit) = self.kv(ATOMICS.access("[static]cas.new"))?;
         let seen = unit.kv_get(&ns, &bucket, &key)?;
-        let rep = self
-            .ctx()
-            .kv_handles
-            .insert(Handle::Cas { bucket, key, seen })?;
-        Ok(Resource::new_own(rep))
+        self.handles.push(CasHandle { bucket, key, seen })
     }
 
-    fn current(&mut self, this: Resource<Cas>) -> Result<Option<Vec<u8>>, KvHostError> {
-        self.check(ATOMICS.access("[method]cas.current"))?;
-        match self.ctx().kv_handles.open.get(&this.rep()) {
-            Some(Handle::Cas { seen, .. }) => Ok(seen.clone()),
-            _ => Err(KvHostError::Trap(wasmtime::Error::msg("not a CAS handle"))),
-        }
+    fn current(&mut self, this: Resource<CasHandle>) -> Result<Option<Vec<u8>>, KvHostError> {
+        self.db.check(ATOMICS.access("[method]cas.current"))?;
+        Ok(self.handles.table.get(&this)?.seen.clone())
     }
 
-    fn drop(&mut self, rep: Resource<Cas>) -> wasmtime::Result<()> {
-        self.ctx().kv_handles.open.remove(&rep.rep());
+    fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.handles.table.delete(cas)?;
         Ok(())
     }
 }
 
-impl batch::Host for DbView<'_> {
+impl batch::Host for KvView<'_> {
     fn get_many(
         &mut self,
-        bucket: Resource<Bucket>,
+        bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(bucket.rep())?;
+        let bucket = self.handles.bucket(&bucket)?;
         let (ns, unit) = self.kv(BATCH.access("get-many"))?;
         // The values are held to the budget a query's rows are.
         let budget = ns.result_budget();
@@ -361,10 +405,10 @@ impl batch::Host for DbView<'_> {
 
     fn set_many(
         &mut self,
-        bucket: Resource<Bucket>,
+        bucket: Resource<BucketHandle>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(bucket.rep())?;
+        let bucket = self.handles.bucket(&bucket)?;
         let (ns, unit) = self.kv(BATCH.access("set-many"))?;
         if let Some((key, value)) = key_values.iter().find(|(k, v)| {
             k.len() > plinth_store::plugin::MAX_KEY_BYTES
@@ -385,14 +429,71 @@ impl batch::Host for DbView<'_> {
 
     fn delete_many(
         &mut self,
-        bucket: Resource<Bucket>,
+        bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<(), KvHostError> {
-        let bucket = self.ctx().kv_handles.bucket(bucket.rep())?;
+        let bucket = self.handles.bucket(&bucket)?;
         let (ns, unit) = self.kv(BATCH.access("delete-many"))?;
         for key in keys {
             unit.kv_delete(&ns, &bucket, &key)?;
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(name: &str) -> BucketHandle {
+        BucketHandle { name: name.into() }
+    }
+
+    #[test]
+    fn an_instance_holds_at_most_max_handles_and_a_dropped_one_makes_room() -> anyhow::Result<()> {
+        let mut handles = KeyValueCtx::default();
+        let mut open = Vec::new();
+        for i in 0..MAX_HANDLES {
+            open.push(handles.push(bucket(&i.to_string()))?);
+        }
+        let over = handles.push(bucket("one too many"));
+        assert!(
+            matches!(&over, Err(KvHostError::Trap(e))
+                if e.to_string() == format!("more than {MAX_HANDLES} key-value handles open")),
+            "{over:?}"
+        );
+        let first = open.swap_remove(0);
+        handles.table.delete(first)?;
+        let again = handles.push(CasHandle {
+            bucket: "b".into(),
+            key: "k".into(),
+            seen: None,
+        });
+        assert!(again.is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn a_dropped_handle_or_one_of_the_other_type_is_refused() -> anyhow::Result<()> {
+        let mut handles = KeyValueCtx::default();
+        let prefs = handles.push(bucket("prefs"))?;
+        assert_eq!(handles.bucket(&prefs)?, "prefs");
+        let stale = Resource::<BucketHandle>::new_own(prefs.rep());
+        handles.table.delete(prefs)?;
+        assert!(matches!(
+            handles.bucket(&stale),
+            Err(ResourceTableError::NotPresent)
+        ));
+        let cas = handles.push(CasHandle {
+            bucket: "prefs".into(),
+            key: "theme".into(),
+            seen: None,
+        })?;
+        let as_bucket = Resource::<BucketHandle>::new_own(cas.rep());
+        assert!(matches!(
+            handles.bucket(&as_bucket),
+            Err(ResourceTableError::WrongType)
+        ));
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub const MAILER: Interface = Interface {
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[MAILER],
     add_to_linker: |linker| {
-        mailer::add_to_linker::<_, Database>(linker, |s| s.database.view(&MAILER))
+        mailer::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &MAILER))
     },
 };
 
@@ -56,7 +56,7 @@ impl mailer::Host for DbView<'_> {
         if self.check(SEND).is_err() {
             return Err(MailError::AccessDenied);
         }
-        let unit = self.ctx().unit()?;
+        let unit = self.open_unit()?;
         let now = unit.now();
         let mail = plinth_store::Mail {
             to: message.to,
@@ -74,7 +74,7 @@ impl mailer::Host for DbView<'_> {
                 return Err(MailError::RateLimited(wait));
             }
         };
-        tracing::info!(plugin = %self.ctx().plugin_name(), outbox_id = id, "mail recorded");
+        tracing::info!(plugin = %self.plugin_name(), outbox_id = id, "mail recorded");
         Ok(())
     }
 
@@ -82,7 +82,7 @@ impl mailer::Host for DbView<'_> {
         if self.check(LINK).is_err() {
             return Ok(None);
         }
-        let Some(base) = self.ctx().plugin.public_url.clone() else {
+        let Some(base) = self.plugin.public_url.clone() else {
             return Ok(None);
         };
         // A path of this site: no scheme, no authority, no line breaks.
@@ -107,7 +107,7 @@ impl mailer::Host for DbView<'_> {
                 WitMailError::Failed("database busy".into())
             }
             MailError::Store(e) => {
-                tracing::error!(plugin = %self.ctx().plugin_name(), error = %e, "mail transport fault");
+                tracing::error!(plugin = %self.plugin_name(), error = %e, "mail transport fault");
                 WitMailError::Failed("transport error; see the host's log".into())
             }
         })

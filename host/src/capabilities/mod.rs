@@ -33,6 +33,8 @@ use wasmtime::component::HasData;
 
 use crate::capability::{Capability, Interface};
 use crate::grants::{Access, Grants};
+use crate::state::CallState;
+use clock::ClockCtx;
 
 /// Every capability the runtime offers without being asked: the registry
 /// the linker, the import check, the manifest parser and `plinth plugin
@@ -74,7 +76,9 @@ pub enum HostError {
     Trap(wasmtime::Error),
 }
 
-/// What the runtime knows of a loaded plugin, shared by all its calls.
+/// Who is calling: what the runtime knows of a loaded plugin, shared by all
+/// its calls and seen by every capability's view (to check a grant, to name
+/// the plugin in a log, to size what the host holds for it).
 #[derive(Debug)]
 pub(crate) struct PluginMeta {
     pub(crate) name: String,
@@ -93,34 +97,169 @@ pub(crate) struct PluginMeta {
     pub(crate) public_url: Option<Arc<str>>,
 }
 
-/// The database side of one call: which plugin is calling, with what
-/// grants, and its unit of work (a pooled connection, started on first use
-/// and committed only when the call returns normally). Every database
-/// capability works through a [`DbView`] of it.
+impl PluginMeta {
+    /// Checks that the plugin may use `interface` with `access`.
+    pub(crate) fn check(
+        &self,
+        interface: &'static Interface,
+        access: Access,
+    ) -> Result<(), HostError> {
+        if self.grants.allows(interface, access) {
+            return Ok(());
+        }
+        tracing::debug!(plugin = %self.name, interface = interface.name, %access, "access denied");
+        Err(HostError::AccessDenied {
+            interface: interface.name,
+            access,
+        })
+    }
+
+    /// The row limit, when a unit that wrote `written` rows is over it.
+    fn rows_over_limit(&self, written: u64) -> Option<u64> {
+        (written > self.row_limit).then_some(self.row_limit)
+    }
+}
+
+/// The database side of one call: the database and the call's unit of work
+/// (a pooled connection, started on first use and committed only when the
+/// call returns normally). Every database capability works through a
+/// [`DbView`] of it, which brings the caller, the deadline and the clock.
 pub struct DatabaseCtx {
-    pub(crate) plugin: Arc<PluginMeta>,
     db: Db,
     unit: Option<Unit>,
-    /// When the current call must end; a unit waits for the write lock only
-    /// until shortly before it.
-    pub(crate) deadline: Option<Instant>,
-    /// Seconds the current call's clock runs ahead of the database's (a
-    /// test capability moves it; see [`DatabaseCtx::advance_clock`]).
-    clock_offset: i64,
-    /// The instance's open `wasi:keyvalue` buckets and CAS handles.
-    pub(crate) kv_handles: keyvalue::Handles,
 }
 
 impl DatabaseCtx {
-    pub(crate) fn new(plugin: Arc<PluginMeta>, db: Db) -> Self {
-        Self {
-            plugin,
-            db,
-            unit: None,
-            deadline: None,
-            clock_offset: 0,
-            kv_handles: keyvalue::Handles::default(),
+    pub(crate) fn new(db: Db) -> Self {
+        Self { db, unit: None }
+    }
+
+    /// The database (its clock, its pool) outside the unit of work.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The call's unit of work, started on first use, waiting for the write
+    /// lock only until shortly before `deadline`, its clock `clock_offset`
+    /// seconds ahead of the database's.
+    fn unit(
+        &mut self,
+        deadline: Option<Instant>,
+        clock_offset: i64,
+    ) -> plinth_store::Result<&mut Unit> {
+        let unit = match &mut self.unit {
+            Some(unit) => unit,
+            slot => {
+                let mut unit = self.db.unit()?;
+                if let Some(deadline) = deadline {
+                    unit.set_deadline(deadline);
+                }
+                slot.insert(unit)
+            }
+        };
+        // The test clock may have moved since the last operation.
+        unit.set_clock_offset(clock_offset);
+        Ok(unit)
+    }
+
+    /// Rows the call's unit has written.
+    fn rows_written(&self) -> u64 {
+        self.unit.as_ref().map_or(0, Unit::rows_written)
+    }
+
+    /// Commits what the call wrote, ending its unit of work: the next call
+    /// on the same instance (when the plugin reuses instances) starts its own.
+    pub(crate) fn commit(&mut self) -> plinth_store::Result<()> {
+        match self.unit.take() {
+            Some(unit) => unit.commit(),
+            None => Ok(()),
         }
+    }
+}
+
+impl CallState {
+    /// The plugin's row limit, when the call's unit has written more rows
+    /// than it.
+    pub(crate) fn rows_over_limit(&self) -> Option<u64> {
+        self.plugin.rows_over_limit(self.database.rows_written())
+    }
+}
+
+/// What a database capability's host functions see: the caller, the call's
+/// [`DatabaseCtx`], its deadline and clock, and the interface they
+/// implement, whose grant they check.
+pub struct DbView<'a> {
+    plugin: &'a PluginMeta,
+    database: &'a mut DatabaseCtx,
+    interface: &'static Interface,
+    deadline: Option<Instant>,
+    clock_offset: i64,
+}
+
+impl<'a> DbView<'a> {
+    /// The view of `state` for the host functions of `interface`.
+    pub(crate) fn of(state: &'a mut CallState, interface: &'static Interface) -> Self {
+        Self::new(
+            &state.plugin,
+            &mut state.database,
+            state.deadline,
+            &state.clock,
+            interface,
+        )
+    }
+
+    /// The view made of a call's parts, for a capability whose own view
+    /// holds more of the call beside it.
+    fn new(
+        plugin: &'a PluginMeta,
+        database: &'a mut DatabaseCtx,
+        deadline: Option<Instant>,
+        clock: &ClockCtx,
+        interface: &'static Interface,
+    ) -> Self {
+        DbView {
+            plugin,
+            database,
+            interface,
+            deadline,
+            clock_offset: clock.offset(),
+        }
+    }
+}
+
+impl DbView<'_> {
+    /// The call's unit of work, for a function needing `access` to this
+    /// view's interface.
+    ///
+    /// # Errors
+    /// [`HostError::AccessDenied`] when the plugin is not granted that much;
+    /// the store's error when no connection can be had.
+    pub fn unit(&mut self, access: Access) -> Result<&mut Unit, HostError> {
+        self.check(access)?;
+        // Only a write can take the count further: reads skip the check
+        // (the call's end checks again before committing).
+        if access == Access::Write
+            && let Some(limit) = self.plugin.rows_over_limit(self.database.rows_written())
+        {
+            // The call already wrote more than it may: stop it here; it
+            // fails as `RowLimit` and keeps nothing.
+            return Err(HostError::Trap(RowLimitExceeded { limit }.into()));
+        }
+        self.open_unit().map_err(HostError::Store)
+    }
+
+    /// The call's unit of work, with no check: for a function that checked
+    /// its grant and answers its own error.
+    fn open_unit(&mut self) -> plinth_store::Result<&mut Unit> {
+        self.database.unit(self.deadline, self.clock_offset)
+    }
+
+    /// Checks that the plugin may use this view's interface with `access`.
+    ///
+    /// # Errors
+    /// [`HostError::AccessDenied`].
+    pub fn check(&self, access: Access) -> Result<(), HostError> {
+        self.plugin.check(self.interface, access)
     }
 
     /// The calling plugin's name.
@@ -128,14 +267,9 @@ impl DatabaseCtx {
         &self.plugin.name
     }
 
-    /// The calling plugin's grant for `interface`, if any.
-    pub fn access(&self, interface: &Interface) -> Option<Access> {
-        self.plugin.grants.get(interface)
-    }
-
     /// The database (its clock, its pool) outside the unit of work.
     pub fn db(&self) -> &Db {
-        &self.db
+        self.database.db()
     }
 
     /// The calling plugin's own data — its tables and buckets — under its
@@ -151,130 +285,10 @@ impl DatabaseCtx {
         &self,
         read_only: bool,
     ) -> Result<plinth_store::sql::Namespace, plinth_store::sql::SqlError> {
-        Ok(
-            plinth_store::sql::Namespace::new(&self.plugin.name, read_only)?
-                .with_quota(Some(self.plugin.data_bytes))
-                .with_result_budget(self.plugin.memory_bytes as u64),
-        )
-    }
-
-    /// The call's unit of work, started on first use.
-    ///
-    /// # Errors
-    /// The store's, when no connection can be had.
-    pub fn unit(&mut self) -> plinth_store::Result<&mut Unit> {
-        match &mut self.unit {
-            Some(unit) => Ok(unit),
-            slot => {
-                let mut unit = self.db.unit()?;
-                if let Some(deadline) = self.deadline {
-                    unit.set_deadline(deadline);
-                }
-                unit.set_clock_offset(self.clock_offset);
-                Ok(slot.insert(unit))
-            }
-        }
-    }
-
-    /// Starts a call: its deadline, its clock back at the database's.
-    pub(crate) fn start_call(&mut self, deadline: Instant) {
-        self.deadline = Some(deadline);
-        self.clock_offset = 0;
-    }
-
-    /// Now, for the current call: the database's clock plus the call's
-    /// offset.
-    pub fn now(&self) -> i64 {
-        self.db.clock().now().saturating_add(self.clock_offset)
-    }
-
-    /// Moves the current call's clock `seconds` forward — its reads of
-    /// `clock.now`, the rows it stamps and the expiries it checks — and no
-    /// other call's. For test capabilities; a new call starts at offset 0.
-    pub fn advance_clock(&mut self, seconds: u32) {
-        self.clock_offset = self.clock_offset.saturating_add(i64::from(seconds));
-        if let Some(unit) = &mut self.unit {
-            unit.set_clock_offset(self.clock_offset);
-        }
-    }
-
-    /// A view of this call for the host functions of `interface`.
-    pub fn view(&mut self, interface: &'static Interface) -> DbView<'_> {
-        DbView {
-            ctx: self,
-            interface,
-        }
-    }
-
-    /// The plugin's row limit, when the call's unit has written more rows
-    /// than it.
-    pub(crate) fn rows_over_limit(&self) -> Option<u64> {
-        let limit = self.plugin.row_limit;
-        let written = self.unit.as_ref().map_or(0, Unit::rows_written);
-        (written > limit).then_some(limit)
-    }
-
-    /// Commits what the call wrote, ending its unit of work: the next call
-    /// on the same instance (when the plugin reuses instances) starts its own.
-    pub(crate) fn commit(&mut self) -> plinth_store::Result<()> {
-        match self.unit.take() {
-            Some(unit) => unit.commit(),
-            None => Ok(()),
-        }
-    }
-}
-
-/// What a database capability's host functions see: the call's
-/// [`DatabaseCtx`] and the interface they implement, whose grant they check.
-pub struct DbView<'a> {
-    ctx: &'a mut DatabaseCtx,
-    interface: &'static Interface,
-}
-
-impl DbView<'_> {
-    /// The call's unit of work, for a function needing `access` to this
-    /// view's interface.
-    ///
-    /// # Errors
-    /// [`HostError::AccessDenied`] when the plugin is not granted that much;
-    /// the store's error when no connection can be had.
-    pub fn unit(&mut self, access: Access) -> Result<&mut Unit, HostError> {
-        self.check(access)?;
-        // Only a write can take the count further: reads skip the check
-        // (the call's end checks again before committing).
-        if access == Access::Write
-            && let Some(limit) = self.ctx.rows_over_limit()
-        {
-            // The call already wrote more than it may: stop it here; it
-            // fails as `RowLimit` and keeps nothing.
-            return Err(HostError::Trap(RowLimitExceeded { limit }.into()));
-        }
-        self.ctx.unit().map_err(HostError::Store)
-    }
-
-    /// Checks that the plugin may use this view's interface with `access`.
-    ///
-    /// # Errors
-    /// [`HostError::AccessDenied`].
-    pub fn check(&self, access: Access) -> Result<(), HostError> {
-        if self.ctx.plugin.grants.allows(self.interface, access) {
-            return Ok(());
-        }
-        tracing::debug!(plugin = %self.ctx.plugin.name, interface = self.interface.name, %access, "access denied");
-        Err(HostError::AccessDenied {
-            interface: self.interface.name,
-            access,
-        })
-    }
-
-    /// The call's context.
-    pub fn ctx(&mut self) -> &mut DatabaseCtx {
-        self.ctx
-    }
-
-    /// The call's database side, to read.
-    pub fn ctx_ref(&self) -> &DatabaseCtx {
-        self.ctx
+        let plugin = self.plugin;
+        Ok(plinth_store::sql::Namespace::new(&plugin.name, read_only)?
+            .with_quota(Some(plugin.data_bytes))
+            .with_result_budget(plugin.memory_bytes as u64))
     }
 }
 

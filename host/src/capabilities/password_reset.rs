@@ -31,7 +31,7 @@ pub const PASSWORD_RESET: Interface = Interface {
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[PASSWORD_RESET],
     add_to_linker: |linker| {
-        password_reset::add_to_linker::<_, Database>(linker, |s| s.database.view(&PASSWORD_RESET))
+        password_reset::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &PASSWORD_RESET))
     },
 };
 

@@ -26,7 +26,7 @@ pub const SESSIONS: Interface = Interface {
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[SESSIONS],
     add_to_linker: |linker| {
-        sessions::add_to_linker::<_, Database>(linker, |s| s.database.view(&SESSIONS))
+        sessions::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &SESSIONS))
     },
 };
 

@@ -36,8 +36,8 @@ pub const SQL: Interface = Interface {
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[TYPES, SQL],
     add_to_linker: |linker| {
-        types::add_to_linker::<_, Database>(linker, |s| s.database.view(&TYPES))?;
-        sql::add_to_linker::<_, Database>(linker, |s| s.database.view(&SQL))
+        types::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &TYPES))?;
+        sql::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &SQL))
     },
 };
 
@@ -148,9 +148,9 @@ fn rows_to_wit(rows: plinth_store::sql::SqlRows) -> types::Rows {
 
 impl DbView<'_> {
     /// The plugin's namespace: read-only unless it was granted writes.
-    fn namespace(&self) -> Result<Namespace, SqlHostError> {
-        let read_only = self.ctx_ref().access(&SQL) != Some(Access::Write);
-        Ok(self.ctx_ref().namespace(read_only)?)
+    fn sql_namespace(&self) -> Result<Namespace, SqlHostError> {
+        let read_only = self.plugin.grants.get(&SQL) != Some(Access::Write);
+        Ok(self.namespace(read_only)?)
     }
 }
 
@@ -158,7 +158,7 @@ impl sql::Host for DbView<'_> {
     fn current_dialect(&mut self) -> wasmtime::Result<types::Dialect> {
         self.check(DIALECT)
             .map_err(|e| wasmtime::Error::msg(e.to_string()))?;
-        Ok(match self.ctx().db().dialect() {
+        Ok(match self.db().dialect() {
             plinth_store::Dialect::Postgres => types::Dialect::Postgresql,
             _ => types::Dialect::Sqlite,
         })
@@ -169,7 +169,7 @@ impl sql::Host for DbView<'_> {
         statement: String,
         params: Vec<types::Value>,
     ) -> Result<types::Outcome, SqlHostError> {
-        let ns = self.namespace()?;
+        let ns = self.sql_namespace()?;
         let params: Vec<SqlValue> = params.into_iter().map(to_store).collect();
         let outcome = self
             .unit(EXECUTE)?
@@ -185,7 +185,7 @@ impl sql::Host for DbView<'_> {
         statement: String,
         params: Vec<types::Value>,
     ) -> Result<types::Rows, SqlHostError> {
-        let ns = self.namespace()?;
+        let ns = self.sql_namespace()?;
         let params: Vec<SqlValue> = params.into_iter().map(to_store).collect();
         let rows = self.unit(QUERY)?.plugin_query(&ns, &statement, &params)?;
         Ok(rows_to_wit(rows))
@@ -197,7 +197,7 @@ impl sql::Host for DbView<'_> {
         runs: u32,
         params: Vec<types::Value>,
     ) -> Result<u64, SqlHostError> {
-        let ns = self.namespace()?;
+        let ns = self.sql_namespace()?;
         let params: Vec<SqlValue> = params.into_iter().map(to_store).collect();
         let each = runs_of(runs, &params)?;
         Ok(self
@@ -211,7 +211,7 @@ impl sql::Host for DbView<'_> {
         runs: u32,
         params: Vec<types::Value>,
     ) -> Result<types::BatchRows, SqlHostError> {
-        let ns = self.namespace()?;
+        let ns = self.sql_namespace()?;
         let params: Vec<SqlValue> = params.into_iter().map(to_store).collect();
         let each = runs_of(runs, &params)?;
         let rows = self
@@ -236,14 +236,14 @@ impl types::Host for DbView<'_> {
                 SqlError::TimedOut => types::Error::TimedOut,
                 SqlError::Busy => types::Error::Busy,
                 SqlError::Internal(m) => {
-                    tracing::error!(plugin = %self.ctx().plugin_name(), error = %m, "plugin SQL fault");
+                    tracing::error!(plugin = %self.plugin_name(), error = %m, "plugin SQL fault");
                     types::Error::Internal("database error; see the host's log".into())
                 }
                 other => types::Error::Internal(other.to_string()),
             },
             SqlHostError::Store(plinth_store::Error::Busy) => types::Error::Busy,
             SqlHostError::Store(e) => {
-                tracing::error!(plugin = %self.ctx().plugin_name(), error = %e, "database fault");
+                tracing::error!(plugin = %self.plugin_name(), error = %e, "database fault");
                 types::Error::Internal("database error; see the host's log".into())
             }
             SqlHostError::AccessDenied(what) => types::Error::AccessDenied(what),

@@ -20,9 +20,7 @@ pub const TYPES: Interface = Interface {
 /// The capability: links `plinth:database/types`.
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[TYPES],
-    add_to_linker: |linker| {
-        types::add_to_linker::<_, Database>(linker, |s| s.database.view(&TYPES))
-    },
+    add_to_linker: |linker| types::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &TYPES)),
 };
 
 impl types::Host for DbView<'_> {
@@ -34,7 +32,7 @@ impl types::Host for DbView<'_> {
                 StoreError::InvalidInput(why) => WitError::InvalidInput(why),
                 StoreError::Busy => WitError::Busy,
                 other => {
-                    tracing::error!(plugin = %self.ctx().plugin_name(), error = %other, "database fault");
+                    tracing::error!(plugin = %self.plugin_name(), error = %other, "database fault");
                     WitError::Internal("database error; see the host's log".into())
                 }
             },

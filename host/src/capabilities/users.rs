@@ -26,9 +26,7 @@ pub const USERS: Interface = Interface {
 /// The capability: links `plinth:database/users`.
 pub const CAPABILITY: Capability = Capability {
     interfaces: &[USERS],
-    add_to_linker: |linker| {
-        users::add_to_linker::<_, Database>(linker, |s| s.database.view(&USERS))
-    },
+    add_to_linker: |linker| users::add_to_linker::<_, Database>(linker, |s| DbView::of(s, &USERS)),
 };
 
 const CREATE: Access = USERS.access("create-user");

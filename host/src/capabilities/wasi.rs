@@ -405,6 +405,6 @@ fn empty_ctx(plugin: &Arc<str>) -> WasiCtx {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        self.wasi.view(&self.database.plugin.log_name)
+        self.wasi.view(&self.plugin.log_name)
     }
 }
