@@ -53,6 +53,7 @@ pub mod capabilities;
 pub mod capability;
 mod dynamic;
 mod error;
+mod files;
 pub mod grants;
 mod http;
 pub mod imports;
