@@ -251,7 +251,7 @@ fn engine_config() -> Config {
     // time, instead of `pshufb`. With the AVX-512 flags off, a guest is
     // compiled the same on an AVX-512 CPU as on an AVX2 one: for the auth
     // plugin's block compression, instruction for instruction
-    // (`cargo run --release -p plinth-host --example lowering`, and
+    // (`cargo run --release -p plinth-research --example lowering`, and
     // `--example extmul` times the two; docs/BENCHMARKS.md). What is given
     // up: a few 128-bit operations wasm has and SSE lacks (`i64x2.mul`,
     // `i64x2.abs`, `i64x2.shr_s`, `i8x16.popcnt`, unsigned conversions)
