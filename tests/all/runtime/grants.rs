@@ -191,7 +191,7 @@ fn http_exports_and_prefixes_beyond_the_approval_are_refused() -> Result<()> {
     Ok(())
 }
 
-/// `plinth:test/clock` moves the clock of the whole runtime: a manifest
+/// `plinth:test/clock` lets a plugin move time: a manifest
 /// file beside a component must not be able to hand it out, however it
 /// spells it.
 #[test]
