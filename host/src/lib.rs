@@ -1,6 +1,9 @@
 //! The plinth runtime: loads WebAssembly plugin components (wasm32-wasip2)
-//! and serves them a typed SQLite database through the `plinth:database` WIT
-//! interfaces.
+//! and serves them a database — an SQLite file, or a PostgreSQL server that
+//! several hosts share — through typed WIT interfaces: `plinth:database`
+//! (users, credentials, sessions, tokens), `plinth:sql` (the plugin's own
+//! tables), `wasi:keyvalue` (its buckets), and the auth plugin's
+//! `plinth:auth/mailer` and `plinth:auth/attempts`.
 //!
 //! * [`Runtime`] — one wasmtime engine (pooling allocator, epoch
 //!   interruption), one [`plinth_store::Db`], and the [capabilities] it
@@ -53,6 +56,7 @@ pub mod capabilities;
 pub mod capability;
 mod dynamic;
 mod error;
+mod files;
 pub mod grants;
 mod http;
 pub mod imports;

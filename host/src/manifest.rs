@@ -473,7 +473,7 @@ impl Manifest {
     /// [`Error::Io`] when unreadable, not a regular file or too large;
     /// [`Error::Manifest`] when malformed (the manifest or a migration).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = crate::runtime::read_regular_file(path, MAX_MANIFEST_BYTES)?;
+        let bytes = crate::files::read_regular_file(path, MAX_MANIFEST_BYTES)?;
         let text = String::from_utf8(bytes).map_err(|_| Error::Manifest {
             path: path.display().to_string(),
             reason: "not UTF-8 text".into(),

@@ -25,55 +25,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Python or JavaScript component with its interpreter is 10–40 MiB).
 pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 
-/// Reads `path` if it is a regular file of at most `max` bytes. A device
-/// (`/dev/zero`) would never end and a FIFO would block, so neither is
-/// opened; a file that grows while it is read is cut off past `max` and
-/// refused.
-pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>> {
-    read_regular_file_and_metadata(path, max).map(|(bytes, _)| bytes)
-}
-
-/// [`read_regular_file`], with the file's metadata as read before its
-/// bytes (a write after that point changes the file's identity, which the
-/// compile cache relies on).
-fn read_regular_file_and_metadata(path: &Path, max: u64) -> Result<(Vec<u8>, std::fs::Metadata)> {
-    use std::io::Read;
-    let refuse = |kind: std::io::ErrorKind, why: String| Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(kind, why),
-    };
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(refuse(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file".into(),
-        ));
-    }
-    if meta.len() > max {
-        return Err(refuse(
-            std::io::ErrorKind::FileTooLarge,
-            format!("{} bytes, over the limit of {max}", meta.len()),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > max {
-        return Err(refuse(
-            std::io::ErrorKind::FileTooLarge,
-            format!("over the limit of {max} bytes"),
-        ));
-    }
-    Ok((bytes, meta))
-}
-
 /// Most instances alive at once across all calls (the pooling allocator's
 /// slots). A call beyond this fails to instantiate rather than waiting.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
@@ -227,7 +178,8 @@ impl Runtime {
     pub fn load_file(&self, wasm: &Path, manifest: Manifest) -> Result<Plugin> {
         // Its metadata is read before its bytes: the compile cache may skip
         // hashing a file whose identity is unchanged since it was hashed.
-        let (bytes, meta) = read_regular_file_and_metadata(wasm, MAX_COMPONENT_BYTES)?;
+        let (bytes, meta) =
+            crate::files::read_regular_file_and_metadata(wasm, MAX_COMPONENT_BYTES)?;
         // The cache entry is labelled with the file, so that a rebuild's
         // entry replaces the one before.
         let source = std::fs::canonicalize(wasm).unwrap_or_else(|_| wasm.to_path_buf());
@@ -299,7 +251,7 @@ fn engine_config() -> Config {
     // time, instead of `pshufb`. With the AVX-512 flags off, a guest is
     // compiled the same on an AVX-512 CPU as on an AVX2 one: for the auth
     // plugin's block compression, instruction for instruction
-    // (`cargo run --release -p plinth-host --example lowering`, and
+    // (`cargo run --release -p plinth-research --example lowering`, and
     // `--example extmul` times the two; docs/BENCHMARKS.md). What is given
     // up: a few 128-bit operations wasm has and SSE lacks (`i64x2.mul`,
     // `i64x2.abs`, `i64x2.shr_s`, `i8x16.popcnt`, unsigned conversions)

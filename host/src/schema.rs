@@ -129,7 +129,7 @@ impl Migrations {
                 if files.len() >= 2 * MAX_MIGRATIONS {
                     return Err(bad(dir, format!("more than {MAX_MIGRATIONS} migrations")));
                 }
-                let bytes = crate::runtime::read_regular_file(&file, MAX_MIGRATION_BYTES)?;
+                let bytes = crate::files::read_regular_file(&file, MAX_MIGRATION_BYTES)?;
                 let sql =
                     String::from_utf8(bytes).map_err(|_| bad(&file, "not UTF-8 text".into()))?;
                 files.push((dialect.clone(), file_name(&file), sql, Some(file)));

@@ -1,4 +1,5 @@
-//! The auth plugin, end to end: real component, real Argon2, real SQLite.
+//! The auth plugin, end to end: real component, real Argon2, a real database
+//! (SQLite, or PostgreSQL in `all_postgres`).
 
 use std::time::Instant;
 

@@ -1,5 +1,7 @@
 //! plinth's integration tests: the guests built from source, loaded through
-//! the host, against real SQLite files in temp dirs.
+//! the host, against real databases: SQLite files in temp dirs (`all`), and
+//! the same suite on PostgreSQL databases of a throwaway cluster
+//! (`all_postgres`, which includes this file).
 
 pub(crate) mod approval;
 pub(crate) mod argon2;

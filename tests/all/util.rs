@@ -1,4 +1,5 @@
-//! Shared fixtures: a fresh database file and a runtime on a movable clock.
+//! Shared fixtures: a fresh database (an SQLite file, or a PostgreSQL
+//! database in `all_postgres`) and a runtime on a movable clock.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use plinth_host::{Access, Manifest, Plugin, Runtime, RuntimeOptions};
 use plinth_store::{Clock, Db, Options};
 use tempfile::TempDir;
 
-/// A runtime over a fresh database file in its own temp dir, with the test
+/// A runtime over a fresh database (see [`postgres_build`]), with the test
 /// capability (`plinth:test/clock`, `plinth:test/report`) registered.
 pub struct Fixture {
     pub dir: TempDir,

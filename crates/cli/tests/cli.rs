@@ -635,7 +635,7 @@ fn a_copied_binary_runs_the_demo_from_anywhere_without_the_build_folder() -> Res
 }
 
 /// A manifest beside a component cannot grant the test clock, which would
-/// move the runtime's clock; the refusal names the file and the interface.
+/// let a plugin move time; the refusal names the file and the interface.
 #[test]
 fn a_manifest_file_that_grants_the_test_clock_is_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;

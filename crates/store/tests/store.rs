@@ -1,4 +1,7 @@
-//! The store against real SQLite files in temp dirs.
+//! The store against real databases. The contract tests run on both
+//! engines, on an SQLite file in a temp dir (`on_sqlite::…`) and on a
+//! database of a throwaway PostgreSQL cluster (`on_postgres::…`); the rest
+//! run on SQLite (its files, migrations and locks).
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
-//! The `plinth:test` capability: `plinth:test/clock` moves the runtime's
-//! clock, so that expiry can be tested without waiting (it moves the clock of
-//! the whole runtime, which is why only code may grant it), and
+//! The `plinth:test` capability: `plinth:test/clock` moves the clock of the
+//! call that asks, so that expiry can be tested without waiting (time travel
+//! is still not for plugins, which is why only code may grant it), and
 //! `plinth:test/report` holds the record test guests report checks in.
 
 use plinth_host::capabilities::clock::ClockCtx;
@@ -23,7 +23,7 @@ pub const TEST_REPORT: Interface = Interface {
 pub const TEST_CLOCK: Interface = Interface {
     name: "plinth:test/clock",
     version: "0.1.0",
-    summary: "moves the runtime's clock forward (tests only)",
+    summary: "moves its call's clock forward (tests only)",
     gate: Gate::Code,
     functions: &[Function::write("advance")],
 };

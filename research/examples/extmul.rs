@@ -17,17 +17,15 @@
 //! compiled body's multiplies and shuffles listed from `objdump` when it is
 //! installed.
 //!
-//! `cargo run --release -p plinth-host --example extmul`
+//! `cargo run --release -p plinth-research --example extmul`
 
 use std::time::Instant;
 
+use plinth_research::objdump;
 use wasm_encoder::{
     CodeSection, ExportKind, ExportSection, Function, FunctionSection, Module, TypeSection, ValType,
 };
 use wasmtime::{Config, Engine, Instance, Module as WasmModule, Store};
-
-#[path = "common/objdump.rs"]
-mod objdump;
 
 /// `(func (param $n i32) (result i64))`: `v = rotr24(v + extmul_low(v, v))`,
 /// `$n` times.

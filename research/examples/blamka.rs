@@ -16,18 +16,16 @@
 //! SSE2 intrinsics (`_mm_mul_epu32` on the lanes themselves) compiled by
 //! LLVM, timed side by side; both must compute the same value.
 //!
-//! `cargo run --release -p plinth-host --example blamka`
+//! `cargo run --release -p plinth-research --example blamka`
 
 use std::time::Instant;
 
+use plinth_research::objdump;
 use wasm_encoder::{
     BlockType, CodeSection, ExportKind, ExportSection, Function, FunctionSection, Module,
     TypeSection, ValType,
 };
 use wasmtime::{Engine, Instance, Module as WasmModule, Store};
-
-#[path = "common/objdump.rs"]
-mod objdump;
 
 /// Initial lanes of `a0, a1, b0, b1`.
 const START: [(u64, u64); 4] = [

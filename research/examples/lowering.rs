@@ -8,7 +8,7 @@
 //! mnemonics that differ from the first feature set's.
 //!
 //! ```text
-//! cargo run --release -p plinth-host --example lowering -- \
+//! cargo run --release -p plinth-research --example lowering -- \
 //!     target/wasm-guests/wasm32-wasip2/release/auth.wasm compress_into
 //! ```
 //!
@@ -19,11 +19,8 @@
 
 use std::collections::BTreeMap;
 
+use plinth_research::objdump::{self, AVX512};
 use wasmtime::{Config, Engine};
-
-#[path = "common/objdump.rs"]
-mod objdump;
-use objdump::AVX512;
 
 /// Features every set has: an x86-64 CPU with AVX2 (Haswell, Zen).
 const AVX2: &[&str] = &[
