@@ -280,83 +280,88 @@ macro_rules! args {
 }
 pub(crate) use args;
 
-/// A row a statement returned, as the engine reads it.
+/// A row a statement returned, as the engine reads it: each column as an
+/// integer (SQLite's 0 and 1 and PostgreSQL's `boolean` too), text or
+/// bytes, `None` for NULL.
 pub(crate) trait Row {
-    /// Column `i`'s value.
-    fn value(&self, i: usize) -> Result<crate::sql::SqlValue>;
+    fn int(&self, i: usize) -> Result<Option<i64>>;
+    fn text(&self, i: usize) -> Result<Option<String>>;
+    fn blob(&self, i: usize) -> Result<Option<Vec<u8>>>;
 }
 
 impl dyn Row + '_ {
     /// Column `i` as a `T`.
     pub(crate) fn get<T: Column>(&self, i: usize) -> Result<T> {
-        T::from_value(self.value(i)?).ok_or_else(|| {
-            crate::Error::Engine(crate::EngineError::from_message(&format!(
-                "column {i} does not hold a {}",
-                std::any::type_name::<T>()
-            )))
-        })
+        T::read(self, i)
     }
+}
+
+/// The error of a column that does not hold what its reader expects.
+pub(crate) fn not_a(i: usize, what: &str) -> crate::Error {
+    crate::Error::Engine(crate::EngineError::from_message(&format!(
+        "column {i} does not hold {what}"
+    )))
 }
 
 /// A Rust type a column is read as.
 pub(crate) trait Column: Sized {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self>;
+    fn read(row: &dyn Row, i: usize) -> Result<Self>;
+}
+
+impl Column for Option<i64> {
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        row.int(i)
+    }
+}
+
+impl Column for Option<String> {
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        row.text(i)
+    }
+}
+
+impl Column for Option<Vec<u8>> {
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        row.blob(i)
+    }
 }
 
 impl Column for i64 {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self> {
-        match value {
-            crate::sql::SqlValue::Integer(n) => Some(n),
-            _ => None,
-        }
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        row.int(i)?.ok_or_else(|| not_a(i, "an integer"))
     }
 }
 
 /// A count: never negative, saturating.
 impl Column for u32 {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self> {
-        i64::from_value(value).map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        Ok(u32::try_from(i64::read(row, i)?.max(0)).unwrap_or(u32::MAX))
     }
 }
 
 /// A count or a size in bytes: never negative.
 impl Column for u64 {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self> {
-        i64::from_value(value).map(|n| u64::try_from(n).unwrap_or(0))
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        Ok(u64::try_from(i64::read(row, i)?).unwrap_or(0))
     }
 }
 
 /// SQLite's 0 and 1; PostgreSQL's `boolean` (read as 0 and 1).
 impl Column for bool {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self> {
-        i64::from_value(value).map(|n| n != 0)
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        Ok(i64::read(row, i)? != 0)
     }
 }
 
 impl Column for String {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self> {
-        match value {
-            crate::sql::SqlValue::Text(t) => Some(t),
-            _ => None,
-        }
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        row.text(i)?.ok_or_else(|| not_a(i, "text"))
     }
 }
 
 impl Column for Vec<u8> {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self> {
-        match value {
-            crate::sql::SqlValue::Blob(b) => Some(b),
-            _ => None,
-        }
-    }
-}
-
-impl<T: Column> Column for Option<T> {
-    fn from_value(value: crate::sql::SqlValue) -> Option<Self> {
-        match value {
-            crate::sql::SqlValue::Null => Some(None),
-            other => T::from_value(other).map(Some),
-        }
+    fn read(row: &dyn Row, i: usize) -> Result<Self> {
+        row.blob(i)?.ok_or_else(|| not_a(i, "bytes"))
     }
 }
 

@@ -442,8 +442,37 @@ impl Tx for PgTx {
 struct PgRow<'a>(&'a Row);
 
 impl crate::engine::Row for PgRow<'_> {
-    fn value(&self, i: usize) -> Result<crate::sql::SqlValue> {
-        sandbox::value(self.0, i)
-            .map_err(|e| Error::Engine(EngineError::from_message(&e.to_string())))
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        use tokio_postgres::types::Type;
+        let get = |e: tokio_postgres::Error| Error::Engine(EngineError::new(e));
+        let row = self.0;
+        Ok(match *row.columns()[i].type_() {
+            Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(get)?,
+            Type::INT4 => row
+                .try_get::<_, Option<i32>>(i)
+                .map_err(get)?
+                .map(i64::from),
+            Type::INT2 => row
+                .try_get::<_, Option<i16>>(i)
+                .map_err(get)?
+                .map(i64::from),
+            Type::BOOL => row
+                .try_get::<_, Option<bool>>(i)
+                .map_err(get)?
+                .map(i64::from),
+            _ => return Err(crate::engine::not_a(i, "an integer")),
+        })
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        self.0
+            .try_get(i)
+            .map_err(|e| Error::Engine(EngineError::new(e)))
+    }
+
+    fn blob(&self, i: usize) -> Result<Option<Vec<u8>>> {
+        self.0
+            .try_get(i)
+            .map_err(|e| Error::Engine(EngineError::new(e)))
     }
 }

@@ -8,7 +8,9 @@ use rusqlite::Connection;
 
 use super::Sqlite;
 use super::writers::Turn;
-use crate::engine::{Access, Arg, Lock, Row, Sql, Tx, wait_budget};
+use rusqlite::types::ValueRef;
+
+use crate::engine::{Access, Arg, Lock, Row, Sql, Tx, not_a, wait_budget};
 use crate::{Error, Result};
 
 /// One unit of work: its reads share one read transaction (one WAL
@@ -235,8 +237,28 @@ impl Tx for SqliteTx {
 struct SqliteRow<'a, 'b>(&'a rusqlite::Row<'b>);
 
 impl Row for SqliteRow<'_, '_> {
-    fn value(&self, i: usize) -> Result<crate::sql::SqlValue> {
-        Ok(super::sandbox::value(self.0.get_ref(i)?))
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        match self.0.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(n) => Ok(Some(n)),
+            _ => Err(not_a(i, "an integer")),
+        }
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        match self.0.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => Ok(Some(String::from_utf8_lossy(t).into_owned())),
+            _ => Err(not_a(i, "text")),
+        }
+    }
+
+    fn blob(&self, i: usize) -> Result<Option<Vec<u8>>> {
+        match self.0.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Blob(b) => Ok(Some(b.to_vec())),
+            _ => Err(not_a(i, "bytes")),
+        }
     }
 }
 
