@@ -4,6 +4,8 @@
 //! their keys and values, the bytes their data takes). Each runs through the
 //! engine seam ([`Tx::execute`], [`Tx::query`], [`Tx::lock`]).
 
+use std::ops::ControlFlow;
+
 use crate::engine::{Access, Arg, Lock, Row, Sql, Tx, args, sql};
 use crate::outbox::TABLES;
 use crate::plugin::{AppliedMigration, PluginData, PluginMigration};
@@ -199,10 +201,8 @@ impl dyn Tx + '_ {
     ) -> Result<Option<T>> {
         let mut found = None;
         self.query(sql, args, access, &mut |r| {
-            if found.is_none() {
-                found = Some(map(r)?);
-            }
-            Ok(())
+            found = Some(map(r)?);
+            Ok(ControlFlow::Break(()))
         })?;
         Ok(found)
     }
@@ -218,7 +218,7 @@ impl dyn Tx + '_ {
         let mut rows = Vec::new();
         self.query(sql, args, access, &mut |r| {
             rows.push(map(r)?);
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok(rows)
     }

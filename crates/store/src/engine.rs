@@ -12,6 +12,7 @@
 //! `crate::postgres` (several hosts on one server; the `postgres` feature).
 
 use std::fmt::Debug;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use crate::Result;
@@ -76,15 +77,17 @@ pub(crate) trait Tx: Debug + Send {
 
     /// Runs a statement that writes and returns no rows: the rows it changed.
     fn execute(&mut self, sql: &Sql, args: &[Arg<'_>]) -> Result<u64>;
-    /// Runs a statement and hands each row it returns to `row`. `access`
-    /// says what the statement does to the unit (a write's rows count as
-    /// rows written).
+    /// Runs a statement and hands each row it returns to `row` until it
+    /// answers [`ControlFlow::Break`]: a read then stops stepping (a lookup
+    /// by a unique key does not look for a second row); a write runs to its
+    /// end. `access` says what the statement does to the unit (a write's
+    /// rows count as rows written).
     fn query(
         &mut self,
         sql: &Sql,
         args: &[Arg<'_>],
         access: Access,
-        row: &mut dyn FnMut(&dyn Row) -> Result<()>,
+        row: &mut dyn FnMut(&dyn Row) -> Result<ControlFlow<()>>,
     ) -> Result<()>;
     /// Takes `lock` until the unit ends.
     fn lock(&mut self, lock: Lock<'_>) -> Result<()>;

@@ -360,10 +360,13 @@ impl Tx for PgTx {
         sql: &Sql,
         args: &[Arg<'_>],
         access: Access,
-        each: &mut dyn FnMut(&dyn crate::engine::Row) -> Result<()>,
+        each: &mut dyn FnMut(&dyn crate::engine::Row) -> Result<std::ops::ControlFlow<()>>,
     ) -> Result<()> {
+        // The server sent every row: stopping only stops reading them.
         for row in &self.rows(sql.postgres, &params(args), access)? {
-            each(&PgRow(row))?;
+            if each(&PgRow(row))?.is_break() {
+                break;
+            }
         }
         Ok(())
     }

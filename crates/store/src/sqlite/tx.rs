@@ -2,6 +2,7 @@
 //! [`Tx`], plinth's statements run through the statement cache.
 
 use std::cell::Cell;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use rusqlite::Connection;
@@ -188,7 +189,7 @@ impl Tx for SqliteTx {
         sql: &Sql,
         args: &[Arg<'_>],
         access: Access,
-        each: &mut dyn FnMut(&dyn Row) -> Result<()>,
+        each: &mut dyn FnMut(&dyn Row) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let conn = match access {
             Access::Read => self.read()?,
@@ -196,8 +197,14 @@ impl Tx for SqliteTx {
         };
         let mut stmt = conn.prepare_cached(sql.sqlite)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        let mut wanted = true;
         while let Some(row) = rows.next()? {
-            each(&SqliteRow(row))?;
+            if wanted && each(&SqliteRow(row))?.is_break() {
+                if access == Access::Read {
+                    break;
+                }
+                wanted = false;
+            }
         }
         Ok(())
     }
