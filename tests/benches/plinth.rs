@@ -214,7 +214,7 @@ fn main() -> Result<()> {
     let token = ok(auth.sign_in("ada@example.com", PW))?.token;
 
     if section("calls") {
-        calls(&bench)?;
+        calls(&bench, &runtime)?;
     }
     if section("lookups") {
         lookups(&bench, &db)?;
@@ -268,7 +268,39 @@ fn loads(runtime: &Runtime, db: &Db) -> Result<()> {
     Ok(())
 }
 
-fn calls(bench: &BenchPlugin) -> Result<()> {
+/// A fresh instance + call of the bench guest's empty export by wasmtime
+/// alone: plinth's engine (its configuration and pooling allocator), a
+/// linker that defines the guest's imports as traps, a `Store` with nothing
+/// in it. The floor under plinth's fresh-instance call.
+fn bare_fresh_call(runtime: &Runtime) -> Result<Duration> {
+    bare_fresh_call_on(runtime.engine()).map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+fn bare_fresh_call_on(engine: &wasmtime::Engine) -> wasmtime::Result<Duration> {
+    use wasmtime::component::{Component, Linker};
+    let component = Component::from_file(engine, BENCH.wasm)?;
+    let mut linker = Linker::<()>::new(engine);
+    linker.define_unknown_imports_as_traps(&component)?;
+    let pre = linker.instantiate_pre(&component)?;
+    let once = || -> wasmtime::Result<()> {
+        let mut store = wasmtime::Store::new(engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = pre.instantiate(&mut store)?;
+        let noop = instance.get_typed_func::<(), ()>(&mut store, "noop")?;
+        noop.call(&mut store, ())?;
+        Ok(())
+    };
+    once()?;
+    let mut times = Vec::new();
+    for _ in 0..scaled(5000).min(20_000) {
+        let (d, r) = time(once);
+        r?;
+        times.push(d);
+    }
+    Ok(median(times))
+}
+
+fn calls(bench: &BenchPlugin, runtime: &Runtime) -> Result<()> {
     println!("## Calls\n");
     let live_calls = u32::try_from(scaled(200_000))?;
     bench.time_live_calls(1000)?;
@@ -291,6 +323,11 @@ fn calls(bench: &BenchPlugin) -> Result<()> {
     println!(
         "| fresh instance + call (new Store, instantiate, call, drop) | {:.1} µs |",
         us(fresh)
+    );
+    let bare = bare_fresh_call(runtime)?;
+    println!(
+        "| the same by wasmtime alone (plinth's engine and pool, imports as traps, an empty Store) | {:.1} µs |",
+        us(bare)
     );
 
     Ok(())
