@@ -539,18 +539,26 @@ pub(crate) fn foreign_tables(
 /// with a schema and the engine's own names (`own`, given the name in
 /// lowercase; `whose` says whose they are).
 pub(crate) fn plain_name<'a>(
-    name: &'a mut sqlparser::ast::ObjectName,
+    name: &'a sqlparser::ast::ObjectName,
     own: fn(&str) -> bool,
     whose: &str,
-) -> Result<&'a mut sqlparser::ast::Ident, SqlError> {
-    let shown = name.to_string();
-    let [sqlparser::ast::ObjectNamePart::Identifier(ident)] = name.0.as_mut_slice() else {
+) -> Result<&'a sqlparser::ast::Ident, SqlError> {
+    let [sqlparser::ast::ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
         return Err(SqlError::AccessDenied(format!(
-            "{shown}: a plugin names its tables without a schema"
+            "{name}: a plugin names its tables without a schema"
         )));
     };
     if own(&ident.value.to_lowercase()) {
         return Err(SqlError::AccessDenied(format!("{}: {whose}", ident.value)));
     }
     Ok(ident)
+}
+
+/// A store error met while running a plugin's SQL: a lock not had in time
+/// is [`SqlError::Busy`], anything else the host's fault.
+pub(crate) fn from_store(e: crate::Error) -> SqlError {
+    match e {
+        crate::Error::Busy => SqlError::Busy,
+        other => SqlError::Internal(other.to_string()),
+    }
 }

@@ -235,7 +235,7 @@ fn selects_into(q: &Query) -> bool {
 /// Refuses names a plugin may not use: any with a schema, the catalog's.
 fn check_name(name: &ObjectName) -> Result<(), SqlError> {
     let own = |n: &str| n.starts_with("pg_") || n == "information_schema";
-    crate::sql::plain_name(&mut name.clone(), own, "the server's own").map(|_| ())
+    crate::sql::plain_name(name, own, "the server's own").map(|_| ())
 }
 
 /// Refuses a function named with a schema or not in [`FUNCTIONS`].
@@ -932,10 +932,7 @@ impl PgTx {
             // later unit then counts what the tables took.
             let recorded = (self as &mut dyn crate::engine::Tx)
                 .plugin_bytes(ns.plugin())
-                .map_err(|e| match e {
-                    crate::Error::Busy => SqlError::Busy,
-                    other => SqlError::Internal(other.to_string()),
-                })?;
+                .map_err(crate::sql::from_store)?;
             *used = Some(crate::quota::Usage::recorded(recorded));
         }
         let mut last = Answers::new(ns.result_budget());
@@ -961,16 +958,15 @@ impl PgTx {
         if let Some(i) = self.sessions.iter().position(|s| s.schema == schema) {
             return Ok(i);
         }
-        let internal = |e: crate::Error| match e {
-            crate::Error::Busy => SqlError::Busy,
-            other => SqlError::Internal(other.to_string()),
-        };
-        let pool = self.pg.plugin_pool(plugin, schema).map_err(internal)?;
+        let pool = self
+            .pg
+            .plugin_pool(plugin, schema)
+            .map_err(crate::sql::from_store)?;
         let pg = self.pg.clone();
         let client = self
             .pg
             .run(async { pool.get().await.map_err(|e| pg.connect_error(e)) })
-            .map_err(internal)?;
+            .map_err(crate::sql::from_store)?;
         self.sessions.push(PluginSession {
             plugin: plugin.to_string(),
             schema: schema.to_string(),

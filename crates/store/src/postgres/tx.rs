@@ -425,19 +425,17 @@ impl Tx for PgTx {
                           ELSE pg_table_size(c.oid) END)::bigint
              FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
              WHERE n.nspname LIKE 'plugin\\_%' AND c.relkind IN ('r', 'm', 'i')
+               AND ($1::text IS NULL OR n.nspname = 'plugin_' || $1)
              ORDER BY 1, 2",
-            &[],
+            &[&plugin],
             Access::Read,
         )?;
-        let mut objects = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let row: &dyn crate::engine::Row = &PgRow(r);
-            let owner: String = row.get(0)?;
-            if plugin.is_none_or(|p| p == owner) {
-                objects.push((owner, row.get(1)?, row.get(2)?));
-            }
-        }
-        Ok(objects)
+        rows.iter()
+            .map(|r| {
+                let row: &dyn crate::engine::Row = &PgRow(r);
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .collect()
     }
 }
 

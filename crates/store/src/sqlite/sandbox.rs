@@ -21,7 +21,7 @@ use sqlparser::parser::Parser;
 
 use super::SqliteTx;
 use crate::quota::Usage;
-use crate::sql::{Answers, Namespace, SqlError, SqlOutcome, SqlValue, Want};
+use crate::sql::{Answers, Namespace, SqlError, SqlOutcome, SqlValue, Want, from_store};
 
 /// The functions a plugin's SQL may call: SQLite's core scalar, aggregate,
 /// date and JSON functions and FTS5's; not `load_extension`, not the ones
@@ -252,7 +252,8 @@ fn allowed(statement: &Statement) -> Result<bool, SqlError> {
 /// and out of its scope.
 fn rename(name: &mut ObjectName, prefix: &str) -> Result<(), SqlError> {
     let ident = crate::sql::plain_name(name, |n| n.starts_with("sqlite_"), "SQLite's own")?;
-    *ident = Ident::with_quote('"', format!("{prefix}{}", ident.value));
+    let renamed = Ident::with_quote('"', format!("{prefix}{}", ident.value));
+    *name = ObjectName(vec![ObjectNamePart::Identifier(renamed)]);
     Ok(())
 }
 
@@ -718,7 +719,7 @@ fn classify(e: rusqlite::Error, refusal: &Refusal) -> SqlError {
     }
 }
 
-pub(crate) fn value(v: ValueRef<'_>) -> SqlValue {
+fn value(v: ValueRef<'_>) -> SqlValue {
     match v {
         ValueRef::Null => SqlValue::Null,
         ValueRef::Integer(n) => SqlValue::Integer(n),
@@ -796,7 +797,7 @@ impl SqliteTx {
             // A query: in the unit's read snapshot (or its write
             // transaction, once it writes). One that SQLite says writes
             // (`WITH … INSERT` parses as a query) takes the write path.
-            let conn = self.read().map_err(store)?;
+            let conn = self.read().map_err(from_store)?;
             let _sandbox = Sandbox::install(conn, ns.prefix(), ddl, refusal.clone(), deadline)?;
             let mut stmt = conn
                 .prepare_cached(sql)
@@ -813,13 +814,13 @@ impl SqliteTx {
         // Under a quota: what the plugin keeps before, and the pages in use.
         let quota = match ns.quota() {
             Some(quota) => {
-                self.write().map_err(store)?;
+                self.write().map_err(from_store)?;
                 let before = match *used {
                     Some(u) => u.now,
                     None => {
                         let bytes = (self as &mut dyn crate::engine::Tx)
                             .plugin_bytes(ns.plugin())
-                            .map_err(store)?;
+                            .map_err(from_store)?;
                         *used = Some(Usage::recorded(bytes));
                         bytes
                     }
@@ -829,7 +830,7 @@ impl SqliteTx {
             None => None,
         };
         let sqlite = self.db().clone();
-        let conn = self.write().map_err(store)?;
+        let conn = self.write().map_err(from_store)?;
         // Always in a savepoint: a statement that fails part way (`INSERT
         // OR FAIL` of several rows) keeps nothing of what it did.
         run_cached(conn, "SAVEPOINT plinth_statement").map_err(internal)?;
@@ -864,7 +865,7 @@ impl SqliteTx {
             _ => Ok(None),
         };
         // Still in the write transaction (a lost one returned above).
-        let conn = self.read().map_err(store)?;
+        let conn = self.read().map_err(from_store)?;
         match (ran, after) {
             (Ok(answer), Ok(after)) => {
                 run_cached(conn, "RELEASE plinth_statement").map_err(internal)?;
@@ -920,13 +921,6 @@ impl SqliteTx {
     }
 }
 
-fn store(e: crate::Error) -> SqlError {
-    match e {
-        crate::Error::Busy => SqlError::Busy,
-        other => SqlError::Internal(other.to_string()),
-    }
-}
-
 impl SqliteTx {
     /// Bytes of the database's pages in use (not on the free list), as the
     /// unit's transaction sees them.
@@ -937,8 +931,8 @@ impl SqliteTx {
     /// connection has changed no row since (the count after one plugin
     /// statement is the count before the next).
     fn bytes_in_use(&mut self, reuse: bool) -> Result<i64, SqlError> {
-        self.write().map_err(store)?;
-        let conn = self.read().map_err(store)?;
+        self.write().map_err(from_store)?;
+        let conn = self.read().map_err(from_store)?;
         let changes = conn.total_changes();
         if let Some((at, bytes)) = self.pages_counted.get()
             && reuse
